@@ -1,0 +1,375 @@
+//! The manifest: the subset of a Kubernetes `v1` `Pod` that pod1 honours.
+//!
+//! Every struct denies unknown fields, so a typo is an error rather than a
+//! silently ignored setting. A field that Kubernetes has but pod1 does not
+//! honour gets its own message (see [`KUBERNETES_FIELDS`]).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::quantity::Quantity;
+
+/// A pod manifest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pod {
+    /// Must be `v1` when present.
+    pub api_version: Option<String>,
+    /// Must be `Pod` when present.
+    pub kind: Option<String>,
+    /// The pod's name and annotations.
+    pub metadata: ObjectMeta,
+    /// What the pod runs.
+    pub spec: PodSpec,
+}
+
+/// `metadata`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// The pod's name: a DNS-1123 subdomain; the default hostname.
+    pub name: String,
+    /// Accepted for compatibility; has no effect.
+    pub namespace: Option<String>,
+    /// Accepted for compatibility; has no effect.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations; the `pod1/` ones tune pod1 (see [`crate::plan::Backoff`]).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `spec`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodSpec {
+    /// The app containers, started together once every init container succeeded.
+    pub containers: Vec<Container>,
+    /// Run one at a time, in order, before the app containers; each must exit 0.
+    #[serde(default)]
+    pub init_containers: Vec<Container>,
+    /// Always (the default), OnFailure or Never.
+    pub restart_policy: Option<RestartPolicy>,
+    /// Seconds between SIGTERM and SIGKILL when the pod stops; default 30.
+    pub termination_grace_period_seconds: Option<i64>,
+    /// One PID namespace for all containers, with the pause (the init) as its PID 1.
+    #[serde(default)]
+    pub share_process_namespace: bool,
+    /// The pod's hostname; default `metadata.name`.
+    pub hostname: Option<String>,
+    /// Stay in the VM's network namespace.
+    #[serde(default)]
+    pub host_network: bool,
+    /// Stay in the VM's IPC namespace.
+    #[serde(default)]
+    pub host_ipc: bool,
+    /// Pod-wide security settings.
+    pub security_context: Option<PodSecurityContext>,
+    /// Volumes the containers may mount.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+}
+
+/// `spec.restartPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub enum RestartPolicy {
+    /// Restart every exited container; the pod runs until stopped.
+    #[default]
+    Always,
+    /// Restart containers that exited with a non-zero code or a signal.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+/// `spec.securityContext`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodSecurityContext {
+    /// Default uid of every container.
+    pub run_as_user: Option<i64>,
+    /// Default gid of every container.
+    pub run_as_group: Option<i64>,
+    /// Namespaced sysctls set in the pod's namespaces.
+    #[serde(default)]
+    pub sysctls: Vec<Sysctl>,
+}
+
+/// One sysctl.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sysctl {
+    /// Dotted name, e.g. `net.ipv4.ip_forward`.
+    pub name: String,
+    /// Value written to `/proc/sys/...`.
+    pub value: String,
+}
+
+/// `spec.volumes[]`: only `emptyDir` is honoured.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Volume {
+    /// Name the containers' volumeMounts refer to.
+    pub name: String,
+    /// The volume's source; required.
+    pub empty_dir: Option<EmptyDir>,
+}
+
+/// `emptyDir`: a directory shared by the containers that mount it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmptyDir {
+    /// `""` or `Memory`; in a VM both live in memory.
+    pub medium: Option<String>,
+    /// Size of the tmpfs backing the volume.
+    pub size_limit: Option<Quantity>,
+}
+
+/// `spec.containers[]` and `spec.initContainers[]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Container {
+    /// DNS-1123 label, unique across init and app containers.
+    pub name: String,
+    /// `oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH` or `dir:PATH`.
+    pub image: String,
+    /// Accepted for compatibility; images are local, so it has no effect.
+    pub image_pull_policy: Option<String>,
+    /// Replaces the image's Entrypoint.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's Cmd.
+    pub args: Option<Vec<String>>,
+    /// Added to (and overriding) the image's Env, with `$(VAR)` expansion.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Replaces the image's WorkingDir.
+    pub working_dir: Option<String>,
+    /// User, capabilities, read-only root.
+    pub security_context: Option<SecurityContext>,
+    /// Volumes mounted into the container.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// `limits` are enforced with cgroups; `requests` are accepted and ignored.
+    pub resources: Option<Resources>,
+}
+
+/// `env[]`: only literal values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    /// Variable name.
+    pub name: String,
+    /// Value, where `$(VAR)` expands to an earlier variable; `$$` is a literal `$`.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A container's `securityContext`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityContext {
+    /// Overrides the image's user.
+    pub run_as_user: Option<i64>,
+    /// Overrides the image's group.
+    pub run_as_group: Option<i64>,
+    /// Mount the root filesystem read-only.
+    pub read_only_root_filesystem: Option<bool>,
+    /// All capabilities, no masked paths.
+    pub privileged: Option<bool>,
+    /// Added to or dropped from the default capability set.
+    pub capabilities: Option<Capabilities>,
+}
+
+/// `capabilities`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Capabilities to add, e.g. `NET_ADMIN` (or `ALL`).
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Capabilities to drop (or `ALL`).
+    #[serde(default)]
+    pub drop: Vec<String>,
+}
+
+/// `volumeMounts[]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumeMount {
+    /// A volume in `spec.volumes`.
+    pub name: String,
+    /// Absolute path inside the container.
+    pub mount_path: String,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// `resources`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// `memory`, `cpu` and `pids`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, Quantity>,
+    /// Accepted for compatibility; a VM runs one pod, so there is nothing to schedule.
+    #[serde(default)]
+    pub requests: BTreeMap<String, Quantity>,
+}
+
+/// Field names Kubernetes' Pod API has that pod1 does not honour (yet).
+///
+/// An unknown field in this list gets "not supported by pod1" instead of
+/// "unknown field", so a user knows the manifest is valid Kubernetes but asks
+/// for something pod1 cannot do.
+#[rustfmt::skip]
+pub const KUBERNETES_FIELDS: &[&str] = &[
+    // Pod, ObjectMeta
+    "status", "uid", "generateName", "ownerReferences", "finalizers", "creationTimestamp",
+    "resourceVersion", "generation", "deletionTimestamp", "managedFields", "selfLink",
+    // PodSpec
+    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "dnsConfig",
+    "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases", "hostPID",
+    "hostUsers", "imagePullSecrets", "nodeName", "nodeSelector", "os", "overhead",
+    "preemptionPolicy", "priority", "priorityClassName", "readinessGates", "resourceClaims",
+    "runtimeClassName", "schedulerName", "schedulingGates", "serviceAccount",
+    "serviceAccountName", "setHostnameAsFQDN", "subdomain", "tolerations",
+    "topologySpreadConstraints",
+    // Container
+    "envFrom", "lifecycle", "livenessProbe", "ports", "readinessProbe", "resizePolicy",
+    "restartPolicy", "startupProbe", "stdin", "stdinOnce", "terminationMessagePath",
+    "terminationMessagePolicy", "tty", "volumeDevices", "resizePolicy",
+    // EnvVar
+    "valueFrom",
+    // SecurityContext, PodSecurityContext
+    "allowPrivilegeEscalation", "appArmorProfile", "procMount", "runAsNonRoot",
+    "seLinuxOptions", "seccompProfile", "windowsOptions", "fsGroup", "fsGroupChangePolicy",
+    "supplementalGroups", "supplementalGroupsPolicy", "seLinuxChangePolicy",
+    // Volume sources, VolumeMount
+    "hostPath", "configMap", "secret", "persistentVolumeClaim", "projected", "downwardAPI",
+    "nfs", "csi", "ephemeral", "image", "iscsi", "gitRepo", "mountPropagation", "subPath",
+    "subPathExpr", "recursiveReadOnly",
+    // resources
+    "claims",
+];
+
+impl Pod {
+    /// Parses a manifest, naming the JSON path of any error.
+    pub fn parse(json: &str) -> Result<Pod, Error> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let msg = inner.to_string();
+            // serde_json appends " at line L column C"; keep it, it helps.
+            match unknown_field_name(&msg) {
+                Some(field) => {
+                    // The path already ends with the unknown field's name.
+                    let at = path;
+                    if KUBERNETES_FIELDS.contains(&field) {
+                        Error::new(at, "this Kubernetes field is not supported by pod1; remove it")
+                    } else {
+                        Error::new(at, format!("unknown field; {}", expected_list(&msg)))
+                    }
+                }
+                None => Error::new(path, plain_message(&msg)),
+            }
+        })
+    }
+}
+
+/// The field name of a serde "unknown field `x`, expected ..." message.
+fn unknown_field_name(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// The "expected one of ..." part of an unknown-field message.
+fn expected_list(msg: &str) -> String {
+    match msg.find("expected") {
+        Some(i) => msg[i..].split(" at line").next().unwrap_or("").to_string(),
+        None => "check its spelling".to_string(),
+    }
+}
+
+/// Rewords serde's type names into JSON's.
+fn plain_message(msg: &str) -> String {
+    msg.replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected an object")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("invalid type: sequence", "invalid type: array")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> Error {
+        match Pod::parse(json) {
+            Ok(pod) => panic!("expected an error, parsed {pod:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn minimal_pod_parses() {
+        let pod = Pod::parse(
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},
+                "spec":{"containers":[{"name":"c","image":"oci:img"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(pod.metadata.name, "p");
+        assert_eq!(pod.spec.containers[0].image, "oci:img");
+        assert_eq!(pod.spec.containers[0].command, None);
+        assert_eq!(pod.spec.restart_policy, None);
+    }
+
+    #[test]
+    fn wrong_type_names_the_path() {
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[
+            {"name":"a","image":"dir:x"},{"name":"b","image":"dir:x","command":"sh"}]}}"#);
+        assert_eq!(e.path, "spec.containers[1].command");
+        assert!(e.message.contains("expected an array"), "{e}");
+    }
+
+    #[test]
+    fn typo_is_an_unknown_field_with_its_path() {
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[
+            {"name":"a","image":"dir:x","comand":["x"]}]}}"#);
+        assert_eq!(e.path, "spec.containers[0].comand");
+        assert!(e.message.starts_with("unknown field"), "{e}");
+        assert!(e.message.contains("command"), "{e}");
+    }
+
+    #[test]
+    fn kubernetes_field_not_honoured_says_so() {
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"nodeSelector":{},"containers":[]}}"#);
+        assert_eq!(e.path, "spec.nodeSelector");
+        assert!(e.message.contains("not supported by pod1"), "{e}");
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[
+            {"name":"a","image":"dir:x","livenessProbe":{}}]}}"#);
+        assert_eq!(e.path, "spec.containers[0].livenessProbe");
+    }
+
+    #[test]
+    fn missing_required_field() {
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a"}]}}"#);
+        assert_eq!(e.path, "spec.containers[0]");
+        assert!(e.message.contains("missing field `image`"), "{e}");
+    }
+
+    #[test]
+    fn bad_restart_policy() {
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"restartPolicy":"Sometimes","containers":[]}}"#);
+        assert_eq!(e.path, "spec.restartPolicy");
+        assert!(e.message.contains("Always"), "{e}");
+    }
+
+    #[test]
+    fn not_json() {
+        let e = err("{");
+        assert!(e.message.contains("EOF"), "{e}");
+    }
+}
