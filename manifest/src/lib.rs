@@ -14,6 +14,7 @@
 pub mod argv;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod image;
 pub mod plan;
 pub mod pod;

@@ -1,0 +1,147 @@
+//! The event channel between the init and the host: one JSON object per line
+//! on the VM's second serial port (ttyS1), or a file in host mode.
+//!
+//! ```
+//! use pod1_manifest::events::{Event, Record};
+//! let line = r#"{"event":"container_started","container":"web","pid":12,"ms":840}"#;
+//! let rec: Record = serde_json::from_str(line).unwrap();
+//! assert_eq!(rec.ms, 840);
+//! assert!(matches!(rec.event, Event::ContainerStarted { pid: 12, .. }));
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// One line of the channel: an event and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+    /// Milliseconds since the VM booted (CLOCK_BOOTTIME).
+    pub ms: u64,
+}
+
+/// Which output stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How the pod ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Every container that had to succeed did.
+    Succeeded,
+    /// A container failed, the pod was stopped, or the init itself failed.
+    Failed,
+}
+
+/// An event, tagged by `"event"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The init runs; `argv0` is the path the kernel started it as.
+    InitStarted {
+        /// `/init`, `/sbin/init`, ...
+        argv0: String,
+        /// Whether it runs as PID 1 (in a VM) or on a host.
+        pid1: bool,
+    },
+    /// The pod's namespaces exist, are pinned, and are configured.
+    SandboxReady {},
+    /// A container is prepared and waits to exec.
+    ContainerCreated {
+        /// Container name.
+        container: String,
+    },
+    /// A container's process was released to exec its command.
+    ContainerStarted {
+        /// Container name.
+        container: String,
+        /// Its pid in the VM's (the init's) PID namespace.
+        pid: i32,
+    },
+    /// A line a container wrote.
+    Log {
+        /// Container name.
+        container: String,
+        /// stdout or stderr.
+        stream: Stream,
+        /// The line without its newline (invalid UTF-8 replaced).
+        line: String,
+    },
+    /// A container's process ended.
+    ContainerExited {
+        /// Container name.
+        container: String,
+        /// Its exit code; 128+N when killed by signal N.
+        exit_code: i32,
+        /// The signal that killed it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        /// How often it has been restarted before this exit.
+        restarts: u32,
+        /// Why, when the container never got to run its command.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The pod is finished; the VM powers off next.
+    PodExited {
+        /// Succeeded or Failed.
+        phase: Phase,
+        /// The exit code `pod1 run` gives (DESIGN's table).
+        exit_code: i32,
+    },
+    /// The init failed; the pod ends with exit code 125.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A request from the host to the init, one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Stop the pod gracefully (as on SIGTERM).
+    Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format() {
+        let rec = Record {
+            event: Event::ContainerExited {
+                container: "web".into(),
+                exit_code: 137,
+                signal: Some(9),
+                restarts: 0,
+                reason: None,
+            },
+            ms: 5,
+        };
+        let json = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"container_exited","container":"web","exit_code":137,"signal":9,"restarts":0,"ms":5}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), rec);
+        let ready = serde_json::to_string(&Record {
+            event: Event::SandboxReady {},
+            ms: 1,
+        })
+        .unwrap();
+        assert_eq!(ready, r#"{"event":"sandbox_ready","ms":1}"#);
+        assert_eq!(
+            serde_json::to_string(&Request::Stop).unwrap(),
+            r#"{"request":"stop"}"#
+        );
+    }
+}
