@@ -1,1 +1,55 @@
-fn main() {}
+//! `pod1`: build a Kubernetes-style pod into an initramfs and boot it as a microVM.
+
+mod build;
+mod cmd;
+mod elf;
+mod image;
+mod initramfs;
+mod tree;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when pod1 itself failed (bad manifest or image, QEMU or init failure).
+pub const EXIT_POD1_FAILED: u8 = 125;
+
+/// A pod that boots as a tiny virtual machine.
+#[derive(Debug, Parser)]
+#[command(name = "pod1", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Build(cmd::build::Args),
+    Plan(cmd::plan::Args),
+    Inspect(cmd::inspect::Args),
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Build(a) => cmd::build::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pod1: error: {e:#}");
+            ExitCode::from(EXIT_POD1_FAILED)
+        }
+    }
+}

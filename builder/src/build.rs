@@ -1,0 +1,173 @@
+//! From a manifest to the initramfs contents: validate, import images,
+//! resolve the plan, lay out the tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pod1_manifest::plan::{self, ImageInfo, PLAN_PATH};
+use pod1_manifest::{Plan, Pod};
+
+use crate::image;
+use crate::tree::{Kind, Node, Tree};
+
+/// Where the init binary sits; `/init` and `/sbin/init` resolve to it.
+pub const INIT_PATH: &str = "sbin/init";
+/// Where image root filesystems go, one directory per distinct image.
+pub const IMAGES_DIR: &str = "pod1/images";
+
+/// A manifest, read and validated.
+pub struct Manifest {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its directory, against which image paths resolve.
+    pub dir: PathBuf,
+    /// The pod.
+    pub pod: Pod,
+}
+
+/// One distinct image in the initramfs.
+#[derive(Debug)]
+pub struct StoredImage {
+    /// Content digest of its tree; its directory is `pod1/images/<id>`.
+    pub id: String,
+    /// The manifest's names for it.
+    pub names: Vec<String>,
+    /// Its file data in bytes.
+    pub bytes: u64,
+    /// Its entries.
+    pub entries: usize,
+}
+
+/// A pod, resolved and laid out, ready to be written.
+pub struct Assembled {
+    /// The plan the init will run.
+    pub plan: Plan,
+    /// The images, each once.
+    pub images: Vec<StoredImage>,
+    /// Everything but the init binary.
+    pub tree: Tree,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read manifest {}", path.display()))?;
+        let pod = Pod::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
+        pod1_manifest::validate::validate(&pod)
+            .with_context(|| format!("invalid manifest {}", path.display()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            dir,
+            pod,
+        })
+    }
+
+    /// Every distinct `image` the pod names, with the JSON path of its first use.
+    fn image_names(&self) -> BTreeMap<String, String> {
+        let mut names = BTreeMap::new();
+        let spec = &self.pod.spec;
+        for (field, list) in [
+            ("initContainers", &spec.init_containers),
+            ("containers", &spec.containers),
+        ] {
+            for (i, c) in list.iter().enumerate() {
+                names
+                    .entry(c.image.clone())
+                    .or_insert_with(|| format!("spec.{field}[{i}].image"));
+            }
+        }
+        names
+    }
+
+    /// Imports the images and resolves the plan; the tree holds the plan
+    /// and the images' root filesystems.
+    pub fn assemble(&self) -> Result<Assembled> {
+        let mut infos = BTreeMap::new();
+        let mut stored: BTreeMap<String, (Tree, Vec<String>)> = BTreeMap::new();
+        for (name, at) in self.image_names() {
+            let img = image::import(&name, &self.dir).with_context(|| format!("{at}: image {name:?}"))?;
+            let id = img.tree.digest()[..16].to_string();
+            let text = |p: &str| img.tree.read(p).map(|d| String::from_utf8_lossy(d).into_owned());
+            infos.insert(
+                name.clone(),
+                ImageInfo {
+                    config: img.config.clone(),
+                    rootfs: format!("/{IMAGES_DIR}/{id}"),
+                    passwd: text("etc/passwd"),
+                    group: text("etc/group"),
+                },
+            );
+            stored
+                .entry(id)
+                .or_insert_with(|| (img.tree, Vec::new()))
+                .1
+                .push(name);
+        }
+        let plan = plan::resolve(&self.pod, &infos)
+            .with_context(|| format!("invalid manifest {}", self.path.display()))?;
+        let mut tree = Tree::default();
+        for dir in ["dev", "proc", "sys", "run", "tmp", "etc/pod1", "sbin", IMAGES_DIR] {
+            tree.insert(dir, Node::dir(0o755))?;
+        }
+        tree.insert("tmp", Node::dir(0o1777))?;
+        // The kernel opens /dev/console for init's stdio before init runs,
+        // and no devtmpfs is mounted yet at that point.
+        tree.insert(
+            "dev/console",
+            Node {
+                kind: Kind::Char(5, 1),
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            },
+        )?;
+        let json = serde_json::to_vec_pretty(&plan)?;
+        tree.insert(PLAN_PATH, Node::file(json, 0o644))?;
+        let mut images = Vec::new();
+        for (id, (img, names)) in stored {
+            tree.graft(&format!("{IMAGES_DIR}/{id}"), &img)?;
+            images.push(StoredImage {
+                id,
+                names,
+                bytes: img.data_size(),
+                entries: img.len(),
+            });
+        }
+        Ok(Assembled { plan, images, tree })
+    }
+}
+
+/// Adds the init binary at [`INIT_PATH`] with `/init` linking to it.
+pub fn add_init(tree: &mut Tree, init: &Path) -> Result<()> {
+    let bin =
+        std::fs::read(init).with_context(|| format!("cannot read the init binary {}", init.display()))?;
+    crate::elf::check_static(&bin).with_context(|| format!("cannot use {} as the init", init.display()))?;
+    tree.insert(INIT_PATH, Node::file(bin, 0o755))?;
+    tree.insert("init", Node::symlink(INIT_PATH))?;
+    Ok(())
+}
+
+/// The init binary: `--init`, else `pod1-init` next to this executable.
+pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let exe = std::env::current_exe().context("cannot find the pod1 executable")?;
+    let candidate = exe.with_file_name("pod1-init");
+    if candidate.exists() {
+        Ok(candidate)
+    } else {
+        anyhow::bail!(
+            "no pod1-init next to {} : build it (`cargo build --release`) or pass --init PATH",
+            exe.display()
+        )
+    }
+}

@@ -1,0 +1,117 @@
+//! `pod1 build`: a manifest into a reproducible initramfs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::build::{add_init, find_init, Manifest};
+use crate::{initramfs, tree};
+
+/// Build the pod's initramfs (gzip'd newc cpio), byte-for-byte reproducible.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pod manifest (JSON).
+    pub manifest: PathBuf,
+    /// Where to write the initramfs.
+    #[arg(short, long, required_unless_present = "tree")]
+    pub output: Option<PathBuf>,
+    /// Also (or instead) write the same contents as a directory tree, for `pod1-init --root`.
+    #[arg(long)]
+    pub tree: Option<PathBuf>,
+    /// The static init binary [default: pod1-init next to pod1].
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+}
+
+/// Runs `pod1 build`.
+pub fn run(args: &Args) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let init = find_init(args.init.as_deref())?;
+    let mut assembled = manifest.assemble()?;
+    add_init(&mut assembled.tree, &init)?;
+    if let Some(out) = &args.output {
+        let stats = write_atomically(out, |f| initramfs::write(&assembled.tree, f))?;
+        let size = std::fs::metadata(out)?.len();
+        println!(
+            "{}: {} compressed ({} uncompressed), {} entries",
+            out.display(),
+            human(size),
+            human(stats.cpio_bytes),
+            stats.entries
+        );
+    }
+    if let Some(dir) = &args.tree {
+        write_tree(&assembled.tree, dir)?;
+        println!("{}: {} entries", dir.display(), assembled.tree.len());
+    }
+    for img in &assembled.images {
+        println!(
+            "  image {} {}: {} in {} entries",
+            img.id,
+            img.names.join(", "),
+            human(img.bytes),
+            img.entries
+        );
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file in the same directory, renamed into
+/// place only when complete: a failed build leaves no partial output.
+pub fn write_atomically<T>(out: &Path, f: impl FnOnce(&mut std::fs::File) -> Result<T>) -> Result<T> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pod1-build-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let value = f(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(value)
+}
+
+/// Writes the tree to `dir` through a temporary sibling; replaces `dir`
+/// only if it is missing, empty, or an earlier tree (it has the plan).
+fn write_tree(tree: &tree::Tree, dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let earlier = dir.join(pod1_manifest::plan::PLAN_PATH).exists();
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !earlier && !empty {
+            bail!(
+                "{} exists and is not a pod1 tree; choose another --tree directory",
+                dir.display()
+            );
+        }
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".pod1-tree-")
+        .tempdir_in(parent)?;
+    tree::materialize(tree, tmp.path())?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the earlier tree {}", dir.display()))?;
+    }
+    std::fs::rename(tmp.keep(), dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    Ok(())
+}
+
+/// `1.2 MB`-style sizes.
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}

@@ -1,0 +1,50 @@
+//! `pod1 plan`: what will run, resolved.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use pod1_manifest::ContainerPlan;
+
+use crate::build::Manifest;
+
+/// Print what the pod will run: each container's argv, env, working directory and user.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pod manifest (JSON).
+    pub manifest: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `pod1 plan`.
+pub fn run(args: &Args) -> Result<()> {
+    let plan = Manifest::load(&args.manifest)?.assemble()?.plan;
+    if args.json {
+        println!("{}", serde_json::to_string(&plan)?);
+        return Ok(());
+    }
+    println!(
+        "pod {} (hostname {}, restartPolicy {:?})",
+        plan.pod, plan.hostname, plan.restart_policy
+    );
+    let show = |kind: &str, c: &ContainerPlan| {
+        println!("{kind} {}  image {}", c.name, c.image);
+        println!(
+            "  argv     {}",
+            serde_json::to_string(&c.argv).unwrap_or_default()
+        );
+        println!("  workdir  {}", c.working_dir);
+        println!("  user     {}:{}", c.user.uid, c.user.gid);
+        for e in &c.env {
+            println!("  env      {e}");
+        }
+    };
+    for c in &plan.init_containers {
+        show("init container", c);
+    }
+    for c in &plan.containers {
+        show("container", c);
+    }
+    Ok(())
+}

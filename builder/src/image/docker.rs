@@ -1,0 +1,71 @@
+//! `docker save` archives (`docker-archive:`).
+
+use anyhow::{bail, Context, Result};
+use oci_spec::image::ImageConfiguration;
+use serde::Deserialize;
+
+use super::{apply_layer, image_config, verify, Image, Store};
+use crate::tree::Tree;
+
+/// One entry of the archive's `manifest.json`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// The digest a content-addressed file name carries (`<hex>.json`,
+/// `blobs/sha256/<hex>`), if it has one.
+fn digest_in_name(name: &str) -> Option<String> {
+    let base = name.rsplit('/').next()?;
+    let hex = base
+        .strip_suffix(".json")
+        .or_else(|| base.strip_suffix(".tar"))
+        .unwrap_or(base);
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
+}
+
+/// Imports a docker-archive, picking `tag` among its RepoTags if given.
+pub(super) fn import(store: &dyn Store, tag: Option<&str>) -> Result<Image> {
+    let entries: Vec<Entry> = serde_json::from_slice(&store.read("manifest.json")?)
+        .context("manifest.json is not a docker-archive manifest")?;
+    let entry = match tag {
+        Some(tag) => entries
+            .iter()
+            .find(|e| e.repo_tags.iter().flatten().any(|t| t == tag))
+            .with_context(|| format!("no image tagged {tag:?} in the archive"))?,
+        None if entries.len() == 1 => &entries[0],
+        None => bail!(
+            "the archive holds {} images; name one with :REPO:TAG",
+            entries.len()
+        ),
+    };
+    let raw = store.read(&entry.config)?;
+    if let Some(digest) = digest_in_name(&entry.config) {
+        verify("config", &digest, &raw)?;
+    }
+    let config = ImageConfiguration::from_reader(&raw[..]).context("the image config is invalid")?;
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != entry.layers.len() {
+        bail!(
+            "the image config lists {} layers, manifest.json {}",
+            diff_ids.len(),
+            entry.layers.len()
+        );
+    }
+    let mut tree = Tree::default();
+    for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
+        let data = store.read(layer)?;
+        if let Some(digest) = digest_in_name(layer).filter(|_| layer.starts_with("blobs/")) {
+            verify("layer", &digest, &data)?;
+        }
+        apply_layer(&mut tree, layer, &data, Some(diff_id))?;
+    }
+    Ok(Image {
+        config: image_config(&config)?,
+        tree,
+    })
+}

@@ -1,0 +1,195 @@
+//! Image import: the transports skopeo users know, unpacked into a [`Tree`].
+//!
+//! Every blob is checked against its digest (and every layer against the
+//! config's diff_ids) before it is used; layers are applied in order with
+//! whiteouts; hostile entries are refused with the image, layer and entry named.
+
+mod dir;
+mod docker;
+mod oci;
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pod1_manifest::image::{ImageRef, Transport};
+use pod1_manifest::ImageConfig;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::tree::{hex, Tree};
+
+/// An imported image.
+#[derive(Debug)]
+pub struct Image {
+    /// Entrypoint, Cmd, Env, WorkingDir, User.
+    pub config: ImageConfig,
+    /// The unpacked root filesystem.
+    pub tree: Tree,
+}
+
+/// Imports the image named by a manifest's `image` field; relative paths
+/// resolve against `base` (the manifest's directory).
+pub fn import(reference: &str, base: &Path) -> Result<Image> {
+    let r = ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
+    let path = base.join(&r.path);
+    if !path.exists() {
+        bail!(
+            "{} does not exist (relative paths are taken from the manifest's directory)",
+            path.display()
+        );
+    }
+    match r.transport {
+        Transport::Oci => oci::import(&DirStore(path), r.tag.as_deref()),
+        Transport::OciArchive => oci::import(&TarStore::open(&path)?, r.tag.as_deref()),
+        Transport::DockerArchive => docker::import(&TarStore::open(&path)?, r.tag.as_deref()),
+        Transport::Dir => dir::import(&path),
+    }
+}
+
+/// Where an image's files come from: a directory or an archive.
+trait Store {
+    /// The contents of `path`, relative to the layout's root.
+    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &str) -> bool;
+}
+
+/// An image layout directory.
+struct DirStore(PathBuf);
+
+impl Store for DirStore {
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let full = self.0.join(path);
+        std::fs::read(&full).with_context(|| format!("reading {}", full.display()))
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.0.join(path).exists()
+    }
+}
+
+/// A tar archive of an image layout, held in memory.
+struct TarStore {
+    name: PathBuf,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl TarStore {
+    fn open(path: &Path) -> Result<TarStore> {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut files = BTreeMap::new();
+        let mut archive = tar::Archive::new(io::BufReader::new(file));
+        let entries = archive
+            .entries()
+            .with_context(|| format!("{} is not a tar archive", path.display()))?;
+        for entry in entries {
+            let mut entry =
+                entry.with_context(|| format!("{} is not a valid tar archive", path.display()))?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = crate::tree::clean(&name).map_err(anyhow::Error::msg)?;
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .with_context(|| format!("reading {name} in {}", path.display()))?;
+            files.insert(name, data);
+        }
+        Ok(TarStore {
+            name: path.to_path_buf(),
+            files,
+        })
+    }
+}
+
+impl Store for TarStore {
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let key = crate::tree::clean(path).map_err(anyhow::Error::msg)?;
+        self.files
+            .get(&key)
+            .cloned()
+            .with_context(|| format!("{} has no file {path}", self.name.display()))
+    }
+    fn exists(&self, path: &str) -> bool {
+        crate::tree::clean(path).is_ok_and(|k| self.files.contains_key(&k))
+    }
+}
+
+/// `sha256:<hex>` or `sha512:<hex>` of `data`.
+fn digest_of(algorithm: &str, data: &[u8]) -> Result<String> {
+    Ok(match algorithm {
+        "sha256" => hex(&Sha256::digest(data)),
+        "sha512" => hex(&Sha512::digest(data)),
+        other => bail!("unsupported digest algorithm {other:?}"),
+    })
+}
+
+/// Checks `data` against a digest string like `sha256:abc...`.
+fn verify(what: &str, digest: &str, data: &[u8]) -> Result<()> {
+    let (algorithm, want) = digest
+        .split_once(':')
+        .with_context(|| format!("{what}: malformed digest {digest:?}"))?;
+    let got = digest_of(algorithm, data)?;
+    if got != want {
+        bail!("{what} {digest} is corrupt: its content has digest {algorithm}:{got}");
+    }
+    Ok(())
+}
+
+/// Applies one layer blob (gzip'd or plain tar) to `tree`, checking the
+/// uncompressed stream against `diff_id` when the config gives one.
+fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>) -> Result<()> {
+    let reader: Box<dyn Read + '_> = match blob {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => bail!("layer {name} is zstd-compressed; pod1 reads gzip'd and plain tar layers: convert the image (e.g. skopeo copy) first"),
+        _ => Box::new(blob),
+    };
+    let mut hashing = HashingReader {
+        inner: reader,
+        hasher: Sha256::new(),
+    };
+    tree.apply_layer(&mut hashing)
+        .with_context(|| format!("layer {name}"))?;
+    // tar stops at its end marker; hash the rest of the stream too.
+    io::copy(&mut hashing, &mut io::sink()).with_context(|| format!("layer {name}: reading to its end"))?;
+    if let Some(diff_id) = diff_id {
+        let got = format!("sha256:{}", hex(&hashing.hasher.finalize()));
+        if diff_id.starts_with("sha256:") && got != diff_id {
+            bail!(
+                "layer {name} is corrupt: uncompressed it has digest {got}, the image config says {diff_id}"
+            );
+        }
+    }
+    Ok(())
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The parts of an OCI/Docker image config that decide how a container runs.
+fn image_config(config: &oci_spec::image::ImageConfiguration) -> Result<ImageConfig> {
+    let os = config.os().to_string();
+    let arch = config.architecture().to_string();
+    if os != "linux" || arch != "amd64" {
+        bail!("the image is for {os}/{arch}; pod1 runs linux/amd64 images");
+    }
+    let c = config.config().clone().unwrap_or_default();
+    Ok(ImageConfig {
+        entrypoint: c.entrypoint().clone().unwrap_or_default(),
+        cmd: c.cmd().clone().unwrap_or_default(),
+        env: c.env().clone().unwrap_or_default(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        user: c.user().clone().unwrap_or_default(),
+    })
+}

@@ -1,0 +1,394 @@
+//! `pod1 plan`, `pod1 build` and `pod1 inspect` against real images.
+//!
+//! Fixtures are made once per run by the test setup with real tools:
+//! `scripts/make-busybox-image.sh` (umoci, Debian's busybox-static) makes an
+//! OCI layout; skopeo turns it into an oci-archive and a docker-archive;
+//! `umoci unpack` gives the reference root filesystem and a `dir:` image;
+//! python's tarfile writes hostile layers, which `umoci raw add-layer` adds.
+//! The init packed here is Debian's static busybox: any static executable
+//! will do for the builder, and it keeps these tests independent of pod1-init.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const POD1: &str = env!("CARGO_BIN_EXE_pod1");
+const STATIC_INIT: &str = "/bin/busybox";
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x} ({} bytes)", sha2::Sha256::digest(data), data.len())
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn sh(script: &str) {
+    run(Command::new("bash").args(["-euo", "pipefail", "-c", script]));
+}
+
+/// The fixture directory: busybox (OCI layout), busybox-oci.tar,
+/// busybox-docker.tar, rootfs (a dir: image equal to the layout's content).
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pod1-build-fixtures-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-image.sh");
+        sh(&format!(
+            "cd {d}
+             {script} busybox latest
+             skopeo --insecure-policy copy -q oci:busybox:latest oci-archive:busybox-oci.tar:latest
+             skopeo --insecure-policy copy -q oci:busybox:latest docker-archive:busybox-docker.tar:busybox:latest
+             umoci unpack --image busybox:latest bundle >/dev/null
+             mv bundle/rootfs rootfs",
+            d = dir.display(),
+            script = script.display()
+        ));
+        dir
+    })
+}
+
+/// A scratch directory holding `pod.json`, next to the fixtures.
+fn pod_dir(name: &str, manifest: &str) -> PathBuf {
+    let dir = fixtures().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pod.json"), manifest).unwrap();
+    dir
+}
+
+fn pod1(args: &[&str]) -> Output {
+    Command::new(POD1).args(args).output().unwrap()
+}
+
+fn build(dir: &Path, out: &str) -> Vec<u8> {
+    let out = dir.join(out);
+    run(Command::new(POD1)
+        .arg("build")
+        .arg(dir.join("pod.json"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--init", STATIC_INIT]));
+    std::fs::read(out).unwrap()
+}
+
+const FOUR_TRANSPORTS: &str = r#"{
+  "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "four"},
+  "spec": {"restartPolicy": "Never",
+    "initContainers": [{"name": "setup", "image": "dir:../rootfs", "command": ["true"]}],
+    "containers": [
+      {"name": "a", "image": "oci:../busybox:latest"},
+      {"name": "b", "image": "oci-archive:../busybox-oci.tar", "args": ["-c", "echo $(X)"], "env": [{"name": "X", "value": "x"}]},
+      {"name": "c", "image": "docker-archive:../busybox-docker.tar", "command": ["echo"], "workingDir": "/tmp",
+       "securityContext": {"runAsUser": 65534}},
+      {"name": "d", "image": "oci:../busybox", "securityContext": {"runAsUser": 65534, "runAsGroup": 7}}
+    ]}}"#;
+
+#[test]
+fn plan_json_for_every_transport() {
+    let dir = pod_dir("plan", FOUR_TRANSPORTS);
+    let out = run(Command::new(POD1)
+        .args(["plan", "--json"])
+        .arg(dir.join("pod.json")));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim().lines().count(), 1, "exactly one JSON object: {text}");
+    let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(plan["pod"], "four");
+    assert_eq!(plan["hostname"], "four");
+    assert_eq!(plan["restartPolicy"], "Never");
+    let c = |list: &str, i: usize| plan[list][i].clone();
+    assert_eq!(c("initContainers", 0)["argv"], serde_json::json!(["true"]));
+    assert_eq!(
+        c("initContainers", 0)["env"][0],
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    // The image's Cmd is ["sh"], no Entrypoint.
+    assert_eq!(c("containers", 0)["argv"], serde_json::json!(["sh"]));
+    assert_eq!(c("containers", 0)["env"][0], "PATH=/usr/local/bin:/usr/bin:/bin");
+    assert_eq!(c("containers", 1)["argv"], serde_json::json!(["-c", "echo x"]));
+    assert_eq!(c("containers", 2)["argv"], serde_json::json!(["echo"]));
+    assert_eq!(c("containers", 2)["workingDir"], "/tmp");
+    assert_eq!(
+        c("containers", 2)["user"],
+        serde_json::json!({"uid": 65534, "gid": 65534})
+    );
+    assert_eq!(
+        c("containers", 3)["user"],
+        serde_json::json!({"uid": 65534, "gid": 7})
+    );
+    for key in ["name", "image", "argv", "env", "workingDir", "user"] {
+        assert!(c("containers", 0).get(key).is_some(), "container has {key}");
+    }
+}
+
+#[test]
+fn build_is_reproducible_and_stores_each_image_once() {
+    let dir = pod_dir("repro", FOUR_TRANSPORTS);
+    // Compared by digest: a byte dump of a mismatch helps nobody.
+    let build = |dir: &Path, out: &str| sha256(&build(dir, out));
+    let first = build(&dir, "a.img");
+    assert_eq!(first, build(&dir, "b.img"), "two builds differ");
+    // Every input touched: same bytes.
+    sh(&format!(
+        "find {} -exec touch -h -d '2031-05-05 05:05' {{}} +",
+        fixtures().display()
+    ));
+    assert_eq!(
+        first,
+        build(&dir, "c.img"),
+        "touching the inputs changed the build"
+    );
+    // Images copied elsewhere: new inodes, times and order on disk (modes and
+    // owners kept, as a dir: image's metadata is part of the image).
+    let moved = fixtures().join("moved");
+    sh(&format!(
+        "mkdir -p {m}/repro && cd {f} && cp -r --preserve=mode,ownership busybox busybox-oci.tar busybox-docker.tar rootfs {m}/ && cp repro/pod.json {m}/repro/",
+        m = moved.display(),
+        f = fixtures().display()
+    ));
+    assert_eq!(
+        first,
+        build(&moved.join("repro"), "d.img"),
+        "copying the images changed the build"
+    );
+    // oci, oci-archive and docker-archive hold one image: stored once; dir: differs (umoci's
+    // unpack adds nothing, but the rootfs directory's own mode may differ), at most twice.
+    let listing =
+        String::from_utf8(run(Command::new(POD1).arg("inspect").arg(dir.join("a.img"))).stdout).unwrap();
+    let images: std::collections::BTreeSet<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|p| p.strip_prefix("pod1/images/"))
+        .map(|p| p.split('/').next().unwrap())
+        .collect();
+    assert!(images.len() <= 2, "{images:?}");
+    assert!(listing.contains("etc/pod1/plan.json:"), "inspect prints the plan");
+    assert!(listing.contains(r#""pod": "four""#));
+}
+
+/// (kind, mode, uid, gid, contents or link target) of every path under `root`.
+fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, u32, u32, Vec<u8>)> {
+    let mut all = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let (kind, data) = if m.is_dir() {
+                stack.push(p.clone());
+                ('d', vec![])
+            } else if m.file_type().is_symlink() {
+                (
+                    'l',
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else {
+                ('f', std::fs::read(&p).unwrap())
+            };
+            all.insert(rel, (kind, m.mode() & 0o7777, m.uid(), m.gid(), data));
+        }
+    }
+    all
+}
+
+#[test]
+fn gnu_cpio_lists_and_extracts_what_went_in() {
+    let dir = pod_dir(
+        "cpio",
+        r#"{"metadata":{"name":"cpio"},"spec":{"containers":[{"name":"a","image":"oci:../busybox:latest"}]}}"#,
+    );
+    build(&dir, "i.img");
+    let list = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("zcat {}/i.img | cpio -t --quiet", dir.display())));
+    let list = String::from_utf8(list.stdout).unwrap();
+    for want in ["init", "sbin/init", "etc/pod1/plan.json", "dev/console"] {
+        assert!(list.lines().any(|l| l == want), "cpio -t lists {want}");
+    }
+    let pos = |p: &str| list.lines().position(|l| l == p).unwrap();
+    assert!(
+        pos("etc") < pos("etc/pod1") && pos("etc/pod1") < pos("etc/pod1/plan.json"),
+        "directories first"
+    );
+    let out = dir.join("x");
+    std::fs::create_dir_all(&out).unwrap();
+    sh(&format!(
+        "cd {} && zcat ../i.img | cpio -i --quiet --make-directories --no-absolute-filenames",
+        out.display()
+    ));
+    assert_eq!(
+        std::fs::read(out.join("sbin/init")).unwrap(),
+        std::fs::read(STATIC_INIT).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("init")).unwrap(),
+        Path::new("sbin/init")
+    );
+    let images: Vec<_> = std::fs::read_dir(out.join("pod1/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(images.len(), 1);
+    let mut want = snapshot(&fixtures().join("rootfs"));
+    let got = snapshot(&images[0]);
+    // umoci unpack's rootfs directory itself is not part of the image.
+    want.retain(|k, _| !k.is_empty());
+    assert_eq!(got.len(), want.len(), "same number of paths");
+    for (path, w) in &want {
+        assert_eq!(got.get(path), Some(w), "{path} differs after cpio -i");
+    }
+}
+
+/// Runs a failing command: exit 125, one line on stderr containing every `needle`,
+/// and the output file (which held "old") untouched.
+fn fails(dir: &Path, extra: &[&str], needles: &[&str]) {
+    let out = dir.join("out.img");
+    std::fs::write(&out, b"old").unwrap();
+    let manifest = dir.join("pod.json");
+    let mut args = vec!["build", manifest.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    if !extra.contains(&"--init") {
+        args.extend(["--init", STATIC_INIT]);
+    }
+    args.extend(extra);
+    let o = pod1(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "exit code; stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{err:?} should mention {n:?}");
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"old", "output untouched");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".pod1-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn pod_with_image(name: &str, image: &str) -> PathBuf {
+    pod_dir(
+        name,
+        &format!(
+            r#"{{"metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"a","image":"{image}","command":["true"]}}]}}}}"#
+        ),
+    )
+}
+
+/// A copy of the busybox layout with one more layer made from a tar that
+/// python's tarfile writes with `script` (which has `t`, tarfile and io).
+fn layout_with_layer(name: &str, script: &str) -> String {
+    let f = fixtures();
+    sh(&format!(
+        "cd {f} && rm -rf {name} && cp -r busybox {name}
+         python3 -c 'import tarfile, io
+t = tarfile.open(\"{name}.tar\", \"w\")
+def add(path, data=b\"x\", kind=tarfile.REGTYPE, link=\"\"):
+    i = tarfile.TarInfo(path); i.type = kind; i.linkname = link; i.size = len(data) if kind == tarfile.REGTYPE else 0
+    t.addfile(i, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+{script}
+t.close()'
+         umoci raw add-layer --image {name}:latest {name}.tar",
+        f = f.display()
+    ));
+    format!("oci:../{name}:latest")
+}
+
+#[test]
+fn bad_input_fails_cleanly() {
+    let d = pod_dir("bad-json", "{\"metadata\": ");
+    fails(&d, &[], &["pod.json", "EOF"]);
+    let d = pod_dir(
+        "bad-field",
+        r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"dir:x","command":"sh"}]}}"#,
+    );
+    fails(&d, &[], &["spec.containers[0].command", "expected an array"]);
+    let d = pod_with_image("missing-image", "oci:../no-such-image");
+    fails(
+        &d,
+        &[],
+        &["spec.containers[0].image", "no-such-image", "does not exist"],
+    );
+    let d = pod_dir(
+        "no-command",
+        r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"web","image":"dir:../rootfs"}]}}"#,
+    );
+    fails(&d, &[], &["no command specified", "\"web\""]);
+    let d = pod_with_image("dynamic-init", "oci:../busybox");
+    fails(&d, &["--init", "/bin/ls"], &["/bin/ls", "dynamically linked"]);
+
+    // A corrupt layer blob: one byte flipped.
+    let f = fixtures();
+    sh(&format!(
+        "cd {} && rm -rf corrupt && cp -r busybox corrupt && b=$(ls -S corrupt/blobs/sha256 | head -1) &&
+         printf '\\xff' | dd of=corrupt/blobs/sha256/$b bs=1 seek=5000 conv=notrunc status=none",
+        f.display()
+    ));
+    let d = pod_with_image("corrupt-blob", "oci:../corrupt");
+    fails(&d, &[], &["oci:../corrupt", "is corrupt"]);
+    // A descriptor whose digest names an unsupported algorithm.
+    sh(&format!(
+        "cd {} && rm -rf baddigest && cp -r busybox baddigest && sed -i 's/sha256:/md5:/' baddigest/index.json",
+        f.display()
+    ));
+    let d = pod_with_image("bad-digest", "oci:../baddigest");
+    fails(&d, &[], &["oci:../baddigest"]);
+
+    // Hostile layers, each refused naming the image, the layer and the entry.
+    for (name, script, entry) in [
+        ("evil-dotdot", "add(\"../../etc/evil\")", "../../etc/evil"),
+        ("evil-abs", "add(\"/etc/evil\")", "/etc/evil"),
+        (
+            "evil-symlink",
+            "add(\"escape\", kind=tarfile.SYMTYPE, link=\"/etc\")\nadd(\"escape/evil\")",
+            "escape/evil",
+        ),
+        (
+            "evil-hardlink",
+            "add(\"h\", kind=tarfile.LNKTYPE, link=\"../../etc/shadow\")",
+            "../../etc/shadow",
+        ),
+    ] {
+        let image = layout_with_layer(name, script);
+        let d = pod_with_image(&format!("{name}-pod"), &image);
+        fails(&d, &[], &[&image, "layer sha256:", entry]);
+    }
+}
+
+#[test]
+fn whiteouts_from_a_real_layer() {
+    let image = layout_with_layer(
+        "whiteout",
+        "add(\"bin/.wh.vi\", b\"\")\nadd(\"etc/.wh..wh..opq\", b\"\")\nadd(\"etc/motd\", b\"hi\")",
+    );
+    let d = pod_with_image("whiteout-pod", &image);
+    build(&d, "w.img");
+    let listing =
+        String::from_utf8(run(Command::new(POD1).arg("inspect").arg(d.join("w.img"))).stdout).unwrap();
+    let has = |suffix: &str| {
+        listing
+            .lines()
+            .any(|l| l.ends_with(suffix) || l.contains(&format!("{suffix} ->")))
+    };
+    assert!(!has("/bin/vi"), "vi whited out");
+    assert!(has("/bin/ls"), "ls kept");
+    assert!(!has("/etc/passwd"), "opaque etc hides the lower passwd");
+    assert!(has("/etc/motd"), "opaque etc keeps this layer's motd");
+}
