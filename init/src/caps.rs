@@ -1,0 +1,118 @@
+//! Capabilities, applied as runc does for a containerd/CRI spec: the bounding
+//! set is cut to the plan's set, then permitted and effective are set to it.
+//! Inheritable and ambient stay empty (containerd leaves them empty since
+//! CVE-2022-24769), so a non-root user ends with no effective capabilities
+//! after exec, exactly as in Kubernetes.
+
+use nix::errno::Errno;
+use pod1_manifest::plan::CAPABILITIES;
+
+/// A capability step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The plan names a capability this init does not know.
+    #[error("unknown capability {0:?}")]
+    Unknown(String),
+    /// Dropping from the bounding set failed.
+    #[error("dropping capability {name} from the bounding set: {source}")]
+    Bounding {
+        /// The capability.
+        name: &'static str,
+        /// The cause.
+        source: Errno,
+    },
+    /// capset(2) failed.
+    #[error("capset: {0}")]
+    Capset(Errno),
+}
+
+/// The capability numbers named by `names` as a 64-bit mask.
+pub fn mask(names: &[String]) -> Result<u64, Error> {
+    names.iter().try_fold(0u64, |acc, n| {
+        let i = CAPABILITIES
+            .iter()
+            .position(|c| c == n)
+            .ok_or_else(|| Error::Unknown(n.clone()))?;
+        Ok(acc | (1u64 << i))
+    })
+}
+
+/// The highest capability number the kernel knows.
+fn last_cap() -> usize {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(CAPABILITIES.len() - 1)
+}
+
+/// Cuts the bounding set down to `keep`. Needs CAP_SETPCAP, so it runs
+/// before the uid changes.
+pub fn limit_bounding(keep: u64) -> Result<(), Error> {
+    let last = last_cap().min(63);
+    for cap in 0..=last {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes a capability number and no pointers.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r != 0 {
+            let e = Errno::last();
+            // A capability newer than the kernel: nothing to drop.
+            if e == Errno::EINVAL {
+                continue;
+            }
+            let name = CAPABILITIES.get(cap).copied().unwrap_or("?");
+            return Err(Error::Bounding { name, source: e });
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Sets permitted and effective to `set`, inheritable to nothing.
+pub fn set(set: u64) -> Result<(), Error> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    for (i, d) in data.iter_mut().enumerate() {
+        let half = (set >> (32 * i)) as u32;
+        d.effective = half;
+        d.permitted = half;
+    }
+    // SAFETY: hdr and data are valid, properly laid out (linux/capability.h,
+    // version 3 takes two data structs) and live across the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    if r != 0 {
+        return Err(Error::Capset(Errno::last()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_to_mask() {
+        assert_eq!(mask(&["CHOWN".into(), "KILL".into()]).unwrap(), 1 | (1 << 5));
+        assert_eq!(mask(&[]).unwrap(), 0);
+        assert!(mask(&["NOPE".into()]).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! The init's two outputs: its own log lines on the console (ttyS0 in the
+//! VM, stderr on a host) and the event channel to the host (ttyS1 in the VM,
+//! a file or stdout on a host), one `events::Record` JSON object per line.
+//!
+//! Both are process-wide file descriptors kept in atomics, so the fatal path
+//! and the panic hook can reach them without any shared state to lock.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::sys::termios;
+use nix::time::{clock_gettime, ClockId};
+use pod1_manifest::events::{Event, Record, Request};
+
+/// The event channel's file descriptor (-1 until opened).
+static EVENTS_FD: AtomicI32 = AtomicI32::new(-1);
+/// Whether the event channel is a tty that `tcdrain` can flush.
+static EVENTS_TTY: AtomicBool = AtomicBool::new(false);
+/// `pod1.debug` on the kernel command line (or `POD1_DEBUG` on a host).
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Errors opening the event channel.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The serial port or file could not be opened.
+    #[error("opening the event channel {path}: {source}")]
+    Open {
+        /// The port or file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The serial port could not be put in raw mode.
+    #[error("setting {path} to raw mode: {source}")]
+    Raw {
+        /// The port.
+        path: PathBuf,
+        /// The cause.
+        source: Errno,
+    },
+}
+
+/// Turns on debug lines.
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::Relaxed);
+}
+
+/// Milliseconds since boot (CLOCK_BOOTTIME), the clock of every event.
+pub fn now_ms() -> u64 {
+    match clock_gettime(ClockId::CLOCK_BOOTTIME) {
+        Ok(ts) => (ts.tv_sec() as u64) * 1000 + (ts.tv_nsec() as u64) / 1_000_000,
+        Err(_) => 0,
+    }
+}
+
+/// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the caller passes a descriptor it keeps open for this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One line of the init's own log on the console (fd 2).
+pub fn log(msg: &str) {
+    let line = format!("pod1-init: {msg}\n");
+    let _ = write_all(2, line.as_bytes());
+}
+
+/// A line only shown with `pod1.debug`.
+pub fn debug(msg: &str) {
+    if DEBUG.load(Ordering::Relaxed) {
+        log(msg);
+    }
+}
+
+/// Sends one event to the host. An event that cannot be written is reported
+/// on the console; the pod goes on (the host sees the gap).
+pub fn emit(event: Event) {
+    let rec = Record { event, ms: now_ms() };
+    let fd = EVENTS_FD.load(Ordering::Relaxed);
+    let mut line = match serde_json::to_string(&rec) {
+        Ok(l) => l,
+        Err(e) => return log(&format!("cannot encode event {rec:?}: {e}")),
+    };
+    debug(&format!("event {line}"));
+    if fd < 0 {
+        return log(&format!("no event channel: {line}"));
+    }
+    line.push('\n');
+    if let Err(e) = write_all(fd, line.as_bytes()) {
+        log(&format!("writing an event: {e}: {}", line.trim_end()));
+    }
+}
+
+/// Waits until the host has everything written to the channel.
+pub fn drain() {
+    let fd = EVENTS_FD.load(Ordering::Relaxed);
+    if fd >= 0 && EVENTS_TTY.load(Ordering::Relaxed) {
+        // SAFETY: the channel's fd stays open for the life of the process.
+        let _ = termios::tcdrain(unsafe { BorrowedFd::borrow_raw(fd) });
+    } else if fd >= 0 {
+        let _ = nix::unistd::fsync(fd);
+    }
+}
+
+/// Uses an already open descriptor (a file or stdout) as the event channel.
+pub fn use_fd(fd: OwnedFd) {
+    EVENTS_FD.store(fd.into_raw_fd(), Ordering::Relaxed);
+}
+
+/// Opens (creating or truncating) a file as the event channel.
+pub fn open_file(path: &Path) -> Result<(), Error> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    use_fd(file.into());
+    Ok(())
+}
+
+/// Opens the VM's event port read-write in raw mode (no echo, no line
+/// editing, no CR/LF translation) and returns a duplicate for reading the
+/// host's requests.
+pub fn open_serial(path: &Path) -> Result<OwnedFd, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    let raw = |source| Error::Raw {
+        path: path.to_owned(),
+        source,
+    };
+    let mut t = termios::tcgetattr(file.as_fd()).map_err(raw)?;
+    termios::cfmakeraw(&mut t);
+    termios::tcsetattr(file.as_fd(), termios::SetArg::TCSANOW, &t).map_err(raw)?;
+    let reader = file.try_clone().map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    EVENTS_TTY.store(true, Ordering::Relaxed);
+    use_fd(file.into());
+    Ok(reader.into())
+}
+
+/// Splits the host's request stream into lines and parses each one.
+#[derive(Debug, Default)]
+pub struct Requests {
+    buf: Vec<u8>,
+}
+
+impl Requests {
+    /// Feeds bytes read from the channel; returns the complete requests.
+    /// Lines that are not requests (noise on a serial line) are logged.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<Request> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Request>(text) {
+                Ok(r) => out.push(r),
+                Err(e) => log(&format!("ignoring a line from the host ({e}): {text}")),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_split_lines_and_skip_noise() {
+        let mut r = Requests::default();
+        assert!(r.feed(b"{\"request\":\"st").is_empty());
+        assert_eq!(r.feed(b"op\"}\r\n"), vec![Request::Stop]);
+        assert!(r.feed(b"garbage\n\n").is_empty());
+        assert_eq!(r.feed(b"{\"request\":\"stop\"}\n"), vec![Request::Stop]);
+    }
+}

@@ -1,0 +1,192 @@
+//! Host mode: `pod1-init --root DIR [--events FILE]` runs a pod on a Linux
+//! host as root, from an unpacked initramfs tree, with the VM's behaviour:
+//! the pod's init is PID 1 of a new PID namespace (so reaping, signals and
+//! `kill(-1)` work as in the VM) in a new mount namespace whose mounts are
+//! all private (nothing leaks to the host). The VM's early mounts, the
+//! switch to a tmpfs and the power-off are skipped; the exit code is the
+//! pod's.
+//!
+//! This process stays outside: it forwards SIGTERM/SIGINT/SIGHUP to the
+//! pod's init, waits for it and exits with its code.
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::power::{self, Role};
+use crate::{console, supervisor};
+
+/// The command line of host mode.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The unpacked initramfs tree.
+    pub root: PathBuf,
+    /// Where events go (stdout when absent).
+    pub events: Option<PathBuf>,
+}
+
+/// What host mode prints for a bad command line.
+pub const USAGE: &str = "usage: pod1-init --root DIR [--events FILE]\n\
+  Runs the pod planned in DIR/etc/pod1/plan.json (an unpacked pod1 initramfs) on this host,\n\
+  as root, in new namespaces. Events go to FILE (default: stdout), one JSON object per line.\n\
+  The exit code is the pod's. SIGTERM or SIGINT stops the pod gracefully.";
+
+/// Parses host mode's arguments (without argv[0]).
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
+    let mut root = None;
+    let mut events = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{key} needs a value"))
+        };
+        match key.as_str() {
+            "--root" => root = Some(PathBuf::from(value()?)),
+            "--events" => events = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let root = root.ok_or("--root DIR is required")?;
+    Ok(Args { root, events })
+}
+
+/// Runs host mode; returns the process's exit code.
+pub fn main(args: Args, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        console::log(&format!("{what}: {e}"));
+        power::INIT_FAILED
+    };
+    let root = match std::fs::canonicalize(&args.root) {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("--root {}", args.root.display()), &e),
+    };
+    let opened = match &args.events {
+        Some(path) => console::open_file(path).map_err(|e| e.to_string()),
+        None => nix::unistd::dup(1)
+            .map(|fd| console::use_fd(crate::process::owned(fd)))
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = opened {
+        return fail("opening the event channel", &e);
+    }
+    // Order matters: block before the child exists, so no signal is lost
+    // and the child inherits the mask (its signalfd reads them).
+    if let Err(e) = supervisor::handled_signals().thread_block() {
+        return fail("blocking signals", &e);
+    }
+    let state = std::env::temp_dir().join(format!("pod1-init.{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&state) {
+        return fail(&format!("creating {}", state.display()), &e);
+    }
+    // unshare(CLONE_NEWPID) moves only the children: the next fork is the
+    // new namespace's PID 1.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        return fail("unshare(CLONE_NEWPID) (host mode needs root)", &e);
+    }
+    // SAFETY: the process is single-threaded here.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            power::set_role(Role::Host);
+            power::finish(inner(&root, &state, run_pod))
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return fail("fork", &e),
+    };
+    let code = forward_and_wait(child);
+    let _ = std::fs::remove_dir(&state);
+    code
+}
+
+/// The pod's init, PID 1 of the new PID namespace.
+fn inner(root: &Path, state: &Path, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
+    let step = |what: &str, e: &dyn std::fmt::Display| -> i32 {
+        power::fatal(&format!("host mode: {what}: {e}"));
+    };
+    // If the outer process dies, so does the pod.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        return step("PR_SET_PDEATHSIG", &e);
+    }
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+        return step("unshare(CLONE_NEWNS)", &e);
+    }
+    // Order matters: private first, so none of the mounts below reach the host.
+    if let Err(e) = crate::mounts::make_private_rec() {
+        return step("making mounts private", &e);
+    }
+    let flags =
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+    // A /proc of the pod's PID namespace, as in the VM.
+    if let Err(e) = crate::mounts::mount_fs(Some("proc"), Path::new("/proc"), Some("proc"), flags, None) {
+        return step("mounting /proc", &e);
+    }
+    if let Err(e) = crate::mounts::mount_fs(
+        Some("tmpfs"),
+        state,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=0755"),
+    ) {
+        return step("mounting the state tmpfs", &e);
+    }
+    // PID 1 of its namespace reaps orphans anyway; as a subreaper it also
+    // would if it were not (DESIGN: the same binary makes itself one).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        return step("PR_SET_CHILD_SUBREAPER", &e);
+    }
+    run_pod(root, state)
+}
+
+/// Forwards stop signals to the pod's init until it exits; its code.
+fn forward_and_wait(child: Pid) -> i32 {
+    let set = supervisor::handled_signals();
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                console::log(&format!("waiting for the pod's init: {e}"));
+                return power::INIT_FAILED;
+            }
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)) => {
+                let _ = kill(child, sig);
+            }
+            Ok(_) | Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses() {
+        let a = args(&["--root", "/r", "--events=/e"]).unwrap();
+        assert_eq!(a.root, Path::new("/r"));
+        assert_eq!(a.events.as_deref(), Some(Path::new("/e")));
+        assert!(args(&[]).is_err());
+        assert!(args(&["--root"]).is_err());
+        assert!(args(&["--root", "/r", "--bogus"]).is_err());
+    }
+}

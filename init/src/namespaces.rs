@@ -1,0 +1,199 @@
+//! The pod sandbox, as pause + cri-o's pinns make it: new network, IPC and
+//! UTS namespaces, pinned by bind-mounting `/proc/self/ns/X` onto files
+//! under `/run/pod1/ns/` so they live with no process in them, configured
+//! (hostname, sysctls, `lo` up), then joined by each container with setns.
+//!
+//! The init itself stays in its own namespaces: a forked helper unshares,
+//! pins and configures, then exits (pinns does the same in a child). The
+//! helper shares the init's mount namespace, so its pins are the init's.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+use pod1_manifest::Plan;
+
+use crate::mounts;
+use crate::power::{self, Role};
+
+/// A sandbox step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The helper process could not be made.
+    #[error("creating the sandbox helper: {0}")]
+    Helper(Errno),
+    /// The helper reported a failure (everything it pinned is unpinned).
+    #[error("creating the pod sandbox: {0}")]
+    Failed(String),
+    /// Joining a pinned namespace failed.
+    #[error("joining the pod's {kind} namespace at {path}: {cause}")]
+    Join {
+        /// net, ipc or uts.
+        kind: &'static str,
+        /// The pin.
+        path: PathBuf,
+        /// The cause.
+        cause: String,
+    },
+}
+
+/// The pod's pinned namespaces; `None` means the VM's own (host*).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// Network namespace pin.
+    pub net: Option<PathBuf>,
+    /// IPC namespace pin.
+    pub ipc: Option<PathBuf>,
+    /// UTS namespace pin.
+    pub uts: PathBuf,
+}
+
+impl Sandbox {
+    /// The pins, with their clone flag and /proc/self/ns name.
+    fn pins(&self) -> Vec<(&'static str, CloneFlags, &Path)> {
+        let mut v = vec![("uts", CloneFlags::CLONE_NEWUTS, self.uts.as_path())];
+        if let Some(p) = &self.net {
+            v.push(("net", CloneFlags::CLONE_NEWNET, p));
+        }
+        if let Some(p) = &self.ipc {
+            v.push(("ipc", CloneFlags::CLONE_NEWIPC, p));
+        }
+        v
+    }
+
+    /// Joins the pinned namespaces (in a container's child process).
+    pub fn join(&self) -> Result<(), Error> {
+        for (kind, flag, path) in self.pins() {
+            let fail = |cause: String| Error::Join {
+                kind,
+                path: path.to_owned(),
+                cause,
+            };
+            let f = File::open(path).map_err(|e| fail(e.to_string()))?;
+            setns(f.as_fd(), flag).map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates, pins and configures the pod's namespaces under `dir`.
+pub fn create(plan: &Plan, dir: &Path) -> Result<Sandbox, Error> {
+    let sandbox = Sandbox {
+        net: (!plan.host_network).then(|| dir.join("net")),
+        ipc: (!plan.host_ipc).then(|| dir.join("ipc")),
+        uts: dir.join("uts"),
+    };
+    let (r, w) = nix::unistd::pipe().map_err(Error::Helper)?;
+    // SAFETY: the init is single-threaded, so the child may run any code.
+    match unsafe { fork() }.map_err(Error::Helper)? {
+        ForkResult::Child => {
+            power::set_role(Role::Child);
+            drop(r);
+            let mut w = File::from(w);
+            let code = match helper(plan, dir, &sandbox) {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = w.write_all(msg.as_bytes());
+                    1
+                }
+            };
+            power::finish(code)
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = File::from(r).read_to_string(&mut msg);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            match status {
+                Ok(WaitStatus::Exited(_, 0)) if msg.is_empty() => Ok(sandbox),
+                Ok(s) if msg.is_empty() => Err(Error::Failed(format!("the helper ended with {s:?}"))),
+                _ => Err(Error::Failed(msg)),
+            }
+        }
+    }
+}
+
+/// The helper's work; on failure unpins what it pinned.
+fn helper(plan: &Plan, dir: &Path, sandbox: &Sandbox) -> Result<(), String> {
+    let pins = sandbox.pins();
+    let flags = pins.iter().fold(CloneFlags::empty(), |a, (_, f, _)| a | *f);
+    unshare(flags).map_err(|e| format!("unshare({flags:?}): {e}"))?;
+    mounts::mkdir_p(dir).map_err(|e| e.to_string())?;
+    let mut pinned: Vec<&Path> = Vec::new();
+    let res = (|| {
+        for (kind, _, path) in &pins {
+            File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+            let src = format!("/proc/self/ns/{kind}");
+            mounts::bind(Path::new(&src), path, false).map_err(|e| e.to_string())?;
+            pinned.push(path);
+        }
+        nix::unistd::sethostname(&plan.hostname)
+            .map_err(|e| format!("setting the hostname {:?}: {e}", plan.hostname))?;
+        for s in &plan.sysctls {
+            let path = Path::new("/proc/sys").join(s.name.replace('.', "/"));
+            fs::write(&path, &s.value).map_err(|e| {
+                format!(
+                    "setting sysctl {}={:?} ({}): {e}",
+                    s.name,
+                    s.value,
+                    path.display()
+                )
+            })?;
+        }
+        loopback_up()
+    })();
+    if res.is_err() {
+        for p in pinned {
+            mounts::detach(p);
+            let _ = fs::remove_file(p);
+        }
+    }
+    res
+}
+
+/// Brings `lo` up in the current network namespace with SIOCSIFFLAGS.
+fn loopback_up() -> Result<(), String> {
+    #[repr(C)]
+    struct IfReq {
+        name: [libc::c_char; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let fail = |what: &str| format!("bringing lo up: {what}: {}", Errno::last());
+    // SAFETY: socket(2) takes no pointers; the result is checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(fail("socket"));
+    }
+    // SAFETY: fd is a fresh socket we own from here on.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    for (d, s) in req.name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: req is a valid, writable struct ifreq (40 bytes) for the call.
+    if unsafe { libc::ioctl(raw, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) } < 0 {
+        return Err(fail("SIOCGIFFLAGS"));
+    }
+    req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: as above; the kernel only reads the name and flags.
+    if unsafe { libc::ioctl(raw, libc::SIOCSIFFLAGS, &mut req as *mut IfReq) } < 0 {
+        return Err(fail("SIOCSIFFLAGS"));
+    }
+    Ok(())
+}

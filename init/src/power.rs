@@ -1,0 +1,93 @@
+//! How the init ends: the one path every outcome (success, error, panic)
+//! goes through. As the VM's PID 1 it must never return from main (the
+//! kernel panics if PID 1 exits), so it powers the VM off; on a host it exits.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use nix::sys::reboot::{reboot, RebootMode};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use pod1_manifest::events::{Event, Phase};
+
+use crate::console;
+
+/// Which process this is; decides how it may end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// PID 1 of the VM: power off, never exit.
+    Vm = 0,
+    /// The pod's init on a host (PID 1 of its own PID namespace): exit.
+    Host = 1,
+    /// A child the init forked (a container being prepared, a helper):
+    /// exit quietly, never touch the VM's power.
+    Child = 2,
+}
+
+static ROLE: AtomicU8 = AtomicU8::new(Role::Host as u8);
+
+/// Sets how this process ends.
+pub fn set_role(role: Role) {
+    ROLE.store(role as u8, Ordering::Relaxed);
+}
+
+fn role() -> Role {
+    match ROLE.load(Ordering::Relaxed) {
+        0 => Role::Vm,
+        2 => Role::Child,
+        _ => Role::Host,
+    }
+}
+
+/// The pod's exit code when the init itself failed (DESIGN's table).
+pub const INIT_FAILED: i32 = 125;
+
+/// Installs the panic hook. The release profile aborts on panic, so the hook
+/// itself must take the fatal path (it never returns).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        fatal(&format!("panic: {info}"));
+    }));
+}
+
+/// An internal error: tell the console and the host, then end.
+pub fn fatal(message: &str) -> ! {
+    if role() == Role::Child {
+        console::log(message);
+        // SAFETY: _exit ends this forked child without running the parent's
+        // atexit handlers or flushing buffers it shares with the parent.
+        unsafe { libc::_exit(INIT_FAILED) }
+    }
+    console::log(&format!("error: {message}"));
+    console::emit(Event::Error {
+        message: message.to_string(),
+    });
+    console::emit(Event::PodExited {
+        phase: Phase::Failed,
+        exit_code: INIT_FAILED,
+    });
+    finish(INIT_FAILED)
+}
+
+/// Ends the pod with `code`: on the VM, kill what is left, drain the event
+/// channel, sync and power off; on a host, exit with the code.
+pub fn finish(code: i32) -> ! {
+    console::drain();
+    match role() {
+        Role::Vm => {
+            // Order matters: nothing may still write once the disks are synced.
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            nix::unistd::sync();
+            console::log(&format!("pod finished with exit code {code}; powering off"));
+            let err = reboot(RebootMode::RB_POWER_OFF);
+            console::log(&format!("power off failed: {err:?}; halting here"));
+            loop {
+                // PID 1 must never exit: wait for the host to pull the plug.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        Role::Host => std::process::exit(code),
+        // SAFETY: see `fatal`: a forked child leaves without atexit handlers.
+        Role::Child => unsafe { libc::_exit(code) },
+    }
+}

@@ -1,0 +1,673 @@
+//! The pod's lifecycle, as the kubelet's SyncPod orders it, in one loop:
+//! signals (blocked, read from a signalfd), container output, the host's
+//! requests and timers (restart backoff, the stop grace period) all come
+//! through one poll(2).
+//!
+//! Exit code (DESIGN's table): the exit code of the first container whose
+//! last run failed (128+N for signal N), 0 when all succeeded. A stopped pod
+//! (SIGTERM/SIGINT or the host's stop request) is `Failed` (the manifest
+//! crate's Phase), and its exit code follows `docker stop`: each container's
+//! own code after SIGTERM, so a pod whose containers all exit 0 on SIGTERM
+//! exits 0, one that had to be killed gives 137, one that died of the
+//! SIGTERM gives 143.
+//!
+//! Restart backoff: the n-th restart of a container waits
+//! `backoff.initial_ms * 2^(n-1)`, capped at `backoff.max_ms`; a run that
+//! lasted `backoff.reset_ms` resets it. The plan's `backoff` comes from the
+//! annotations `pod1/restart-backoff-ms` and `pod1/restart-backoff-max-ms`.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use pod1_manifest::events::{Event, Phase, Stream};
+use pod1_manifest::pod::RestartPolicy;
+use pod1_manifest::{ContainerPlan, Plan};
+
+use crate::cgroups::Cgroups;
+use crate::console::{self, now_ms, Requests};
+use crate::namespaces::Sandbox;
+use crate::process::{self, Ready};
+use crate::{mounts, rootfs};
+
+/// A supervisor step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The signalfd could not be made.
+    #[error("creating the signalfd: {0}")]
+    SignalFd(Errno),
+    /// poll(2) failed.
+    #[error("poll: {0}")]
+    Poll(Errno),
+    /// A container's process could not be made at all.
+    #[error(transparent)]
+    Process(#[from] process::Error),
+    /// A volume could not be made.
+    #[error("creating volume {name}: {source}")]
+    Volume {
+        /// Volume name.
+        name: String,
+        /// The cause.
+        source: mounts::Error,
+    },
+}
+
+/// The signals the init handles; blocked before anything else happens so
+/// none is lost and none kills PID 1.
+pub fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGPWR,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+/// Where the pod's files live.
+#[derive(Debug)]
+pub struct Pod {
+    /// The plan.
+    pub plan: Plan,
+    /// The unpacked initramfs tree ("/" in the VM).
+    pub root: PathBuf,
+    /// Scratch space on a tmpfs (`/run/pod1` in the VM).
+    pub state: PathBuf,
+    /// The pinned namespaces.
+    pub sandbox: Sandbox,
+    /// cgroup limits.
+    pub cgroups: Cgroups,
+    /// The host's requests (the event port in the VM), if any.
+    pub requests: Option<OwnedFd>,
+}
+
+#[derive(Debug)]
+enum State {
+    Pending,
+    Created { pid: Pid, start: OwnedFd },
+    Running { pid: Pid, since: u64 },
+    Backoff { until: u64 },
+    Done,
+}
+
+#[derive(Debug)]
+struct Ctr {
+    plan: ContainerPlan,
+    init: bool,
+    state: State,
+    restarts: u32,
+    delay: u64,
+    attempt: u32,
+    /// The exit code of its last run.
+    last_code: i32,
+}
+
+#[derive(Debug)]
+struct LogPipe {
+    fd: OwnedFd,
+    container: String,
+    stream: Stream,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+/// A line longer than this is sent in pieces.
+const MAX_LINE: usize = 16 * 1024;
+
+impl LogPipe {
+    /// Reads what is available; emits complete lines; at EOF the rest.
+    fn read(&mut self) {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match nix::unistd::read(self.fd.as_raw_fd(), &mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    if !self.buf.is_empty() {
+                        let rest = std::mem::take(&mut self.buf);
+                        self.emit(&rest);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                        self.emit(&line[..line.len() - 1]);
+                    }
+                    if self.buf.len() >= MAX_LINE {
+                        let line = std::mem::take(&mut self.buf);
+                        self.emit(&line);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        console::emit(Event::Log {
+            container: self.container.clone(),
+            stream: self.stream,
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
+    }
+}
+
+/// Runs the pod to its end; returns its phase and exit code.
+#[derive(Debug)]
+pub struct Supervisor {
+    pod: Pod,
+    ctrs: Vec<Ctr>,
+    pipes: Vec<LogPipe>,
+    /// Children given up before they ran: reaped quietly.
+    aborted: Vec<Pid>,
+    sigfd: SignalFd,
+    requests: Requests,
+    /// Set once stopping: when SIGKILL follows.
+    stop_deadline: Option<u64>,
+    killed: bool,
+    /// An init container failed for good: the app containers never run.
+    init_failed: bool,
+    /// The code of every container's last run, in the order they ended.
+    finals: Vec<i32>,
+    orphans: u32,
+}
+
+impl Supervisor {
+    /// Prepares volumes and the signalfd (signals are already blocked).
+    pub fn new(pod: Pod) -> Result<Supervisor, Error> {
+        let sigfd = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(Error::SignalFd)?;
+        for v in &pod.plan.volumes {
+            let dir = pod.state.join("volumes").join(&v.name);
+            let fail = |source| Error::Volume {
+                name: v.name.clone(),
+                source,
+            };
+            mounts::mkdir_p(&dir).map_err(fail)?;
+            if let Some(size) = v.size_limit_bytes {
+                let data = format!("mode=0777,size={size}");
+                mounts::mount_fs(
+                    Some("tmpfs"),
+                    &dir,
+                    Some("tmpfs"),
+                    nix::mount::MsFlags::empty(),
+                    Some(&data),
+                )
+                .map_err(fail)?;
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o777));
+            }
+        }
+        let initial = pod.plan.backoff.initial_ms;
+        let ctrs = pod
+            .plan
+            .init_containers
+            .iter()
+            .map(|c| (c, true))
+            .chain(pod.plan.containers.iter().map(|c| (c, false)))
+            .map(|(c, init)| Ctr {
+                plan: c.clone(),
+                init,
+                state: State::Pending,
+                restarts: 0,
+                delay: initial,
+                attempt: 0,
+                last_code: 0,
+            })
+            .collect();
+        Ok(Supervisor {
+            pod,
+            ctrs,
+            pipes: Vec::new(),
+            aborted: Vec::new(),
+            sigfd,
+            requests: Requests::default(),
+            stop_deadline: None,
+            killed: false,
+            init_failed: false,
+            finals: Vec::new(),
+            orphans: 0,
+        })
+    }
+
+    /// Creates every container, then runs the lifecycle to the end.
+    pub fn run(mut self) -> Result<(Phase, i32), Error> {
+        // Create, then start: every container is prepared before any runs.
+        for i in 0..self.ctrs.len() {
+            self.create(i)?;
+        }
+        loop {
+            self.advance()?;
+            if self.ctrs.iter().all(|c| matches!(c.state, State::Done)) {
+                break;
+            }
+            self.wait()?;
+        }
+        Ok(self.finish())
+    }
+
+    /// Clones and prepares container `i`; a preparation failure counts as
+    /// an exit (with the reason) and goes through the restart policy.
+    fn create(&mut self, i: usize) -> Result<(), Error> {
+        let pod = &self.pod;
+        let c = &mut self.ctrs[i];
+        c.attempt += 1;
+        let scratch = pod
+            .state
+            .join("containers")
+            .join(&c.plan.name)
+            .join(c.attempt.to_string());
+        // The previous run's writable layer goes: a restarted container
+        // starts from its image, as in Kubernetes (volumes persist).
+        if let Some(prev) = scratch.parent().map(|p| p.join((c.attempt - 1).to_string())) {
+            let _ = fs::remove_dir_all(prev);
+        }
+        let volumes = c
+            .plan
+            .volume_mounts
+            .iter()
+            .map(|m| {
+                (
+                    pod.state.join("volumes").join(&m.name),
+                    m.mount_path.as_str(),
+                    m.read_only,
+                )
+            })
+            .collect();
+        let ctx = process::Context {
+            plan: &c.plan,
+            sandbox: &pod.sandbox,
+            share_pid: pod.plan.share_process_namespace,
+            rootfs: rootfs::Spec {
+                image: pod.root.join(c.plan.rootfs.trim_start_matches('/')),
+                scratch,
+                volumes,
+                read_only: c.plan.read_only_root_filesystem,
+                privileged: c.plan.privileged,
+                working_dir: &c.plan.working_dir,
+            },
+        };
+        let child = process::create(&ctx)?;
+        let name = c.plan.name.clone();
+        for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
+            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+            self.pipes.push(LogPipe {
+                fd,
+                container: name.clone(),
+                stream,
+                buf: Vec::new(),
+                eof: false,
+            });
+        }
+        match process::wait_ready(child.sync) {
+            Ready::Created => {
+                self.ctrs[i].state = State::Created {
+                    pid: child.pid,
+                    start: child.start,
+                };
+                console::emit(Event::ContainerCreated { container: name });
+            }
+            Ready::Failed(reason) => {
+                console::log(&format!("container {name}: {reason}"));
+                self.aborted.push(child.pid);
+                self.exited(i, crate::power::INIT_FAILED, None, Some(reason), 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases container `i` to exec its command.
+    fn start(&mut self, i: usize) {
+        let c = &mut self.ctrs[i];
+        let State::Created { pid, .. } = c.state else {
+            return;
+        };
+        let State::Created { start, .. } =
+            std::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
+        else {
+            return;
+        };
+        self.pod.cgroups.add(&c.plan.name, &c.plan.limits, pid);
+        let name = c.plan.name.clone();
+        if let Err(e) = process::start(start) {
+            console::log(&format!("starting container {name}: {e}"));
+        }
+        console::emit(Event::ContainerStarted {
+            container: name,
+            pid: pid.as_raw(),
+        });
+    }
+
+    /// Starts what may start now: due restarts, the next init container, or
+    /// (once all init containers succeeded) every app container.
+    fn advance(&mut self) -> Result<(), Error> {
+        if self.stop_deadline.is_some() || self.init_failed {
+            self.abort_waiting();
+            return Ok(());
+        }
+        let now = now_ms();
+        for i in 0..self.ctrs.len() {
+            if matches!(self.ctrs[i].state, State::Backoff { until } if until <= now) {
+                self.ctrs[i].restarts += 1;
+                self.create(i)?;
+            }
+        }
+        if self.init_failed {
+            self.abort_waiting();
+            return Ok(());
+        }
+        match self
+            .ctrs
+            .iter()
+            .position(|c| c.init && !matches!(c.state, State::Done))
+        {
+            Some(i) => {
+                if matches!(self.ctrs[i].state, State::Created { .. }) {
+                    self.start(i);
+                }
+            }
+            None => {
+                for i in 0..self.ctrs.len() {
+                    if matches!(self.ctrs[i].state, State::Created { .. }) {
+                        self.start(i);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up on containers that have not run yet and on pending restarts.
+    fn abort_waiting(&mut self) {
+        for c in &mut self.ctrs {
+            match std::mem::replace(&mut c.state, State::Done) {
+                // Dropping the start pipe makes the parked child exit.
+                State::Created { pid, start } => {
+                    drop(start);
+                    self.aborted.push(pid);
+                }
+                // A pending restart will not happen: its last run is final.
+                State::Backoff { .. } => self.finals.push(c.last_code),
+                State::Pending => {}
+                other => c.state = other,
+            }
+        }
+    }
+
+    /// A container's process ended (or never got to run).
+    fn exited(&mut self, i: usize, code: i32, signal: Option<i32>, reason: Option<String>, ran_ms: u64) {
+        let policy = self.pod.plan.restart_policy;
+        let backoff = self.pod.plan.backoff;
+        let stopping = self.stop_deadline.is_some();
+        let c = &mut self.ctrs[i];
+        c.last_code = code;
+        console::emit(Event::ContainerExited {
+            container: c.plan.name.clone(),
+            exit_code: code,
+            signal,
+            restarts: c.restarts,
+            reason,
+        });
+        // Init containers under Always restart only on failure (kubelet).
+        let restart = !stopping
+            && match policy {
+                RestartPolicy::Always => !c.init || code != 0,
+                RestartPolicy::OnFailure => code != 0,
+                RestartPolicy::Never => false,
+            };
+        if restart {
+            if ran_ms >= backoff.reset_ms {
+                c.delay = backoff.initial_ms;
+            }
+            c.state = State::Backoff {
+                until: now_ms() + c.delay,
+            };
+            c.delay = (c.delay.saturating_mul(2)).min(backoff.max_ms.max(backoff.initial_ms));
+        } else {
+            c.state = State::Done;
+            self.finals.push(code);
+            if c.init && code != 0 {
+                self.init_failed = true;
+            }
+        }
+    }
+
+    /// One round of the loop: poll, then handle whatever is ready.
+    fn wait(&mut self) -> Result<(), Error> {
+        let now = now_ms();
+        let mut deadline: Option<u64> = self
+            .ctrs
+            .iter()
+            .filter_map(|c| match c.state {
+                State::Backoff { until } => Some(until),
+                _ => None,
+            })
+            .min();
+        if let (Some(d), false) = (self.stop_deadline, self.killed) {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
+        let timeout: i32 = match deadline {
+            Some(d) => d.saturating_sub(now).min(60_000) as i32,
+            None => -1,
+        };
+        let mut fds = vec![libc::pollfd {
+            fd: self.sigfd.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(r) = &self.pod.requests {
+            fds.push(libc::pollfd {
+                fd: r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let first_pipe = fds.len();
+        for p in &self.pipes {
+            fds.push(libc::pollfd {
+                fd: p.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a valid array of fds.len() pollfd structs that lives
+        // across the call; every fd in it is open (owned by self).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = Errno::last();
+            if e != Errno::EINTR {
+                return Err(Error::Poll(e));
+            }
+        }
+        // Output first: every line a container wrote precedes its exit.
+        for (k, p) in self.pipes.iter_mut().enumerate() {
+            if fds[first_pipe + k].revents != 0 {
+                p.read();
+            }
+        }
+        self.pipes.retain(|p| !p.eof);
+        if fds.len() > 1 && first_pipe == 2 && fds[1].revents != 0 {
+            self.read_requests();
+        }
+        if fds[0].revents != 0 {
+            self.read_signals();
+        }
+        if let (Some(d), false) = (self.stop_deadline, self.killed) {
+            if now_ms() >= d {
+                self.kill_running(Signal::SIGKILL);
+                self.killed = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_requests(&mut self) {
+        let Some(r) = &self.pod.requests else { return };
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        loop {
+            match nix::unistd::read(r.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        for req in self.requests.feed(&got) {
+            match req {
+                pod1_manifest::events::Request::Stop => self.stop("the host asked to stop"),
+            }
+        }
+    }
+
+    fn read_signals(&mut self) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => self.reap(),
+                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGPWR)) => {
+                    self.stop(&format!("received {sig}"))
+                }
+                Ok(sig) => console::debug(&format!("ignoring {sig}")),
+                Err(_) => {}
+            }
+        }
+        // A SIGCHLD may have been merged with one already consumed.
+        self.reap();
+    }
+
+    /// Stops the pod: SIGTERM now, SIGKILL after the grace period.
+    fn stop(&mut self, why: &str) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        let grace = self.pod.plan.termination_grace_period_seconds;
+        console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
+        self.stop_deadline = Some(now_ms() + grace.saturating_mul(1000));
+        self.abort_waiting();
+        self.kill_running(Signal::SIGTERM);
+    }
+
+    fn kill_running(&self, sig: Signal) {
+        for c in &self.ctrs {
+            if let State::Running { pid, .. } = c.state {
+                // A container's command is PID 1 of its PID namespace: it
+                // gets SIGTERM only if it handles it (as under Docker), and
+                // SIGKILL ends its whole namespace.
+                if let Err(e) = kill(pid, sig) {
+                    console::debug(&format!("kill({pid}, {sig}): {e}"));
+                }
+            }
+        }
+    }
+
+    /// Reaps every child that has ended, attributing each exit.
+    fn reap(&mut self) {
+        loop {
+            let (pid, code, signal) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, code, None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32, Some(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => continue,
+                Ok(_) => continue,
+                Err(e) => {
+                    console::log(&format!("waitpid: {e}"));
+                    return;
+                }
+            };
+            self.attribute(pid, code, signal);
+        }
+    }
+
+    fn attribute(&mut self, pid: Pid, code: i32, signal: Option<i32>) {
+        if let Some(k) = self.aborted.iter().position(|p| *p == pid) {
+            self.aborted.swap_remove(k);
+            return;
+        }
+        let found = self.ctrs.iter().position(|c| match c.state {
+            State::Running { pid: p, .. } => p == pid,
+            _ => false,
+        });
+        let Some(i) = found else {
+            self.orphans += 1;
+            console::debug(&format!("reaped orphan {pid} (exit {code})"));
+            return;
+        };
+        let ran = match self.ctrs[i].state {
+            State::Running { since, .. } => now_ms().saturating_sub(since),
+            _ => 0,
+        };
+        // Everything the process wrote is in its pipes by now.
+        let name = self.ctrs[i].plan.name.clone();
+        for p in self.pipes.iter_mut().filter(|p| p.container == name) {
+            p.read();
+        }
+        self.pipes.retain(|p| !p.eof);
+        self.exited(i, code, signal, None, ran);
+    }
+
+    /// The end: no container will run again. Kill what is left (orphans in a
+    /// shared PID namespace), reap everything, drain all output, report.
+    fn finish(mut self) -> (Phase, i32) {
+        if nix::unistd::getpid().as_raw() == 1 {
+            // PID 1 of the pod's PID namespace (or the VM): -1 means
+            // everything in it but us.
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        }
+        let give_up = now_ms() + 10_000;
+        loop {
+            match waitpid(None::<Pid>, None) {
+                Ok(WaitStatus::Exited(pid, code)) => self.attribute(pid, code, None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.attribute(pid, 128 + sig as i32, Some(sig as i32))
+                }
+                Err(Errno::EINTR) | Ok(_) => {}
+                Err(_) => break,
+            }
+            if now_ms() > give_up {
+                break;
+            }
+        }
+        // All writers are gone: read every pipe to its end.
+        let give_up = now_ms() + 5_000;
+        while !self.pipes.is_empty() && now_ms() < give_up {
+            for p in &mut self.pipes {
+                p.read();
+            }
+            self.pipes.retain(|p| !p.eof);
+            if !self.pipes.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        if self.orphans > 0 {
+            console::debug(&format!("reaped {} orphaned processes", self.orphans));
+        }
+        self.pod.cgroups.remove();
+        let code = self.finals.iter().copied().find(|c| *c != 0).unwrap_or(0);
+        let phase = if code == 0 && self.stop_deadline.is_none() {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        console::emit(Event::PodExited {
+            phase,
+            exit_code: code,
+        });
+        (phase, code)
+    }
+}
