@@ -335,17 +335,21 @@ mod tests {
 
     #[test]
     fn look_path_follows_go() {
-        let cwd = Path::new("/");
-        assert_eq!(
-            look_path("sh", "/nonexistent:/bin", cwd).unwrap(),
-            Path::new("/bin/sh")
-        );
-        assert_eq!(look_path("nope-xyz", "/bin", cwd).unwrap_err().0, NOT_FOUND);
-        assert_eq!(look_path("/nope/x", "/bin", cwd).unwrap_err().0, NOT_FOUND);
-        assert_eq!(
-            look_path("/etc/hostname", "/bin", cwd).unwrap_err().0,
-            NOT_EXECUTABLE
-        );
-        assert_eq!(look_path("/etc", "/bin", cwd).unwrap_err().0, NOT_EXECUTABLE);
+        let d = std::env::temp_dir().join(format!("pod1-lookpath-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::write(d.join("bin/prog"), "").unwrap();
+        std::fs::set_permissions(d.join("bin/prog"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("bin/data"), "").unwrap();
+        std::fs::set_permissions(d.join("bin/data"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = format!("/nonexistent:{}", d.join("bin").display());
+        assert_eq!(look_path("prog", &path, &d).unwrap(), d.join("bin/prog"));
+        // A non-executable match on PATH is skipped, as Go does.
+        assert_eq!(look_path("data", &path, &d).unwrap_err().0, NOT_FOUND);
+        assert_eq!(look_path("nope-xyz", &path, &d).unwrap_err().0, NOT_FOUND);
+        assert_eq!(look_path("/nope/x", &path, &d).unwrap_err().0, NOT_FOUND);
+        assert_eq!(look_path("bin/data", &path, &d).unwrap_err().0, NOT_EXECUTABLE);
+        assert_eq!(look_path("./bin/prog", &path, &d).unwrap(), d.join("./bin/prog"));
+        assert_eq!(look_path("/", &path, &d).unwrap_err().0, NOT_EXECUTABLE);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -1,9 +1,21 @@
-//! Host tier: the init runs real pods as root in real namespaces.
+//! Host tier: the init runs real pods as root in real namespaces, with a
+//! real busybox image (see common/mod.rs for the fixture). No timing
+//! thresholds: tests wait for events, never for durations.
+
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::*;
-use pod1_manifest::events::Phase;
+use pod1_manifest::events::{Event, Phase};
+use pod1_manifest::pod::{RestartPolicy, Sysctl};
+
+fn line_value<'a>(lines: &'a [String], key: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= line in {lines:#?}"))
+}
 
 #[test]
 fn exit_zero_and_logs() {
@@ -13,4 +25,516 @@ fn exit_zero_and_logs() {
     assert_eq!(o.logs("a"), ["hello", "oops", "partial"]);
     assert_eq!(o.exits("a"), [(0, None)]);
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+#[test]
+fn exit_codes_reach_the_pod_result() {
+    for code in [1, 42, 255] {
+        let o = run(&pod(vec![sh("a", &format!("echo bye; exit {code}"))]));
+        check(&o);
+        assert_eq!(o.exits("a"), [(code, None)]);
+        assert_eq!(o.pod_exit(), (Phase::Failed, code));
+        assert_eq!(o.code, code);
+    }
+}
+
+#[test]
+fn death_by_sigkill_is_137() {
+    // Not PID 1 of its namespace (PID 1 cannot be killed from inside), so
+    // share the pod's PID namespace.
+    let mut p = pod(vec![sh("a", "echo dying; kill -9 $$; echo unreachable")]);
+    p.share_process_namespace = true;
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.exits("a"), [(137, Some(9))]);
+    assert_eq!(o.logs("a"), ["dying"]);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 137));
+}
+
+#[test]
+fn first_failure_decides_and_success_needs_all() {
+    let o = run(&pod(vec![sh("ok", "exit 0"), sh("bad", "exit 7")]));
+    check(&o);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 7));
+}
+
+#[test]
+fn every_container_is_created_before_any_starts() {
+    let o = run(&pod(vec![sh("a", "true"), sh("b", "true"), sh("c", "true")]));
+    check(&o);
+    let kinds = o.kinds();
+    let last_created = kinds.iter().rposition(|k| k.starts_with("created")).unwrap();
+    let first_started = kinds.iter().position(|k| k.starts_with("started")).unwrap();
+    assert!(last_created < first_started, "{kinds:#?}");
+    let started = o
+        .events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ContainerStarted { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(started.len(), 3);
+    assert!(started.iter().all(|p| *p > 1));
+}
+
+#[test]
+fn orphans_are_reaped_no_zombies() {
+    // Shared PID namespace: the double-forked sleeps reparent to the init
+    // (the pause, PID 1), which must reap them. The checker waits for them
+    // to disappear and counts zombies; an init that does not reap leaves
+    // zombie `sleep`s behind and the counts are not 0.
+    let spawner = mount(
+        sh(
+            "spawner",
+            "for i in $(seq 100); do (sleep 0.3 &); done; echo spawned; touch /v/spawned",
+        ),
+        "v",
+        "/v",
+    );
+    let checker = mount(
+        sh(
+            "checker",
+            r#"while [ ! -e /v/spawned ]; do usleep 20000; done
+i=0
+while [ $i -lt 1500 ]; do
+  n=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$')
+  [ "$n" = 0 ] && break
+  i=$((i+1)); usleep 20000
+done
+echo sleepers=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$')
+echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l)
+echo pid1=$(cat /proc/1/comm)"#,
+        ),
+        "v",
+        "/v",
+    );
+    let mut p = pod(vec![spawner, checker]);
+    p.share_process_namespace = true;
+    volume(&mut p, "v");
+    let o = run(&p);
+    check(&o);
+    let out = o.stdout("checker");
+    assert_eq!(line_value(&out, "sleepers"), "0", "{out:?}");
+    assert_eq!(line_value(&out, "zombies"), "0", "{out:?}");
+    assert_eq!(line_value(&out, "pid1"), "pod1-init", "{out:?}");
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+
+    // Own PID namespace: the background processes die with the
+    // container's PID 1 and the pod still ends.
+    let o = run(&pod(vec![sh(
+        "a",
+        "for i in $(seq 100); do sleep 1000 & done; echo forked; exit 0",
+    )]));
+    check(&o);
+    assert_eq!(o.stdout("a"), ["forked"]);
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+const NS_SCRIPT: &str = "for n in net ipc uts pid mnt; do echo $n=$(readlink /proc/self/ns/$n); done; \
+                         echo pid1=$(cat /proc/1/comm)";
+
+fn host_ns(n: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{n}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn containers_share_the_sandbox_namespaces_not_pid() {
+    let o = run(&pod(vec![sh("a", NS_SCRIPT), sh("b", NS_SCRIPT)]));
+    check(&o);
+    let (a, b) = (o.stdout("a"), o.stdout("b"));
+    for n in ["net", "ipc", "uts"] {
+        assert_eq!(line_value(&a, n), line_value(&b, n), "{n}");
+        assert_ne!(line_value(&a, n), host_ns(n), "{n} must not be the host's");
+    }
+    assert_ne!(line_value(&a, "pid"), line_value(&b, "pid"));
+    assert_ne!(line_value(&a, "pid"), host_ns("pid"));
+    assert_ne!(line_value(&a, "mnt"), line_value(&b, "mnt"));
+    // Each container's command is PID 1 of its own namespace.
+    assert_eq!(line_value(&a, "pid1"), "sh");
+}
+
+#[test]
+fn share_process_namespace_shows_the_pause_as_pid_1() {
+    let mut p = pod(vec![sh("a", NS_SCRIPT), sh("b", &format!("{NS_SCRIPT}; ps"))]);
+    p.share_process_namespace = true;
+    let o = run(&p);
+    check(&o);
+    let (a, b) = (o.stdout("a"), o.stdout("b"));
+    assert_eq!(line_value(&a, "pid"), line_value(&b, "pid"));
+    assert_ne!(line_value(&a, "pid"), host_ns("pid"));
+    assert_eq!(line_value(&a, "pid1"), "pod1-init");
+    assert!(
+        b.iter()
+            .any(|l| l.split_whitespace().next() == Some("1") && l.contains("pod1-init")),
+        "ps shows the pause as PID 1: {b:#?}"
+    );
+}
+
+#[test]
+fn hostname_and_sysctls_inside() {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut p = pod(vec![sh(
+        "a",
+        "echo hostname=$(hostname); echo port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); \
+         echo shmmni=$(cat /proc/sys/kernel/shmmni); echo lo=$(cat /sys/class/net/lo/operstate /sys/class/net/lo/flags)",
+    )]);
+    p.hostname = "my-pod-host".into();
+    p.sysctls = vec![
+        Sysctl {
+            name: "net.ipv4.ip_unprivileged_port_start".into(),
+            value: "42".into(),
+        },
+        Sysctl {
+            name: "kernel.shmmni".into(),
+            value: "1234".into(),
+        },
+    ];
+    let o = run(&p);
+    check(&o);
+    let out = o.stdout("a");
+    assert_eq!(line_value(&out, "hostname"), "my-pod-host");
+    assert_eq!(line_value(&out, "port"), "42");
+    assert_eq!(line_value(&out, "shmmni"), "1234");
+    // lo is up: IFF_UP (0x1) set in its flags.
+    let flags = line_value(&out, "lo")
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+}
+
+#[test]
+fn init_containers_run_in_order_and_share_an_empty_dir() {
+    let mut p = pod(vec![mount(
+        sh("app", "cat /data/order; cat /data/msg"),
+        "data",
+        "/data",
+    )]);
+    p.init_containers = vec![
+        mount(
+            sh("init1", "echo 1 >> /data/order; echo from-init > /data/msg"),
+            "data",
+            "/data",
+        ),
+        mount(sh("init2", "echo 2 >> /data/order"), "data", "/data"),
+    ];
+    volume(&mut p, "data");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("app"), ["1", "2", "from-init"]);
+    let kinds = o.kinds();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:#?}"))
+    };
+    assert!(pos("exited init1 0") < pos("started init2"));
+    assert!(pos("exited init2 0") < pos("started app"));
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+#[test]
+fn a_failing_init_container_stops_the_pod_under_never() {
+    let mut p = pod(vec![sh("app", "echo app ran")]);
+    p.init_containers = vec![sh("init1", "echo failing; exit 3"), sh("init2", "echo init2 ran")];
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.exits("init1"), [(3, None)]);
+    let kinds = o.kinds();
+    assert!(
+        !kinds.iter().any(|k| k == "started init2" || k == "started app"),
+        "{kinds:#?}"
+    );
+    assert!(o.logs("app").is_empty() && o.logs("init2").is_empty());
+    assert_eq!(o.pod_exit(), (Phase::Failed, 3));
+}
+
+#[test]
+fn on_failure_restarts_until_success() {
+    let script = "n=$(cat /v/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /v/n; echo run $n; [ $n -ge 3 ]";
+    let mut p = pod(vec![mount(sh("flaky", script), "v", "/v")]);
+    p.restart_policy = RestartPolicy::OnFailure;
+    volume(&mut p, "v");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.exits("flaky"), [(1, None), (1, None), (0, None)]);
+    assert_eq!(o.stdout("flaky"), ["run 1", "run 2", "run 3"]);
+    let restarts: Vec<u32> = o
+        .events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ContainerExited { restarts, .. } => Some(*restarts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts, [0, 1, 2]);
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+#[test]
+fn never_does_not_restart_and_always_init_restarts_on_failure_only() {
+    let script = "n=$(cat /v/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /v/n; [ $n -ge 2 ]";
+    let mut p = pod(vec![mount(sh("app", "echo app; exit 5"), "v", "/v")]);
+    p.init_containers = vec![mount(sh("init", script), "v", "/v")];
+    volume(&mut p, "v");
+    p.restart_policy = RestartPolicy::Never;
+    let o = run(&p);
+    assert_eq!(o.exits("init"), [(1, None)]);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 1));
+
+    // Always: the init container is retried until it succeeds, then the
+    // app container restarts forever until the pod is stopped.
+    p.restart_policy = RestartPolicy::Always;
+    let mut r = spawn(&p);
+    r.wait_for("two app runs", |ev| {
+        ev.iter()
+            .filter(|e| matches!(&e.event, Event::ContainerExited { container, .. } if container == "app"))
+            .count()
+            >= 2
+    });
+    r.signal(libc::SIGTERM);
+    let o = r.finish();
+    check(&o);
+    assert_eq!(o.exits("init"), [(1, None), (0, None)]);
+    assert!(o.exits("app").iter().all(|e| *e == (5, None)));
+    assert_eq!(o.pod_exit(), (Phase::Failed, 5));
+}
+
+#[test]
+fn sigterm_stops_gracefully_then_kills_after_the_grace_period() {
+    let polite = sh(
+        "polite",
+        "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do usleep 50000; done",
+    );
+    let stubborn = sh(
+        "stubborn",
+        "trap '' TERM; echo ready; while :; do usleep 50000; done",
+    );
+    let mut p = pod(vec![polite, stubborn]);
+    p.restart_policy = RestartPolicy::Always;
+    p.termination_grace_period_seconds = 1;
+    let mut r = spawn(&p);
+    r.wait_for("both ready", |ev| {
+        ["polite", "stubborn"]
+            .iter()
+            .all(|c| logs(ev, c, None).iter().any(|l| l == "ready"))
+    });
+    r.signal(libc::SIGTERM);
+    let o = r.finish();
+    check(&o);
+    assert_eq!(o.logs("polite"), ["ready", "got TERM"]);
+    assert_eq!(o.exits("polite"), [(0, None)]);
+    assert_eq!(o.exits("stubborn"), [(137, Some(9))]);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 137));
+}
+
+#[test]
+fn sigint_with_only_polite_containers_exits_0() {
+    let mut p = pod(vec![sh(
+        "polite",
+        "trap 'exit 0' TERM; echo ready; while :; do usleep 50000; done",
+    )]);
+    p.restart_policy = RestartPolicy::Always;
+    let mut r = spawn(&p);
+    r.wait_for("ready", |ev| {
+        logs(ev, "polite", None).iter().any(|l| l == "ready")
+    });
+    r.signal(libc::SIGINT);
+    let o = r.finish();
+    check(&o);
+    assert_eq!(o.exits("polite"), [(0, None)]);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 0));
+}
+
+#[test]
+fn missing_or_unexecutable_commands_give_127_and_126() {
+    let mut missing = sh("missing", "");
+    missing.argv = vec!["/bin/does-not-exist".into(), "x".into()];
+    let mut not_on_path = sh("notonpath", "");
+    not_on_path.argv = vec!["no-such-command".into()];
+    let mut not_exec = sh("notexec", "");
+    not_exec.argv = vec!["/etc/passwd".into()];
+    let o = run(&pod(vec![missing, not_on_path, not_exec]));
+    check(&o);
+    assert_eq!(o.exits("missing"), [(127, None)]);
+    assert_eq!(o.exits("notonpath"), [(127, None)]);
+    assert_eq!(o.exits("notexec"), [(126, None)]);
+    assert!(
+        o.logs("missing")[0].contains("/bin/does-not-exist"),
+        "{:?}",
+        o.logs("missing")
+    );
+    assert!(
+        o.logs("notonpath")[0].contains("not found"),
+        "{:?}",
+        o.logs("notonpath")
+    );
+    assert!(
+        o.logs("notexec")[0].contains("/etc/passwd"),
+        "{:?}",
+        o.logs("notexec")
+    );
+    assert!(o.pod_exit().1 == 127 || o.pod_exit().1 == 126);
+}
+
+#[test]
+fn read_only_root_filesystem() {
+    let script = "if touch /x 2>/dev/null; then echo root=writable; else echo root=readonly; fi; \
+                  if touch /v/x; then echo vol=writable; fi";
+    let mut c = mount(sh("a", script), "v", "/v");
+    c.read_only_root_filesystem = true;
+    let mut p = pod(vec![c, sh("b", "touch /x && echo root=writable")]);
+    volume(&mut p, "v");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("a"), ["root=readonly", "vol=writable"]);
+    assert_eq!(o.stdout("b"), ["root=writable"]);
+}
+
+#[test]
+fn writes_stay_in_each_container() {
+    let o = run(&pod(vec![
+        sh("a", "echo a > /etc/who; cat /etc/who"),
+        sh("b", "echo b > /etc/who; cat /etc/who"),
+    ]));
+    check(&o);
+    assert_eq!(o.stdout("a"), ["a"]);
+    assert_eq!(o.stdout("b"), ["b"]);
+}
+
+#[test]
+fn run_as_user_shows_in_id_and_drops_capabilities() {
+    let mut c = sh(
+        "a",
+        "echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); grep CapEff /proc/self/status",
+    );
+    c.user = pod1_manifest::plan::User {
+        uid: 65534,
+        gid: 65534,
+    };
+    let root = sh(
+        "r",
+        "echo uid=$(id -u); grep -E 'CapBnd|NoNewPrivs' /proc/self/status",
+    );
+    let o = run(&pod(vec![c, root]));
+    check(&o);
+    let out = o.stdout("a");
+    assert_eq!(line_value(&out, "uid"), "65534");
+    assert_eq!(line_value(&out, "gid"), "65534");
+    assert_eq!(line_value(&out, "groups"), "65534");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")),
+        "{out:?}"
+    );
+    let r = o.stdout("r");
+    assert_eq!(line_value(&r, "uid"), "0");
+    // Docker's default set: 0x00000000a80425fb.
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("CapBnd:") && l.ends_with("00000000a80425fb")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter().any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_container_cannot_see_or_enter_the_init_mount_namespace() {
+    // Shared PID namespace: the init is PID 1 and visible, which is the
+    // hardest case for isolation.
+    let script = "echo mnt=$(readlink /proc/self/ns/mnt); \
+                  if ls /proc/1/root/ >/dev/null 2>&1; then echo root1=reachable; else echo root1=denied; fi; \
+                  if nsenter -t 1 -m true 2>/dev/null; then echo enter=yes; else echo enter=no; fi; \
+                  if [ -e /pod1/images ] || [ -e /etc/pod1/plan.json ]; then echo tree=visible; else echo tree=hidden; fi; \
+                  echo ready; sleep 100";
+    let mut p = pod(vec![sh("a", script)]);
+    p.share_process_namespace = true;
+    p.termination_grace_period_seconds = 0;
+    let mut r = spawn(&p);
+    r.wait_for("ready", |ev| logs(ev, "a", None).iter().any(|l| l == "ready"));
+    // The pod's init is the only child of the host-mode process.
+    let outer = r.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children")).unwrap();
+    let init_pid = children.split_whitespace().next().unwrap().to_string();
+    let init_mnt = std::fs::read_link(format!("/proc/{init_pid}/ns/mnt")).unwrap();
+    r.signal(libc::SIGTERM);
+    let o = r.finish();
+    check(&o);
+    let out = o.stdout("a");
+    assert_ne!(line_value(&out, "mnt"), init_mnt.to_string_lossy());
+    assert_ne!(line_value(&out, "mnt"), host_ns("mnt"));
+    assert_eq!(line_value(&out, "root1"), "denied");
+    assert_eq!(line_value(&out, "enter"), "no");
+    assert_eq!(line_value(&out, "tree"), "hidden");
+}
+
+#[test]
+fn a_container_that_fails_preparation_is_reported_with_the_reason() {
+    // A volume mount path through a symlink is refused (it could point
+    // anywhere on the host).
+    let mut p = pod(vec![
+        mount(sh("a", "echo never"), "v", "/bin/sh/x"),
+        sh("b", "echo fine"),
+    ]);
+    volume(&mut p, "v");
+    let o = run(&p);
+    check(&o);
+    let reason = o
+        .events
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::ContainerExited {
+                container, reason, ..
+            } if container == "a" => reason.clone(),
+            _ => None,
+        })
+        .expect("a reason for a");
+    assert!(reason.contains("symlink"), "{reason}");
+    assert_eq!(o.stdout("b"), ["fine"]);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 125));
+}
+
+#[test]
+fn bad_command_line_and_missing_plan_exit_125() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pod1-init"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("ev");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pod1-init"))
+        .arg("--root")
+        .arg(dir.path())
+        .arg("--events")
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let ev = read_events(&events);
+    assert!(
+        ev.iter()
+            .any(|r| matches!(&r.event, Event::Error { message } if message.contains("plan.json"))),
+        "{ev:#?}"
+    );
+    assert!(matches!(
+        ev.last().unwrap().event,
+        Event::PodExited { exit_code: 125, .. }
+    ));
 }

@@ -5,7 +5,7 @@
 //! Fixture: the image is Debian's busybox-static (`/bin/busybox`) copied to
 //! `ROOT/pod1/images/busybox/bin/busybox` with one symlink per applet (from
 //! `busybox --list`), plus `/etc/passwd` and `/etc/group`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pod1_manifest::events::{Event, Phase, Record, Stream};
-use pod1_manifest::plan::{Backoff, ContainerPlan, Limits, MountPlan, User, VolumePlan, DEFAULT_CAPABILITIES};
+use pod1_manifest::plan::{
+    Backoff, ContainerPlan, Limits, MountPlan, User, VolumePlan, DEFAULT_CAPABILITIES,
+};
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::Plan;
 
@@ -26,9 +28,15 @@ pub fn require_root() {
     let uid = fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next().unwrap_or("").to_string()))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+        })
         .unwrap();
-    assert_eq!(uid, "0", "the host-tier tests of pod1-init must run as root (they create namespaces and mounts)");
+    assert_eq!(
+        uid, "0",
+        "the host-tier tests of pod1-init must run as root (they create namespaces and mounts)"
+    );
 }
 
 /// A container running `sh -c script` in the busybox image as root.
@@ -38,7 +46,10 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         image: "dir:busybox".into(),
         rootfs: IMAGE.into(),
         argv: vec!["sh".into(), "-c".into(), script.into()],
-        env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(), "HOSTNAME=test".into()],
+        env: vec![
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "HOSTNAME=test".into(),
+        ],
         working_dir: "/".into(),
         user: User { uid: 0, gid: 0 },
         read_only_root_filesystem: false,
@@ -108,7 +119,10 @@ impl Tree {
 /// Builds the tree (busybox image + plan).
 pub fn tree(plan: &Plan) -> Tree {
     require_root();
-    let dir = tempfile::Builder::new().prefix("pod1-init-test").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pod1-init-test")
+        .tempdir()
+        .unwrap();
     let image = dir.path().join(IMAGE.trim_start_matches('/'));
     fs::create_dir_all(image.join("bin")).unwrap();
     fs::create_dir_all(image.join("etc")).unwrap();
@@ -166,7 +180,10 @@ impl Outcome {
     }
 
     pub fn pod_exit(&self) -> (Phase, i32) {
-        let last = self.events.last().unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
+        let last = self
+            .events
+            .last()
+            .unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
         match &last.event {
             Event::PodExited { phase, exit_code } => (*phase, *exit_code),
             other => panic!("last event is {other:?}, not pod_exited; all: {:#?}", self.events),
@@ -186,7 +203,9 @@ pub fn describe(e: &Event) -> String {
         Event::ContainerCreated { container } => format!("created {container}"),
         Event::ContainerStarted { container, .. } => format!("started {container}"),
         Event::Log { container, line, .. } => format!("log {container}: {line}"),
-        Event::ContainerExited { container, exit_code, .. } => format!("exited {container} {exit_code}"),
+        Event::ContainerExited {
+            container, exit_code, ..
+        } => format!("exited {container} {exit_code}"),
         Event::PodExited { exit_code, .. } => format!("pod_exited {exit_code}"),
         Event::Error { message } => format!("error {message}"),
     }
@@ -253,7 +272,10 @@ impl Running {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("init exited ({status}) before {what}; events: {:#?}", ev);
             }
-            assert!(start.elapsed() < HANG, "timed out waiting for {what}; events: {ev:#?}");
+            assert!(
+                start.elapsed() < HANG,
+                "timed out waiting for {what}; events: {ev:#?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -302,9 +324,23 @@ pub fn run(plan: &Plan) -> Outcome {
 /// and the process exit code matches the event.
 pub fn check(o: &Outcome) {
     let kinds = o.kinds();
-    assert_eq!(kinds.first().map(String::as_str), Some("init_started"), "{kinds:#?}\n{}", o.stderr);
-    assert_eq!(kinds.get(1).map(String::as_str), Some("sandbox_ready"), "{kinds:#?}\n{}", o.stderr);
-    assert!(!kinds.iter().any(|k| k.starts_with("error")), "{kinds:#?}\n{}", o.stderr);
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("init_started"),
+        "{kinds:#?}\n{}",
+        o.stderr
+    );
+    assert_eq!(
+        kinds.get(1).map(String::as_str),
+        Some("sandbox_ready"),
+        "{kinds:#?}\n{}",
+        o.stderr
+    );
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("error")),
+        "{kinds:#?}\n{}",
+        o.stderr
+    );
     let (_, code) = o.pod_exit();
     assert_eq!(code, o.code, "process exit code vs pod_exited; {kinds:#?}");
 }
