@@ -133,12 +133,20 @@ fn vm() -> Result<i32, Error> {
     pod(Path::new("/"), Path::new("/run/pod1"), Some(requests), true)
 }
 
-/// Makes fds 0, 1 and 2 the console.
+/// Makes fds 0, 1 and 2 the console. When the kernel found no
+/// /dev/console in the initramfs they are closed, and the open below
+/// itself returns one of them: that one must stay open.
 fn console_on_stdio() {
+    use std::os::fd::IntoRawFd;
     if let Ok(f) = fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
-        use std::os::fd::AsRawFd;
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(f.as_raw_fd(), fd);
+        let fd = f.into_raw_fd();
+        for target in 0..3 {
+            if fd != target {
+                let _ = nix::unistd::dup2(fd, target);
+            }
+        }
+        if fd > 2 {
+            let _ = nix::unistd::close(fd);
         }
     }
 }

@@ -206,16 +206,15 @@ pub fn switch_to_tmpfs(new_root: &Path) -> Result<(), Error> {
         MsFlags::empty(),
         Some("mode=0755"),
     )?;
-    // Order matters: copy first (mount points come over as empty
-    // directories), then move the live mounts onto them, then free the old
-    // copy, then make the tmpfs the root.
-    tree::copy_contents(Path::new("/"), new_root, &[&name])?;
+    // Order matters: move the files first (mount points come over as empty
+    // directories; each file is freed once copied), then move the live
+    // mounts onto them, then make the tmpfs the root.
+    tree::move_contents(Path::new("/"), new_root, &[&name])?;
     for m in MOVED {
         let dst = new_root.join(m.trim_start_matches('/'));
         mkdir_p(&dst)?;
         mount_fs(Some(m), &dst, None, MsFlags::MS_MOVE, None)?;
     }
-    tree::remove_contents(Path::new("/"), &[&name])?;
     nix::unistd::chdir(new_root).map_err(step("chdir"))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(step("move to /"))?;
     nix::unistd::chroot(".").map_err(step("chroot"))?;

@@ -153,7 +153,12 @@ impl LogPipe {
                     }
                 }
                 Err(Errno::EINTR) => {}
-                Err(_) => return,
+                Err(Errno::EAGAIN) => return,
+                // Any other error will not go away: treat it as the end.
+                Err(_) => {
+                    self.eof = true;
+                    return;
+                }
             }
         }
     }
@@ -177,6 +182,8 @@ pub struct Supervisor {
     aborted: Vec<Pid>,
     sigfd: SignalFd,
     requests: Requests,
+    /// The host's side of the channel hung up: stop polling it.
+    requests_closed: bool,
     /// Set once stopping: when SIGKILL follows.
     stop_deadline: Option<u64>,
     killed: bool,
@@ -238,6 +245,7 @@ impl Supervisor {
             aborted: Vec::new(),
             sigfd,
             requests: Requests::default(),
+            requests_closed: false,
             stop_deadline: None,
             killed: false,
             init_failed: false,
@@ -471,7 +479,7 @@ impl Supervisor {
             events: libc::POLLIN,
             revents: 0,
         }];
-        if let Some(r) = &self.pod.requests {
+        if let (Some(r), false) = (&self.pod.requests, self.requests_closed) {
             fds.push(libc::pollfd {
                 fd: r.as_raw_fd(),
                 events: libc::POLLIN,
@@ -523,10 +531,18 @@ impl Supervisor {
         let mut got = Vec::new();
         loop {
             match nix::unistd::read(r.as_raw_fd(), &mut buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    self.requests_closed = true;
+                    break;
+                }
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(Errno::EINTR) => {}
-                Err(_) => break,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => {
+                    console::log(&format!("reading the host's requests: {e}; no longer listening"));
+                    self.requests_closed = true;
+                    break;
+                }
             }
         }
         for req in self.requests.feed(&got) {
@@ -597,6 +613,16 @@ impl Supervisor {
     fn attribute(&mut self, pid: Pid, code: i32, signal: Option<i32>) {
         if let Some(k) = self.aborted.iter().position(|p| *p == pid) {
             self.aborted.swap_remove(k);
+            return;
+        }
+        // A parked child that died before its start (killed from outside).
+        if let Some(i) = self
+            .ctrs
+            .iter()
+            .position(|c| matches!(c.state, State::Created { pid: p, .. } if p == pid))
+        {
+            let reason = format!("the container process ended (exit {code}) before it was started");
+            self.exited(i, code, signal, Some(reason), 0);
             return;
         }
         let found = self.ctrs.iter().position(|c| match c.state {

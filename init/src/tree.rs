@@ -35,10 +35,17 @@ fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Erro
 /// `skip` names entries of `from` itself to leave out.
 pub fn copy_contents(from: &Path, to: &Path, skip: &[&str]) -> Result<(), Error> {
     let dev = fs::symlink_metadata(from).map_err(err("stat", from))?.dev();
-    copy_dir(from, to, dev, skip)
+    copy_dir(from, to, dev, skip, false)
 }
 
-fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str]) -> Result<(), Error> {
+/// As [`copy_contents`], but removes each file once copied, so moving the
+/// initramfs (images included) never needs twice its size in memory.
+pub fn move_contents(from: &Path, to: &Path, skip: &[&str]) -> Result<(), Error> {
+    let dev = fs::symlink_metadata(from).map_err(err("stat", from))?.dev();
+    copy_dir(from, to, dev, skip, true)
+}
+
+fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str], remove: bool) -> Result<(), Error> {
     for entry in fs::read_dir(from).map_err(err("reading directory", from))? {
         let entry = entry.map_err(err("reading directory", from))?;
         let name = entry.file_name();
@@ -54,7 +61,11 @@ fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str]) -> Result<(), Error
                 .or_else(exists_ok)
                 .map_err(err("creating directory", &dst))?;
             if meta.dev() == dev {
-                copy_dir(&src, &dst, dev, &[])?;
+                copy_dir(&src, &dst, dev, &[], remove)?;
+                if remove {
+                    // Still holding a mount point is fine: it stays.
+                    let _ = fs::remove_dir(&src);
+                }
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(&src).map_err(err("reading link", &src))?;
@@ -81,6 +92,9 @@ fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str]) -> Result<(), Error
             fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
                 .map_err(err("chmod", &dst))?;
         }
+        if remove && !ft.is_dir() {
+            fs::remove_file(&src).map_err(err("removing", &src))?;
+        }
     }
     Ok(())
 }
@@ -91,36 +105,6 @@ fn exists_ok(e: io::Error) -> io::Result<()> {
     } else {
         Err(e)
     }
-}
-
-/// Removes the contents of `dir` that sit on the same device as `dir`,
-/// leaving mount points (and `skip`) alone: switch_root's cleanup, so the
-/// initramfs's memory is given back once it is copied.
-pub fn remove_contents(dir: &Path, skip: &[&str]) -> Result<(), Error> {
-    let dev = fs::symlink_metadata(dir).map_err(err("stat", dir))?.dev();
-    remove_dir(dir, dev, skip)
-}
-
-fn remove_dir(dir: &Path, dev: u64, skip: &[&str]) -> Result<(), Error> {
-    for entry in fs::read_dir(dir).map_err(err("reading directory", dir))? {
-        let entry = entry.map_err(err("reading directory", dir))?;
-        if skip.iter().any(|s| entry.file_name() == *s) {
-            continue;
-        }
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(err("stat", &path))?;
-        if meta.dev() != dev {
-            continue;
-        }
-        if meta.is_dir() {
-            remove_dir(&path, dev, &[])?;
-            // A directory still holding a mount point stays; that is fine.
-            let _ = fs::remove_dir(&path);
-        } else {
-            fs::remove_file(&path).map_err(err("removing", &path))?;
-        }
-    }
-    Ok(())
 }
 
 /// `mkdir -p` that refuses to follow symlinks: used for paths inside a
@@ -184,8 +168,11 @@ mod tests {
         assert_eq!(fs::read_to_string(b.join("x/l")).unwrap(), "hi");
         assert_eq!(fs::metadata(b.join("x/y/f")).unwrap().mode() & 0o777, 0o751);
         assert!(!b.join("skipme").exists());
-        remove_contents(&a, &["skipme"]).unwrap();
-        assert_eq!(fs::read_dir(&a).unwrap().count(), 1);
+        let c = tmp("moved");
+        move_contents(&a, &c, &["skipme"]).unwrap();
+        assert_eq!(fs::read_to_string(c.join("x/y/f")).unwrap(), "hi");
+        assert_eq!(fs::read_dir(&a).unwrap().count(), 1, "only skipme is left");
+        fs::remove_dir_all(&c).unwrap();
         fs::remove_dir_all(&a).unwrap();
         fs::remove_dir_all(&b).unwrap();
     }
