@@ -5,6 +5,8 @@ mod cmd;
 mod elf;
 mod image;
 mod initramfs;
+mod kernel;
+mod qemu;
 mod tree;
 
 use std::process::ExitCode;
@@ -27,6 +29,7 @@ enum Command {
     Build(cmd::build::Args),
     Plan(cmd::plan::Args),
     Inspect(cmd::inspect::Args),
+    Run(cmd::run::Args),
 }
 
 /// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
@@ -41,12 +44,13 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Build(a) => cmd::build::run(a),
-        Command::Plan(a) => cmd::plan::run(a),
-        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Build(a) => cmd::build::run(a).map(|()| 0),
+        Command::Plan(a) => cmd::plan::run(a).map(|()| 0),
+        Command::Inspect(a) => cmd::inspect::run(a).map(|()| 0),
+        Command::Run(a) => cmd::run::run(a).map(|code| u8::try_from(code).unwrap_or(EXIT_POD1_FAILED)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("pod1: error: {e:#}");
             ExitCode::from(EXIT_POD1_FAILED)

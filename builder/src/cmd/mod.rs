@@ -3,3 +3,4 @@
 pub mod build;
 pub mod inspect;
 pub mod plan;
+pub mod run;

@@ -1,0 +1,166 @@
+//! Finding a guest kernel, reading its release, and packing the modules the
+//! init needs from a distribution kernel.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::tree::{Node, Tree};
+
+/// Modules the init loads when the kernel has them as modules rather than
+/// built in: overlayfs gives each container a private writable layer.
+pub const WANTED_MODULES: &[&str] = &["overlay"];
+/// Where the modules go in the initramfs, and the file listing their load order.
+pub const MODULES_DIR: &str = "pod1/modules";
+
+/// The cache root: `$POD1_CACHE`, else `~/.cache/pod1`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("POD1_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache/pod1")
+}
+
+/// The newest `kernel/<prefix>*/<file>` in the cache.
+fn newest_cached(prefix: &str, file: &str) -> Option<PathBuf> {
+    let dir = cache_dir().join("kernel");
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path().join(file))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
+/// The kernel to boot: `--kernel`, then `$POD1_KERNEL`, then the cached
+/// minimal kernel, then the fetched Debian kernel.
+pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
+    let chosen = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("POD1_KERNEL").map(PathBuf::from))
+        .or_else(|| newest_cached("minimal-", "bzImage"))
+        .or_else(|| newest_cached("debian-", "vmlinuz"));
+    match chosen {
+        Some(k) if k.is_file() => Ok(k),
+        Some(k) => bail!("kernel {} does not exist", k.display()),
+        None => bail!(
+            "no guest kernel found: run scripts/build-kernel.sh (a minimal kernel, about 7 minutes) \
+             or scripts/fetch-kernel.sh (Debian's cloud kernel), or pass --kernel"
+        ),
+    }
+}
+
+/// The release string (`uname -r`) of a bzImage, from its setup header.
+pub fn release(kernel: &[u8]) -> Result<String> {
+    // boot protocol: "HdrS" at 0x202; kernel_version (u16) at 0x20e points
+    // to a NUL-terminated string at its value + 0x200.
+    if kernel.get(0x202..0x206) != Some(b"HdrS") {
+        bail!("not a bzImage (no Linux boot protocol header)");
+    }
+    let ptr = u16::from_le_bytes([kernel[0x20e], kernel[0x20f]]) as usize + 0x200;
+    let text = kernel.get(ptr..).context("bzImage version pointer out of range")?;
+    let end = text.iter().position(|&b| b == 0 || b == b' ').unwrap_or(0);
+    let release = std::str::from_utf8(&text[..end]).context("bzImage version is not text")?;
+    if release.is_empty() {
+        bail!("bzImage has an empty version string");
+    }
+    Ok(release.to_string())
+}
+
+/// The modules directory that belongs to `kernel`: `lib/modules/<release>`
+/// next to it (as scripts/fetch-kernel.sh lays it out), else the host's.
+pub fn modules_dir(kernel: &Path, release: &str) -> Option<PathBuf> {
+    let beside = kernel.parent()?.join("lib/modules").join(release);
+    let host = Path::new("/lib/modules").join(release);
+    [beside, host].into_iter().find(|d| d.join("modules.dep").is_file())
+}
+
+/// Resolves `wanted` with their dependencies from `modules.dep`, in load
+/// order (dependencies first); built-in modules (`modules.builtin`) and
+/// unknown names are skipped.
+pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<String> {
+    let name_of = |path: &str| {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        base.split(".ko").next().unwrap_or(base).replace('-', "_")
+    };
+    let builtin: Vec<String> = builtin.lines().map(name_of).collect();
+    let deps: Vec<(String, String, Vec<String>)> = modules_dep
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, d)| (name_of(m), m.to_string(), d.split_whitespace().map(str::to_string).collect()))
+        .collect();
+    let mut order: Vec<String> = Vec::new();
+    for want in wanted {
+        let want = want.replace('-', "_");
+        if builtin.contains(&want) {
+            continue;
+        }
+        let Some((_, path, list)) = deps.iter().find(|(n, _, _)| *n == want) else { continue };
+        // modules.dep lists every (transitive) dependency; modprobe loads
+        // them from the end of the list backwards.
+        for p in list.iter().rev().chain(std::iter::once(path)) {
+            if !order.contains(p) {
+                order.push(p.clone());
+            }
+        }
+    }
+    order
+}
+
+/// A tree with the modules the init should load for this kernel, or `None`
+/// when the kernel needs none (all built in, or no modules found).
+pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
+    let image = std::fs::read(kernel).with_context(|| format!("cannot read kernel {}", kernel.display()))?;
+    let release = release(&image).with_context(|| format!("kernel {}", kernel.display()))?;
+    let Some(dir) = modules_dir(kernel, &release) else { return Ok(None) };
+    let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
+    let builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+    let order = load_order(&dep, &builtin, WANTED_MODULES);
+    if order.is_empty() {
+        return Ok(None);
+    }
+    let mut tree = Tree::default();
+    let mut list = String::new();
+    for rel in &order {
+        let data = std::fs::read(dir.join(rel)).with_context(|| format!("reading module {rel}"))?;
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        tree.insert(&format!("{MODULES_DIR}/{name}"), Node::file(data, 0o644))?;
+        list.push_str(&format!("/{MODULES_DIR}/{name}\n"));
+    }
+    tree.insert(&format!("{MODULES_DIR}/load"), Node::file(list.into_bytes(), 0o644))?;
+    Ok(Some(tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_order_puts_dependencies_first() {
+        let dep = "kernel/fs/overlayfs/overlay.ko:\n\
+                   kernel/a/top.ko.xz: kernel/b/mid.ko.xz kernel/c/low.ko.xz\n\
+                   kernel/b/mid.ko.xz: kernel/c/low.ko.xz\n\
+                   kernel/c/low.ko.xz:\n";
+        assert_eq!(load_order(dep, "", &["overlay"]), ["kernel/fs/overlayfs/overlay.ko"]);
+        assert_eq!(
+            load_order(dep, "", &["top", "mid"]),
+            ["kernel/c/low.ko.xz", "kernel/b/mid.ko.xz", "kernel/a/top.ko.xz"]
+        );
+        assert!(load_order(dep, "kernel/fs/overlayfs/overlay.ko\n", &["overlay"]).is_empty());
+        assert!(load_order(dep, "", &["missing"]).is_empty());
+    }
+
+    #[test]
+    fn release_from_a_bzimage_header() {
+        let mut img = vec![0u8; 0x400];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        img[0x300..0x300 + 30].copy_from_slice(b"6.1.0-9-cloud-amd64 (debian) #");
+        assert_eq!(release(&img).unwrap(), "6.1.0-9-cloud-amd64");
+        assert!(release(&[0u8; 0x300]).is_err());
+    }
+}
