@@ -21,6 +21,9 @@ use pod1_manifest::events::{Event, Record, Request};
 static EVENTS_FD: AtomicI32 = AtomicI32::new(-1);
 /// Whether the event channel is a tty that `tcdrain` can flush.
 static EVENTS_TTY: AtomicBool = AtomicBool::new(false);
+/// Where the init's own log lines go (stderr until a container child
+/// points its stderr at the container's log pipe).
+static CONSOLE_FD: AtomicI32 = AtomicI32::new(2);
 /// `pod1.debug` on the kernel command line (or `POD1_DEBUG` on a host).
 static DEBUG: AtomicBool = AtomicBool::new(false);
 
@@ -74,10 +77,20 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// One line of the init's own log on the console (fd 2).
+/// One line of the init's own log on the console.
 pub fn log(msg: &str) {
     let line = format!("pod1-init: {msg}\n");
-    let _ = write_all(2, line.as_bytes());
+    let _ = write_all(CONSOLE_FD.load(Ordering::Relaxed), line.as_bytes());
+}
+
+/// Keeps the console reachable in a container child whose fd 2 is about
+/// to become the container's stderr: moves it to a CLOEXEC descriptor, so
+/// the init's own lines never show up as the container's output and the
+/// command never inherits it.
+pub fn keep_console_apart() {
+    if let Ok(fd) = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+        CONSOLE_FD.store(fd, Ordering::Relaxed);
+    }
 }
 
 /// A line only shown with `pod1.debug`.

@@ -24,7 +24,7 @@ use pod1_manifest::ContainerPlan;
 
 use crate::namespaces::Sandbox;
 use crate::power::{self, Role};
-use crate::{caps, rootfs};
+use crate::{caps, console, rootfs};
 
 /// A process step that failed (in the init, before the child exists).
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +176,7 @@ pub fn start(start: OwnedFd) -> Result<(), Errno> {
 /// The child: prepare, report, park, exec. Never returns.
 fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedFd) -> ! {
     let mut sync = File::from(sync);
+    console::keep_console_apart();
     // stdout/stderr first, so everything after start lands in the log.
     let stdio = (|| -> Result<(), String> {
         let null = File::options()
