@@ -85,7 +85,12 @@ struct CapData {
 const CAP_V3: u32 = 0x2008_0522;
 
 /// Sets permitted and effective to `set`, inheritable to nothing.
+/// Capabilities this process does not hold (newer than the kernel, or
+/// outside the bounding set the init itself was started with) are left
+/// out: asking for them is EPERM, and a privileged container gets
+/// everything the runtime has, as with runc.
 pub fn set(set: u64) -> Result<(), Error> {
+    let set = set & permitted()?;
     let mut hdr = CapHeader {
         version: CAP_V3,
         pid: 0,
@@ -103,6 +108,21 @@ pub fn set(set: u64) -> Result<(), Error> {
         return Err(Error::Capset(Errno::last()));
     }
     Ok(())
+}
+
+/// This process's permitted set.
+fn permitted() -> Result<u64, Error> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: as in `set`; capget writes two data structs.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    if r != 0 {
+        return Err(Error::Capset(Errno::last()));
+    }
+    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ fn pod(root: &Path, state: &Path, requests: Option<OwnedFd>, pid1: bool) -> Resu
     let plan: Plan = serde_json::from_str(&text).map_err(|source| Error::PlanParse { path, source })?;
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
-    let sandbox = namespaces::create(&plan, &state.join("ns"))?;
+    let sandbox = namespaces::create(&plan, &state.join("ns"), pid1)?;
     console::emit(Event::SandboxReady {});
     let cg_name = if pid1 {
         "pod1".to_string()

@@ -81,8 +81,45 @@ impl Sandbox {
     }
 }
 
-/// Creates, pins and configures the pod's namespaces under `dir`.
-pub fn create(plan: &Plan, dir: &Path) -> Result<Sandbox, Error> {
+/// Whether a sysctl may be set for this pod. Kubernetes allows only
+/// namespaced sysctls (they stay inside the pod); in the VM the whole
+/// kernel is the pod's, so any sysctl goes, but on a host a node-wide one
+/// would change the host and is refused, as is a network (IPC) sysctl when
+/// the pod shares the host's network (IPC) namespace.
+pub fn sysctl_allowed(name: &str, host_network: bool, host_ipc: bool, vm: bool) -> Result<(), String> {
+    let n = name.replace('/', ".");
+    let net = n.starts_with("net.");
+    let ipc = n.starts_with("kernel.shm")
+        || n.starts_with("kernel.msg")
+        || n == "kernel.sem"
+        || n.starts_with("fs.mqueue.");
+    if name.contains("..") || name.starts_with('.') || name.is_empty() {
+        return Err(format!("sysctl {name:?} is not a valid name"));
+    }
+    if net && host_network {
+        return Err(format!(
+            "sysctl {name} would change the host's network namespace (hostNetwork)"
+        ));
+    }
+    if ipc && host_ipc {
+        return Err(format!(
+            "sysctl {name} would change the host's IPC namespace (hostIPC)"
+        ));
+    }
+    if !vm && !net && !ipc {
+        return Err(format!(
+            "sysctl {name} is not namespaced: on a host it would change the whole machine"
+        ));
+    }
+    Ok(())
+}
+
+/// Creates, pins and configures the pod's namespaces under `dir`. `vm`:
+/// the kernel is the pod's own (any sysctl may be set).
+pub fn create(plan: &Plan, dir: &Path, vm: bool) -> Result<Sandbox, Error> {
+    for s in &plan.sysctls {
+        sysctl_allowed(&s.name, plan.host_network, plan.host_ipc, vm).map_err(Error::Failed)?;
+    }
     let sandbox = Sandbox {
         net: (!plan.host_network).then(|| dir.join("net")),
         ipc: (!plan.host_ipc).then(|| dir.join("ipc")),
@@ -196,4 +233,20 @@ fn loopback_up() -> Result<(), String> {
         return Err(fail("SIOCSIFFLAGS"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctls_stay_in_the_pod() {
+        assert!(sysctl_allowed("net.ipv4.ip_forward", false, false, false).is_ok());
+        assert!(sysctl_allowed("kernel.shmmax", false, false, false).is_ok());
+        assert!(sysctl_allowed("net.ipv4.ip_forward", true, false, true).is_err());
+        assert!(sysctl_allowed("kernel.msgmax", false, true, true).is_err());
+        assert!(sysctl_allowed("vm.swappiness", false, false, false).is_err());
+        assert!(sysctl_allowed("vm.swappiness", false, false, true).is_ok());
+        assert!(sysctl_allowed("net/../../etc", false, false, true).is_err());
+    }
 }

@@ -538,3 +538,65 @@ fn bad_command_line_and_missing_plan_exit_125() {
         Event::PodExited { exit_code: 125, .. }
     ));
 }
+
+#[test]
+fn masked_and_read_only_paths_unless_privileged() {
+    let script = "if echo 1 > /proc/sys/kernel/shmmni 2>/dev/null; then echo procsys=rw; else echo procsys=ro; fi; \
+                  echo timer=$(wc -c < /proc/timer_list); \
+                  if touch /sys/x 2>/dev/null || mkdir /sys/x 2>/dev/null; then echo sys=rw; else echo sys=ro; fi; \
+                  echo sysro=$(grep -c ' /sys ro,' /proc/self/mountinfo); \
+                  echo dev=$(ls /dev | tr '\\n' ' ')";
+    let mut privileged = sh("priv", script);
+    privileged.privileged = true;
+    privileged.capabilities = pod1_manifest::plan::CAPABILITIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let o = run(&pod(vec![sh("plain", script), privileged]));
+    check(&o);
+    let plain = o.stdout("plain");
+    assert_eq!(line_value(&plain, "procsys"), "ro", "{plain:?}");
+    assert_eq!(line_value(&plain, "timer"), "0", "{plain:?}");
+    assert_eq!(line_value(&plain, "sysro"), "1", "{plain:?}");
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdin",
+        "stdout", "stderr",
+    ] {
+        assert!(
+            line_value(&plain, "dev").split_whitespace().any(|x| x == d),
+            "/dev/{d} in {plain:?}"
+        );
+    }
+    let p = o.stdout("priv");
+    assert!(!p.is_empty(), "{:#?}", o.events);
+    assert_eq!(line_value(&p, "procsys"), "rw", "{p:?}");
+    assert_eq!(line_value(&p, "sysro"), "0", "{p:?}");
+    assert_ne!(line_value(&p, "timer"), "0", "{p:?}");
+}
+
+#[test]
+fn a_sandbox_failure_ends_the_pod_with_125_and_the_reason() {
+    let mut p = pod(vec![sh("a", "echo never")]);
+    p.sysctls = vec![Sysctl {
+        name: "net.ipv4.no_such_sysctl".into(),
+        value: "1".into(),
+    }];
+    let o = run(&p);
+    assert_eq!(o.code, 125);
+    assert!(
+        o.events
+            .iter()
+            .any(|r| matches!(&r.event, Event::Error { message } if message.contains("no_such_sysctl"))),
+        "{:#?}",
+        o.events
+    );
+    assert!(o.logs("a").is_empty());
+    assert_eq!(o.pod_exit(), (Phase::Failed, 125));
+    // A node-wide sysctl is refused on a host.
+    p.sysctls = vec![Sysctl {
+        name: "vm.swappiness".into(),
+        value: "1".into(),
+    }];
+    let o = run(&p);
+    assert_eq!(o.code, 125);
+}
