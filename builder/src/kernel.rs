@@ -18,7 +18,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("POD1_CACHE") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/pod1")
 }
 
@@ -62,7 +64,9 @@ pub fn release(kernel: &[u8]) -> Result<String> {
         bail!("not a bzImage (no Linux boot protocol header)");
     }
     let ptr = u16::from_le_bytes([kernel[0x20e], kernel[0x20f]]) as usize + 0x200;
-    let text = kernel.get(ptr..).context("bzImage version pointer out of range")?;
+    let text = kernel
+        .get(ptr..)
+        .context("bzImage version pointer out of range")?;
     let end = text.iter().position(|&b| b == 0 || b == b' ').unwrap_or(0);
     let release = std::str::from_utf8(&text[..end]).context("bzImage version is not text")?;
     if release.is_empty() {
@@ -76,7 +80,9 @@ pub fn release(kernel: &[u8]) -> Result<String> {
 pub fn modules_dir(kernel: &Path, release: &str) -> Option<PathBuf> {
     let beside = kernel.parent()?.join("lib/modules").join(release);
     let host = Path::new("/lib/modules").join(release);
-    [beside, host].into_iter().find(|d| d.join("modules.dep").is_file())
+    [beside, host]
+        .into_iter()
+        .find(|d| d.join("modules.dep").is_file())
 }
 
 /// Resolves `wanted` with their dependencies from `modules.dep`, in load
@@ -91,7 +97,13 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
     let deps: Vec<(String, String, Vec<String>)> = modules_dep
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(m, d)| (name_of(m), m.to_string(), d.split_whitespace().map(str::to_string).collect()))
+        .map(|(m, d)| {
+            (
+                name_of(m),
+                m.to_string(),
+                d.split_whitespace().map(str::to_string).collect(),
+            )
+        })
         .collect();
     let mut order: Vec<String> = Vec::new();
     for want in wanted {
@@ -99,7 +111,9 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
         if builtin.contains(&want) {
             continue;
         }
-        let Some((_, path, list)) = deps.iter().find(|(n, _, _)| *n == want) else { continue };
+        let Some((_, path, list)) = deps.iter().find(|(n, _, _)| *n == want) else {
+            continue;
+        };
         // modules.dep lists every (transitive) dependency; modprobe loads
         // them from the end of the list backwards.
         for p in list.iter().rev().chain(std::iter::once(path)) {
@@ -116,7 +130,9 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
 pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
     let image = std::fs::read(kernel).with_context(|| format!("cannot read kernel {}", kernel.display()))?;
     let release = release(&image).with_context(|| format!("kernel {}", kernel.display()))?;
-    let Some(dir) = modules_dir(kernel, &release) else { return Ok(None) };
+    let Some(dir) = modules_dir(kernel, &release) else {
+        return Ok(None);
+    };
     let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
     let builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
     let order = load_order(&dep, &builtin, WANTED_MODULES);
@@ -131,7 +147,10 @@ pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
         tree.insert(&format!("{MODULES_DIR}/{name}"), Node::file(data, 0o644))?;
         list.push_str(&format!("/{MODULES_DIR}/{name}\n"));
     }
-    tree.insert(&format!("{MODULES_DIR}/load"), Node::file(list.into_bytes(), 0o644))?;
+    tree.insert(
+        &format!("{MODULES_DIR}/load"),
+        Node::file(list.into_bytes(), 0o644),
+    )?;
     Ok(Some(tree))
 }
 
@@ -145,7 +164,10 @@ mod tests {
                    kernel/a/top.ko.xz: kernel/b/mid.ko.xz kernel/c/low.ko.xz\n\
                    kernel/b/mid.ko.xz: kernel/c/low.ko.xz\n\
                    kernel/c/low.ko.xz:\n";
-        assert_eq!(load_order(dep, "", &["overlay"]), ["kernel/fs/overlayfs/overlay.ko"]);
+        assert_eq!(
+            load_order(dep, "", &["overlay"]),
+            ["kernel/fs/overlayfs/overlay.ko"]
+        );
         assert_eq!(
             load_order(dep, "", &["top", "mid"]),
             ["kernel/c/low.ko.xz", "kernel/b/mid.ko.xz", "kernel/a/top.ko.xz"]

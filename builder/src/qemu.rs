@@ -33,8 +33,14 @@ impl KernelCmdline {
     }
 
     fn push_raw(&mut self, param: &str) -> Result<()> {
-        if param.is_empty() || param.chars().any(|c| c.is_whitespace() || c == '"' || c.is_control()) {
-            bail!("kernel parameter {param:?} must be non-empty, without spaces, quotes or control characters");
+        if param.is_empty()
+            || param
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c.is_control())
+        {
+            bail!(
+                "kernel parameter {param:?} must be non-empty, without spaces, quotes or control characters"
+            );
         }
         if self.to_string().len() + param.len() + 2 > MAX_CMDLINE {
             bail!("the kernel command line would exceed {MAX_CMDLINE} bytes");
@@ -45,7 +51,9 @@ impl KernelCmdline {
 
     /// Whether a parameter `key` or `key=...` is present.
     pub fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|p| p == key || p.starts_with(&format!("{key}=")))
+        self.0
+            .iter()
+            .any(|p| p == key || p.starts_with(&format!("{key}=")))
     }
 }
 
@@ -126,11 +134,25 @@ impl VmConfig {
             push(&["-cpu", "host"]);
         }
         push(&["-m", &self.memory_mib.to_string(), "-smp", &self.cpus.to_string()]);
-        push(&["-kernel", &self.kernel.to_string_lossy(), "-initrd", &self.initrd.to_string_lossy()]);
+        push(&[
+            "-kernel",
+            &self.kernel.to_string_lossy(),
+            "-initrd",
+            &self.initrd.to_string_lossy(),
+        ]);
         push(&["-append", &self.cmdline.to_string()]);
         let con = format!("socket,id=con,path={}", self.console_socket.display());
         let ev = format!("socket,id=ev,path={}", self.events_socket.display());
-        push(&["-chardev", &con, "-serial", "chardev:con", "-chardev", &ev, "-serial", "chardev:ev"]);
+        push(&[
+            "-chardev",
+            &con,
+            "-serial",
+            "chardev:con",
+            "-chardev",
+            &ev,
+            "-serial",
+            "chardev:ev",
+        ]);
         push(&["-monitor", "none"]);
         a
     }
@@ -143,9 +165,15 @@ mod tests {
     #[test]
     fn cmdline_validates() {
         let mut c = KernelCmdline::default();
-        c.push("console", Some("ttyS0")).unwrap().push("quiet", None).unwrap();
+        c.push("console", Some("ttyS0"))
+            .unwrap()
+            .push("quiet", None)
+            .unwrap();
         c.append("  rdinit=/sbin/init  pod1.debug=1 ").unwrap();
-        assert_eq!(c.to_string(), "console=ttyS0 quiet rdinit=/sbin/init pod1.debug=1");
+        assert_eq!(
+            c.to_string(),
+            "console=ttyS0 quiet rdinit=/sbin/init pod1.debug=1"
+        );
         assert!(c.has("rdinit") && c.has("quiet") && !c.has("init"));
         assert!(c.push("a", Some("b c")).is_err());
         assert!(c.push("a\"", None).is_err());
@@ -156,7 +184,9 @@ mod tests {
     fn kvm_needs_the_cpu_flag_and_the_device() {
         assert!(kvm_usable("flags : fpu vmx sse", Path::new("/nonexistent/kvm")).is_err());
         let dev_null = Path::new("/dev/null");
-        assert!(kvm_usable("flags\t\t: fpu sse hypervisor", dev_null).unwrap_err().contains("vmx"));
+        assert!(kvm_usable("flags\t\t: fpu sse hypervisor", dev_null)
+            .unwrap_err()
+            .contains("vmx"));
         assert!(kvm_usable("flags\t\t: fpu svm sse", dev_null).is_ok());
     }
 }

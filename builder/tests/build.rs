@@ -1,10 +1,8 @@
 //! `pod1 plan`, `pod1 build` and `pod1 inspect` against real images.
 //!
-//! Fixtures are made once per run by the test setup with real tools:
-//! `scripts/make-busybox-image.sh` (umoci, Debian's busybox-static) makes an
-//! OCI layout; skopeo turns it into an oci-archive and a docker-archive;
-//! `umoci unpack` gives the reference root filesystem and a `dir:` image;
-//! python's tarfile writes hostile layers, which `umoci raw add-layer` adds.
+//! Fixtures come from `pod1_tests::fixtures` (umoci, skopeo, Debian's
+//! busybox-static); python's tarfile writes hostile layers, which
+//! `umoci raw add-layer` adds to a copy of the layout.
 //! The init packed here is Debian's static busybox: any static executable
 //! will do for the builder, and it keeps these tests independent of pod1-init.
 
@@ -14,7 +12,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+
+use pod1_tests::{fixtures, pod_dir, run, sh};
 
 const POD1: &str = env!("CARGO_BIN_EXE_pod1");
 const STATIC_INIT: &str = "/bin/busybox";
@@ -22,52 +21,6 @@ const STATIC_INIT: &str = "/bin/busybox";
 fn sha256(data: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x} ({} bytes)", sha2::Sha256::digest(data), data.len())
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn sh(script: &str) {
-    run(Command::new("bash").args(["-euo", "pipefail", "-c", script]));
-}
-
-/// The fixture directory: busybox (OCI layout), busybox-oci.tar,
-/// busybox-docker.tar, rootfs (a dir: image equal to the layout's content).
-fn fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("pod1-build-fixtures-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-image.sh");
-        sh(&format!(
-            "cd {d}
-             {script} busybox latest
-             skopeo --insecure-policy copy -q oci:busybox:latest oci-archive:busybox-oci.tar:latest
-             skopeo --insecure-policy copy -q oci:busybox:latest docker-archive:busybox-docker.tar:busybox:latest
-             umoci unpack --image busybox:latest bundle >/dev/null
-             mv bundle/rootfs rootfs",
-            d = dir.display(),
-            script = script.display()
-        ));
-        dir
-    })
-}
-
-/// A scratch directory holding `pod.json`, next to the fixtures.
-fn pod_dir(name: &str, manifest: &str) -> PathBuf {
-    let dir = fixtures().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pod.json"), manifest).unwrap();
-    dir
 }
 
 fn pod1(args: &[&str]) -> Output {

@@ -108,7 +108,10 @@ pub fn run(args: &Args) -> Result<i32> {
         false => build_cached(&args.input, args.init.as_deref())?,
     };
     let kernel = kernel::find(args.kernel.as_deref())?;
-    let work = tempfile::Builder::new().prefix("pod1-run-").tempdir().context("creating a temporary directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("pod1-run-")
+        .tempdir()
+        .context("creating a temporary directory")?;
     let initrd = with_modules(&initrd, &kernel, work.path())?;
     let mut user = KernelCmdline::default();
     if let Some(extra) = &args.append {
@@ -153,10 +156,16 @@ pub fn run(args: &Args) -> Result<i32> {
         match boot(&config, args, &signals)? {
             Outcome::Exit(code) => return Ok(code),
             Outcome::KvmStalled if args.accel == Accel::Auto => {
-                note(&format!("no sign of the init {}s into a KVM boot; retrying under TCG", KVM_STALL.as_secs()));
+                note(&format!(
+                    "no sign of the init {}s into a KVM boot; retrying under TCG",
+                    KVM_STALL.as_secs()
+                ));
                 accel = Accel::Tcg;
             }
-            Outcome::KvmStalled => bail!("no sign of the init {}s into a KVM boot (try --accel tcg)", KVM_STALL.as_secs()),
+            Outcome::KvmStalled => bail!(
+                "no sign of the init {}s into a KVM boot (try --accel tcg)",
+                KVM_STALL.as_secs()
+            ),
         }
     }
 }
@@ -185,7 +194,8 @@ fn is_initramfs(path: &Path) -> Result<bool> {
 /// content (plan, images, init) is unchanged.
 fn build_cached(manifest: &Path, init: Option<&Path>) -> Result<PathBuf> {
     use sha2::Digest;
-    let abs = std::fs::canonicalize(manifest).with_context(|| format!("cannot read manifest {}", manifest.display()))?;
+    let abs = std::fs::canonicalize(manifest)
+        .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
     let key = crate::tree::hex(&sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes()))[..16].to_string();
     let dir = kernel::cache_dir().join("builds").join(key);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -206,7 +216,9 @@ fn build_cached(manifest: &Path, init: Option<&Path>) -> Result<PathBuf> {
 /// kernel modules the init loads when `kernel` has overlayfs as a module.
 /// (The kernel unpacks concatenated archives one after the other.)
 fn with_modules(initrd: &Path, kernel: &Path, work: &Path) -> Result<PathBuf> {
-    let Some(modules) = kernel::modules_tree(kernel)? else { return Ok(initrd.to_path_buf()) };
+    let Some(modules) = kernel::modules_tree(kernel)? else {
+        return Ok(initrd.to_path_buf());
+    };
     let combined = work.join("initrd");
     let mut out = std::fs::File::create(&combined)?;
     std::io::copy(&mut std::fs::File::open(initrd)?, &mut out)?;
@@ -245,7 +257,11 @@ impl Drop for Vm {
 
 fn spawn_qemu(config: &VmConfig) -> Result<Child> {
     let mut cmd = Command::new(&config.qemu);
-    cmd.args(config.args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    cmd.args(config.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
     // SAFETY: the closure runs in the child between fork and exec and only
     // calls prctl(2), which is async-signal-safe.
     unsafe {
@@ -254,7 +270,8 @@ fn spawn_qemu(config: &VmConfig) -> Result<Child> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    cmd.spawn().with_context(|| format!("cannot start {} (install qemu-system-x86)", config.qemu.display()))
+    cmd.spawn()
+        .with_context(|| format!("cannot start {} (install qemu-system-x86)", config.qemu.display()))
 }
 
 /// Waits for QEMU to connect to `listener`, or to exit.
@@ -291,7 +308,10 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     let events_l = UnixListener::bind(&config.events_socket).context("creating the event socket")?;
     let started = Instant::now();
     let mut child = spawn_qemu(config)?;
-    let mut vm = Vm { pid: Pid::from_raw(child.id() as i32), done: false };
+    let mut vm = Vm {
+        pid: Pid::from_raw(child.id() as i32),
+        done: false,
+    };
     let console = accept(&console_l, &mut child, "console")?;
     let events = accept(&events_l, &mut child, "event")?;
     let mut events_w = events.try_clone()?;
@@ -325,7 +345,9 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     }
     drop(tx);
     let mut s = Session::new(args);
-    let timeout = args.timeout.map(|t| started + Duration::from_secs_f64(t.max(0.0)));
+    let timeout = args
+        .timeout
+        .map(|t| started + Duration::from_secs_f64(t.max(0.0)));
     let exit = loop {
         let now = Instant::now();
         let mut deadline = timeout.unwrap_or(now + Duration::from_secs(3600));
@@ -341,12 +363,17 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 if config.accel == Accel::Kvm && !s.init_seen && Instant::now() >= started + KVM_STALL {
                     return Ok(Outcome::KvmStalled);
                 }
-                if s.finished_at.is_some_and(|t| Instant::now() >= t + POWEROFF_GRACE) {
+                if s.finished_at
+                    .is_some_and(|t| Instant::now() >= t + POWEROFF_GRACE)
+                {
                     note("the VM did not power off after the pod finished; killed it");
                     break s.exit_code();
                 }
                 s.print_console_tail();
-                note(&format!("the pod did not finish within {} s; the VM was killed", args.timeout.unwrap_or(0.0)));
+                note(&format!(
+                    "the pod did not finish within {} s; the VM was killed",
+                    args.timeout.unwrap_or(0.0)
+                ));
                 break exit::TIMEOUT;
             }
             Err(RecvTimeoutError::Disconnected) => break s.exit_code(),
@@ -466,7 +493,10 @@ impl<'a> Session<'a> {
     fn prefix(&mut self, name: &str) -> String {
         self.width = self.width.max(name.len());
         let n = self.colors.len();
-        let code = *self.colors.entry(name.to_string()).or_insert(COLORS[n % COLORS.len()]);
+        let code = *self
+            .colors
+            .entry(name.to_string())
+            .or_insert(COLORS[n % COLORS.len()]);
         if self.color {
             format!("\x1b[{code}m{name:<w$} |\x1b[0m", w = self.width)
         } else {
@@ -480,14 +510,23 @@ impl<'a> Session<'a> {
         }
         match rec.event {
             Event::InitStarted { .. } => self.init_seen = true,
-            Event::Log { container, stream, line } if !self.args.json => {
+            Event::Log {
+                container,
+                stream,
+                line,
+            } if !self.args.json => {
                 let p = self.prefix(&container);
                 match stream {
                     Stream::Stdout => out(&format!("{p} {line}")),
                     Stream::Stderr => eprintln!("{p} {line}"),
                 }
             }
-            Event::ContainerExited { container, exit_code, reason, .. } if !self.args.json => {
+            Event::ContainerExited {
+                container,
+                exit_code,
+                reason,
+                ..
+            } if !self.args.json => {
                 let p = self.prefix(&container);
                 let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
                 eprintln!("{p} exited with code {exit_code}{why}");
@@ -557,4 +596,3 @@ fn out(line: &str) {
     let _ = writeln!(o, "{line}");
     let _ = o.flush();
 }
-

@@ -1,0 +1,306 @@
+//! VM tests: real initramfs images booted under QEMU (TCG where KVM cannot
+//! work) on both guest kernels, through `pod1 run` as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use pod1_manifest::events::{Event, Record};
+use pod1_tests::{bin, fixtures, kernels, pod_dir, run, sh, workspace};
+
+/// What one `pod1 run` gave back.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn events(&self) -> Vec<Event> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+            .map(|r| r.event)
+            .collect()
+    }
+}
+
+/// `pod1 run INPUT --kernel K ARGS...`, with a generous timeout so a broken
+/// boot fails the test instead of hanging it.
+fn pod1_run(input: &Path, kernel: &Path, args: &[&str]) -> Ran {
+    let mut cmd = Command::new(bin("pod1"));
+    cmd.arg("run").arg(input).arg("--kernel").arg(kernel).args(args);
+    if !args.contains(&"--timeout") {
+        cmd.args(["--timeout", "180"]);
+    }
+    let out = cmd.output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A pod of one busybox container running `script` with `restartPolicy: Never`.
+fn script_pod(name: &str, script: &str) -> std::path::PathBuf {
+    script_pod_shared(name, script, false)
+}
+
+/// As [`script_pod`], optionally with one PID namespace for the pod.
+fn script_pod_shared(name: &str, script: &str, share_pid: bool) -> std::path::PathBuf {
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 10, "shareProcessNamespace": share_pid,
+                 "containers": [{"name": "c", "image": "oci:../busybox:latest", "command": ["sh", "-c", script]}]}
+    });
+    pod_dir(name, &manifest.to_string()).join("pod.json")
+}
+
+#[test]
+fn example_pod_prints_its_line_and_exits_0() {
+    let example = std::fs::read_to_string(workspace().join("examples/hello/pod.json")).unwrap();
+    let manifest = pod_dir(
+        "hello",
+        &example.replace("oci:../images/busybox", "oci:../busybox"),
+    )
+    .join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("hello | Hello from hello, kernel "));
+        assert!(
+            line.is_some_and(|l| l.ends_with(", as uid 0")),
+            "{name}: stdout {:?}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn exit_codes_reach_pod1_run() {
+    // A container's command is PID 1 of its PID namespace, where the kernel
+    // drops signals it has no handler for, SIGKILL included; in a pod-wide
+    // PID namespace the pause is PID 1 and `kill -9 $$` kills the shell
+    // (written `$$$$`: Kubernetes expands `$$` in a command to `$`).
+    for (script, share, want) in [
+        ("exit 0", false, 0),
+        ("echo bye; exit 3", false, 3),
+        ("kill -9 $$$$", true, 137),
+    ] {
+        let manifest = script_pod_shared(&format!("exit-{want}"), script, share);
+        for (name, kernel) in kernels() {
+            let r = pod1_run(&manifest, &kernel, &[]);
+            assert_eq!(r.code, want, "{name}, {script:?}: {}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn three_boot_paths() {
+    let manifest = script_pod("boot-paths", "echo booted");
+    // The kernel runs rdinit= (default /init) from the initramfs; init= only
+    // matters when that fails, so with /init present it is not used.
+    for (append, argv0) in [
+        (None, "/init"),
+        (Some("rdinit=/sbin/init"), "/sbin/init"),
+        (Some("init=/sbin/init"), "/init"),
+    ] {
+        for (name, kernel) in kernels() {
+            let mut args = vec!["--json"];
+            if let Some(a) = append {
+                args.extend(["--append", a]);
+            }
+            let r = pod1_run(&manifest, &kernel, &args);
+            assert_eq!(r.code, 0, "{name} {append:?}: {}", r.stderr);
+            let events = r.events();
+            let started = events.iter().find_map(|e| match e {
+                Event::InitStarted { argv0, pid1 } => Some((argv0.clone(), *pid1)),
+                _ => None,
+            });
+            assert_eq!(started, Some((argv0.to_string(), true)), "{name} {append:?}");
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::Log { line, .. } if line == "booted")),
+                "{name} {append:?}: {}",
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn init_containers_run_before_app_containers() {
+    let manifest = serde_json::json!({
+        "metadata": {"name": "order"},
+        "spec": {"restartPolicy": "Never", "volumes": [{"name": "work", "emptyDir": {}}],
+          "initContainers": [
+            {"name": "first", "image": "oci:../busybox", "command": ["sh", "-c", "sleep 1; echo first >> /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            {"name": "second", "image": "oci:../busybox", "command": ["sh", "-c", "echo second >> /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+          "containers": [
+            {"name": "app", "image": "oci:../busybox", "command": ["sh", "-c", "echo app >> /work/log; cat /work/log"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]}
+    });
+    let manifest = pod_dir("order", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &["--json"]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let logs: Vec<String> = r
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Log { container, line, .. } if container == "app" => Some(line),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logs, ["first", "second", "app"], "{name}");
+        let lifecycle: Vec<String> = r
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::ContainerStarted { container, .. } => Some(format!("start {container}")),
+                Event::ContainerExited { container, .. } => Some(format!("exit {container}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lifecycle,
+            [
+                "start first",
+                "exit first",
+                "start second",
+                "exit second",
+                "start app",
+                "exit app"
+            ]
+        );
+    }
+}
+
+#[test]
+fn stop_request_lets_a_container_trap_sigterm() {
+    let manifest = script_pod(
+        "stop",
+        "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+    );
+    for (name, kernel) in kernels() {
+        let mut child = Command::new(bin("pod1"))
+            .arg("run")
+            .arg(&manifest)
+            .arg("--kernel")
+            .arg(&kernel)
+            .args(["--timeout", "180"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push(line.clone());
+            if line == "c | ready" {
+                break;
+            }
+        }
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("c | ready"),
+            "{name}: {seen:?}"
+        );
+        // As a user's Ctrl-C: pod1 asks the init to stop the pod.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        seen.extend(lines.map(|l| l.unwrap()));
+        let status = child.wait().unwrap();
+        assert!(seen.iter().any(|l| l == "c | got TERM"), "{name}: {seen:?}");
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{name}: the container exited 0 from its trap"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_lines_arrive_in_order() {
+    let manifest = script_pod("lines", "seq 1 10000");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let got: Vec<&str> = r.stdout.lines().filter_map(|l| l.strip_prefix("c | ")).collect();
+        let want: Vec<String> = (1..=10000).map(|i| i.to_string()).collect();
+        assert_eq!(got.len(), want.len(), "{name}: line count");
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| g == w),
+            "{name}: lines out of order or changed"
+        );
+    }
+}
+
+#[test]
+fn a_plan_failing_inside_the_vm_powers_off_with_125() {
+    // A real build whose plan names a root filesystem that is not there,
+    // repacked with GNU cpio.
+    let manifest = script_pod("broken", "echo unreachable");
+    let dir = manifest.parent().unwrap();
+    let tree = dir.join("tree");
+    run(Command::new(bin("pod1"))
+        .arg("build")
+        .arg(&manifest)
+        .arg("--tree")
+        .arg(&tree));
+    sh(&format!(
+        "cd {t} && sed -i 's#\"rootfs\": \"/pod1/images/[0-9a-f]*\"#\"rootfs\": \"/pod1/images/missing\"#' etc/pod1/plan.json
+         grep -q /pod1/images/missing etc/pod1/plan.json
+         find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip > ../broken.img",
+        t = tree.display()
+    ));
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&dir.join("broken.img"), &kernel, &["--console"]);
+        assert_eq!(r.code, 125, "{name}: {}", r.stderr);
+        assert!(!r.stderr.contains("Kernel panic"), "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("reboot: Power down"),
+            "{name}: a clean power-off: {}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("unreachable"));
+    }
+}
+
+#[test]
+fn timeout_gives_124_and_leaves_no_qemu() {
+    let manifest = script_pod("forever", "sleep 100000");
+    for (name, kernel) in kernels() {
+        let marker = format!("pod1.test-marker={}-{name}", std::process::id());
+        let r = pod1_run(&manifest, &kernel, &["--timeout", "5", "--append", &marker]);
+        assert_eq!(r.code, 124, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("did not finish within 5"),
+            "{name}: {}",
+            r.stderr
+        );
+        let left = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+        assert!(
+            left.stdout.is_empty(),
+            "{name}: QEMU left behind: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+}
+
+/// The fixtures exist before the tests race to make them.
+#[test]
+fn fixtures_are_real_images() {
+    assert!(fixtures().join("busybox/index.json").is_file());
+}
