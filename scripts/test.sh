@@ -8,5 +8,9 @@ echo "test: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test: cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The VM tests boot both guest kernels; both scripts cache their result.
+echo "test: guest kernels (cached after the first build)"
+scripts/build-kernel.sh >/dev/null
+scripts/fetch-kernel.sh >/dev/null
 echo "test: cargo test"
 cargo test --workspace --release
