@@ -31,7 +31,7 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The serial port or file could not be opened.
-    #[error("opening the event channel {path}: {source}")]
+    #[error("opening the event channel {path}: {source} (the VM needs a second serial port for events)")]
     Open {
         /// The port or file.
         path: PathBuf,

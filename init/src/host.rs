@@ -6,18 +6,16 @@
 //! switch to a tmpfs and the power-off are skipped; the exit code is the
 //! pod's.
 //!
-//! This process stays outside: it forwards SIGTERM/SIGINT/SIGHUP to the
-//! pod's init, waits for it and exits with its code.
+//! This process stays outside (see `namespaces::run_as_pid_ns_init`): it
+//! forwards SIGTERM/SIGINT/SIGHUP to the pod's init, waits for it and exits
+//! with its code.
 
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::sys::signal::Signal;
 
-use crate::power::{self, Role};
+use crate::power;
 use crate::{console, supervisor};
 
 /// The command line of host mode.
@@ -90,21 +88,10 @@ pub fn main(args: Args, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
     if let Err(e) = std::fs::create_dir_all(&state) {
         return fail(&format!("creating {}", state.display()), &e);
     }
-    // unshare(CLONE_NEWPID) moves only the children: the next fork is the
-    // new namespace's PID 1.
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        return fail("unshare(CLONE_NEWPID) (host mode needs root)", &e);
-    }
-    // SAFETY: the process is single-threaded here.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            power::set_role(Role::Host);
-            power::finish(inner(&root, &state, run_pod))
-        }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => return fail("fork", &e),
+    let code = match crate::namespaces::run_as_pid_ns_init(|| inner(&root, &state, run_pod)) {
+        Ok(code) => code,
+        Err(e) => fail("entering a new PID namespace (host mode needs root)", &e),
     };
-    let code = forward_and_wait(child);
     let _ = std::fs::remove_dir(&state);
     code
 }
@@ -146,30 +133,6 @@ fn inner(root: &Path, state: &Path, run_pod: impl FnOnce(&Path, &Path) -> i32) -
         return step("PR_SET_CHILD_SUBREAPER", &e);
     }
     run_pod(root, state)
-}
-
-/// Forwards stop signals to the pod's init until it exits; its code.
-fn forward_and_wait(child: Pid) -> i32 {
-    let set = supervisor::handled_signals();
-    loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
-            Err(e) => {
-                console::log(&format!("waiting for the pod's init: {e}"));
-                return power::INIT_FAILED;
-            }
-        }
-        match set.wait() {
-            Ok(Signal::SIGCHLD) => {}
-            Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)) => {
-                let _ = kill(child, sig);
-            }
-            Ok(_) | Err(_) => {}
-        }
-    }
 }
 
 #[cfg(test)]

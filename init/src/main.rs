@@ -69,6 +69,9 @@ enum Error {
     /// The sandbox could not be made.
     #[error(transparent)]
     Sandbox(#[from] namespaces::Error),
+    /// The pod's PID namespace could not be made.
+    #[error("running the pod in a new PID namespace: {0}")]
+    PodNamespace(Errno),
     /// The lifecycle failed.
     #[error(transparent)]
     Supervisor(#[from] supervisor::Error),
@@ -101,7 +104,8 @@ fn main() {
     }))
 }
 
-/// PID 1 in the VM: the boot checklist, then the pod.
+/// PID 1 in the VM: the boot checklist, then the pod (in a child that is
+/// PID 1 of the pod's own PID namespace).
 fn vm() -> Result<i32, Error> {
     // 1. Block the signals the supervisor reads from its signalfd. Order
     //    matters: first, so no SIGCHLD is lost and nothing kills PID 1.
@@ -130,7 +134,15 @@ fn vm() -> Result<i32, Error> {
     // 8. The event channel, then the first event.
     let port = opts.events.as_deref().unwrap_or("/dev/ttyS1");
     let requests = console::open_serial(Path::new(port))?;
-    pod(Path::new("/"), Path::new("/run/pod1"), Some(requests), true)
+    // 9. The pod runs as PID 1 of its own PID namespace (as on a host);
+    //    this process stays the VM's PID 1 and powers off with its code.
+    namespaces::run_as_pid_ns_init(|| {
+        match pod(Path::new("/"), Path::new("/run/pod1"), Some(requests), true) {
+            Ok(code) => code,
+            Err(e) => power::fatal(&e.to_string()),
+        }
+    })
+    .map_err(Error::PodNamespace)
 }
 
 /// Makes fds 0, 1 and 2 the console. When the kernel found no

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
 use pod1_manifest::Plan;
 
 use crate::mounts;
@@ -78,6 +79,47 @@ impl Sandbox {
             setns(f.as_fd(), flag).map_err(|e| fail(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// Runs `pod` as PID 1 of a new PID namespace, the pod's: in the VM and
+/// on a host alike, the pod's init (its pause) is PID 1 of a namespace that
+/// holds only the pod, so `ps` in a container sharing it shows the pause as
+/// PID 1 and nothing else (no kernel threads, no host processes), and
+/// `kill(-1)` at the end reaches exactly the pod's leftovers.
+///
+/// This process stays outside: it forwards SIGTERM/SIGINT/SIGHUP/SIGPWR to
+/// the pod's init, reaps every child it gets (in the VM, orphans of the
+/// root namespace reparent to PID 1) and returns the pod's exit code. The
+/// handled signals must already be blocked (the child inherits the mask).
+pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, Errno> {
+    // unshare(CLONE_NEWPID) moves only the children: the next fork is the
+    // new namespace's PID 1.
+    unshare(CloneFlags::CLONE_NEWPID)?;
+    // SAFETY: the init is single-threaded, so the child may run any code.
+    let child = match unsafe { fork() }? {
+        ForkResult::Child => {
+            // The pod's init exits with the pod's code; only the real PID 1
+            // may power the VM off.
+            power::set_role(Role::Host);
+            power::finish(pod())
+        }
+        ForkResult::Parent { child } => child,
+    };
+    let set = crate::supervisor::handled_signals();
+    loop {
+        loop {
+            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return Ok(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGPWR)) = set.wait() {
+            let _ = kill(child, sig);
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use crate::console;
 pub enum Role {
     /// PID 1 of the VM: power off, never exit.
     Vm = 0,
-    /// The pod's init on a host (PID 1 of its own PID namespace): exit.
+    /// The pod's init, PID 1 of the pod's PID namespace (in the VM or on a
+    /// host): exit; the VM's PID 1 powers off with its code.
     Host = 1,
     /// A child the init forked (a container being prepared, a helper):
     /// exit quietly, never touch the VM's power.

@@ -205,6 +205,10 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
         // The init gave up on this container (pod stopping or failed).
         _ => power::finish(0),
     }
+    // The init has put us in our cgroup by now: a private cgroup namespace
+    // makes it the container's root, as Docker does on cgroup v2. A kernel
+    // without cgroup namespaces simply shows the full path.
+    let _ = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP);
     let code = match run(ctx.plan) {
         Ok(never) => match never {},
         Err((code, msg)) => {
