@@ -257,7 +257,13 @@ fn run(plan: &ContainerPlan) -> Result<std::convert::Infallible, (i32, String)> 
     let prog = look_path(argv0, path_var, Path::new(&plan.working_dir))?;
     let cstr = |s: &str| CString::new(s).map_err(|_| fail(format!("{s:?} contains a NUL byte")));
     let argv = plan.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    let env = plan.env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let mut env = plan.env.clone();
+    // runc's rule: HOME from the image's /etc/passwd when the pod sets none.
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        env.push(format!("HOME={}", home_of(&passwd, uid)));
+    }
+    let env = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let prog_c = CString::new(prog.as_os_str().as_encoded_bytes())
         .map_err(|_| fail(format!("{} contains a NUL byte", prog.display())))?;
     // The init blocks every signal it handles and Rust's runtime ignores
@@ -294,6 +300,17 @@ impl ExecErr for Result<std::convert::Infallible, Errno> {
             Err(e) => e,
         }
     }
+}
+
+/// The home directory of `uid` in an /etc/passwd, else `/`.
+fn home_of(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -337,6 +354,14 @@ pub fn owned(fd: i32) -> OwnedFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_comes_from_passwd() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nbad line\napp:x:1000:1000::/home/app:/bin/sh\n";
+        assert_eq!(home_of(pw, 0), "/root");
+        assert_eq!(home_of(pw, 1000), "/home/app");
+        assert_eq!(home_of(pw, 5), "/");
+    }
 
     #[test]
     fn look_path_follows_go() {

@@ -417,7 +417,7 @@ fn writes_stay_in_each_container() {
 fn run_as_user_shows_in_id_and_drops_capabilities() {
     let mut c = sh(
         "a",
-        "echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); grep CapEff /proc/self/status",
+        "echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo home=$HOME; grep CapEff /proc/self/status",
     );
     c.user = pod1_manifest::plan::User {
         uid: 65534,
@@ -425,7 +425,7 @@ fn run_as_user_shows_in_id_and_drops_capabilities() {
     };
     let root = sh(
         "r",
-        "echo uid=$(id -u); grep -E 'CapBnd|NoNewPrivs' /proc/self/status",
+        "echo uid=$(id -u); echo home=$HOME; grep -E 'CapBnd|NoNewPrivs' /proc/self/status",
     );
     let o = run(&pod(vec![c, root]));
     check(&o);
@@ -433,6 +433,11 @@ fn run_as_user_shows_in_id_and_drops_capabilities() {
     assert_eq!(line_value(&out, "uid"), "65534");
     assert_eq!(line_value(&out, "gid"), "65534");
     assert_eq!(line_value(&out, "groups"), "65534");
+    assert_eq!(
+        line_value(&out, "home"),
+        "/",
+        "nobody's home in the fixture's /etc/passwd"
+    );
     assert!(
         out.iter()
             .any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")),
@@ -440,6 +445,7 @@ fn run_as_user_shows_in_id_and_drops_capabilities() {
     );
     let r = o.stdout("r");
     assert_eq!(line_value(&r, "uid"), "0");
+    assert_eq!(line_value(&r, "home"), "/root");
     // Docker's default set: 0x00000000a80425fb.
     assert!(
         r.iter()
