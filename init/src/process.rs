@@ -208,7 +208,11 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
     // The init has put us in our cgroup by now: a private cgroup namespace
     // makes it the container's root, as Docker does on cgroup v2. A kernel
     // without cgroup namespaces simply shows the full path.
-    let _ = nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP);
+    if nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).is_ok() {
+        // Its own cgroup, read-only, at the usual place (as Docker does on
+        // cgroup v2), so a process can read its limits. Best effort.
+        rootfs::mount_cgroup_ro(ctx.plan.privileged);
+    }
     let code = match run(ctx.plan) {
         Ok(never) => match never {},
         Err((code, msg)) => {

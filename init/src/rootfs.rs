@@ -264,6 +264,24 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
+/// Mounts the container's own cgroup2 tree (its cgroup namespace's root)
+/// on /sys/fs/cgroup, read-only unless privileged. Runs after pivot_root,
+/// once the init has placed the process in its cgroup. Skipped quietly
+/// without cgroup2 or without /sys/fs/cgroup in the container.
+pub fn mount_cgroup_ro(privileged: bool) {
+    let target = Path::new("/sys/fs/cgroup");
+    if !target.is_dir() {
+        return;
+    }
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !privileged {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    if let Err(e) = mount_fs(Some("cgroup2"), target, Some("cgroup2"), flags, None) {
+        console::debug(&format!("no cgroup2 in the container: {e}"));
+    }
+}
+
 /// runc's pivot: make `root` the root with `pivot_root(".", ".")`, then
 /// detach the old root stacked on it, so nothing of the init's tree stays
 /// reachable.
