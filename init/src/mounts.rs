@@ -169,11 +169,18 @@ pub fn mkdir_p(path: &Path) -> Result<(), Error> {
 /// already there (the kernel auto-mounts devtmpfs with DEVTMPFS_MOUNT) is
 /// fine; an optional one that fails is logged and skipped.
 pub fn mount_early(table: &[Mount]) -> Result<(), Error> {
-    for m in table {
+    walk(table, |m| {
         let target = Path::new(m.target);
-        let res = mkdir_p(target)
-            .and_then(|()| mount_fs(Some(m.source), target, Some(m.fstype), m.flags, Some(m.data)));
-        match res {
+        mkdir_p(target)?;
+        mount_fs(Some(m.source), target, Some(m.fstype), m.flags, Some(m.data))
+    })
+}
+
+/// The loop of [`mount_early`], with the kernel call passed in (so its
+/// rules are tested without root).
+fn walk(table: &[Mount], mut mount_one: impl FnMut(&Mount) -> Result<(), Error>) -> Result<(), Error> {
+    for m in table {
+        match mount_one(m) {
             Ok(()) => {}
             Err(Error::Mount {
                 source: Errno::EBUSY, ..
@@ -227,5 +234,69 @@ pub fn detach(path: &Path) {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
         Err(e) => console::log(&format!("unmounting {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(m: &Mount, e: Errno) -> Result<(), Error> {
+        Err(Error::Mount {
+            fstype: m.fstype.into(),
+            target: m.target.into(),
+            flags: m.flags,
+            data: m.data.into(),
+            source: e,
+        })
+    }
+
+    #[test]
+    fn early_table_mounts_parents_first() {
+        for (i, m) in EARLY.iter().enumerate() {
+            for parent in &EARLY[i + 1..] {
+                assert!(
+                    !m.target.starts_with(&format!("{}/", parent.target)),
+                    "{} is mounted before its parent {}",
+                    m.target,
+                    parent.target
+                );
+            }
+        }
+        for needed in ["/proc", "/sys", "/dev", "/run"] {
+            assert!(EARLY.iter().any(|m| m.target == needed && !m.optional));
+        }
+        for moved in MOVED {
+            assert!(EARLY.iter().any(|m| m.target == *moved));
+        }
+    }
+
+    #[test]
+    fn busy_and_optional_mounts_are_tolerated() {
+        let mut seen = Vec::new();
+        let res = walk(EARLY, |m| {
+            seen.push(m.target);
+            match m.target {
+                "/dev" => fail(m, Errno::EBUSY),
+                "/sys/fs/cgroup" => fail(m, Errno::ENODEV),
+                _ => Ok(()),
+            }
+        });
+        assert!(res.is_ok());
+        assert_eq!(seen.len(), EARLY.len());
+        let res = walk(EARLY, |m| {
+            if m.target == "/proc" {
+                fail(m, Errno::ENODEV)
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(
+            res,
+            Err(Error::Mount {
+                source: Errno::ENODEV,
+                ..
+            })
+        ));
     }
 }
