@@ -12,6 +12,13 @@
 //! - optionally `/pod1/modules/load`: kernel modules to load, one path a line;
 //! - `/dev/ttyS1` is the event channel (devtmpfs provides it; override with
 //!   `pod1.events=PATH` on the kernel command line); `pod1.debug` logs more.
+//!
+//! No Rust runtime start-up (`no_main`): std's would read /proc/self/maps
+//! (glibc's pthread_getattr_np, for the main thread's stack guard) before
+//! the init has mounted /proc. The C `main` below is the entry point.
+#![cfg_attr(not(test), no_main)]
+// The unit-test harness brings its own main, so the entry point is not built.
+#![cfg_attr(test, allow(dead_code))]
 
 mod caps;
 mod cgroups;
@@ -77,7 +84,26 @@ enum Error {
     Supervisor(#[from] supervisor::Error),
 }
 
-fn main() {
+/// The entry point, called by the C runtime (see the crate docs).
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // What std's start-up would have done that matters here: a write to a
+    // closed pipe (the host's end of the events) is an error, not death.
+    // Children get the default back before exec.
+    // SAFETY: SIG_IGN installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
+    init_main();
+    0
+}
+
+/// Chooses VM or host mode; never returns.
+fn init_main() {
     power::install_panic_hook();
     if nix::unistd::getpid().as_raw() == 1 {
         power::set_role(Role::Vm);
