@@ -29,6 +29,7 @@ pub fn load_all(list: &Path) {
         let res = File::open(path).map_err(|e| e.to_string()).and_then(|f| {
             match finit_module(&f, c"", ModuleInitFlags::empty()) {
                 Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                Err(Errno::ENOSYS) => Err("this kernel has no module support (build the module in)".into()),
                 Err(e) => Err(e.to_string()),
             }
         });

@@ -58,7 +58,9 @@ enum Error {
     #[error(transparent)]
     Console(#[from] console::Error),
     /// The plan could not be read.
-    #[error("reading the plan {path}: {source}")]
+    #[error(
+        "reading the plan {path}: {source} (the image must hold the plan `pod1 build` writes; rebuild it)"
+    )]
     PlanRead {
         /// Where it should be.
         path: PathBuf,
