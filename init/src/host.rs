@@ -90,7 +90,17 @@ pub fn main(args: Args, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
     }
     let code = match crate::namespaces::run_as_pid_ns_init(|| inner(&root, &state, run_pod)) {
         Ok(code) => code,
-        Err(e) => fail("entering a new PID namespace (host mode needs root)", &e),
+        Err(e) => {
+            // The pod's init did not report the end itself: do it here.
+            let message = format!("running the pod in its own PID namespace (host mode needs root): {e}");
+            console::log(&message);
+            console::emit(pod1_manifest::events::Event::Error { message });
+            console::emit(pod1_manifest::events::Event::PodExited {
+                phase: pod1_manifest::events::Phase::Failed,
+                exit_code: power::INIT_FAILED,
+            });
+            power::INIT_FAILED
+        }
     };
     let _ = std::fs::remove_dir(&state);
     code

@@ -79,8 +79,8 @@ enum Error {
     #[error(transparent)]
     Sandbox(#[from] namespaces::Error),
     /// The pod's PID namespace could not be made.
-    #[error("running the pod in a new PID namespace: {0}")]
-    PodNamespace(Errno),
+    #[error("running the pod in its own PID namespace: {0}")]
+    PodNamespace(#[from] namespaces::PodInitError),
     /// The lifecycle failed.
     #[error(transparent)]
     Supervisor(#[from] supervisor::Error),
@@ -170,7 +170,7 @@ fn vm() -> Result<i32, Error> {
             Err(e) => power::fatal(&e.to_string()),
         }
     })
-    .map_err(Error::PodNamespace)
+    .map_err(Error::from)
 }
 
 /// Makes fds 0, 1 and 2 the console. When the kernel found no

@@ -82,6 +82,23 @@ impl Sandbox {
     }
 }
 
+/// Why the pod's init (PID 1 of the pod's PID namespace) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PodInitError {
+    /// unshare(CLONE_NEWPID) failed (not root?).
+    #[error("unshare(CLONE_NEWPID): {0}")]
+    Unshare(Errno),
+    /// fork failed.
+    #[error("forking the pod's init: {0}")]
+    Fork(Errno),
+    /// waitpid failed.
+    #[error("waiting for the pod's init: {0}")]
+    Wait(Errno),
+    /// The pod's init was killed (e.g. by the OOM killer) before it reported.
+    #[error("the pod's init was killed by {0}")]
+    Killed(Signal),
+}
+
 /// Runs `pod` as PID 1 of a new PID namespace, the pod's: in the VM and
 /// on a host alike, the pod's init (its pause) is PID 1 of a namespace that
 /// holds only the pod, so `ps` in a container sharing it shows the pause as
@@ -92,12 +109,12 @@ impl Sandbox {
 /// the pod's init, reaps every child it gets (in the VM, orphans of the
 /// root namespace reparent to PID 1) and returns the pod's exit code. The
 /// handled signals must already be blocked (the child inherits the mask).
-pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, Errno> {
+pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError> {
     // unshare(CLONE_NEWPID) moves only the children: the next fork is the
     // new namespace's PID 1.
-    unshare(CloneFlags::CLONE_NEWPID)?;
+    unshare(CloneFlags::CLONE_NEWPID).map_err(PodInitError::Unshare)?;
     // SAFETY: the init is single-threaded, so the child may run any code.
-    let child = match unsafe { fork() }? {
+    let child = match unsafe { fork() }.map_err(PodInitError::Fork)? {
         ForkResult::Child => {
             // The pod's init exits with the pod's code; only the real PID 1
             // may power the VM off.
@@ -111,10 +128,13 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, Errno> {
         loop {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return Ok(128 + sig as i32),
+                // It never got to report the pod's end: that is an error.
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    return Err(PodInitError::Killed(sig))
+                }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
                 Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(PodInitError::Wait(e)),
             }
         }
         if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGPWR)) = set.wait() {

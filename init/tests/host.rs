@@ -607,3 +607,26 @@ fn a_sandbox_failure_ends_the_pod_with_125_and_the_reason() {
     let o = run(&p);
     assert_eq!(o.code, 125);
 }
+
+#[test]
+fn a_killed_pod_init_is_still_reported() {
+    let mut p = pod(vec![sh("a", "echo ready; sleep 1000")]);
+    p.restart_policy = RestartPolicy::Always;
+    let mut r = spawn(&p);
+    r.wait_for("ready", |ev| logs(ev, "a", None).iter().any(|l| l == "ready"));
+    let outer = r.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children")).unwrap();
+    let init_pid: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: kill(2) on the pod's init, a descendant of this test.
+    assert_eq!(unsafe { libc::kill(init_pid, libc::SIGKILL) }, 0);
+    let o = r.finish();
+    assert_eq!(o.code, 125);
+    assert!(
+        o.events
+            .iter()
+            .any(|r| matches!(&r.event, Event::Error { message } if message.contains("killed"))),
+        "{:#?}",
+        o.events
+    );
+    assert_eq!(o.pod_exit(), (Phase::Failed, 125));
+}
