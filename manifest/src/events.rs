@@ -62,7 +62,7 @@ pub enum Event {
     ContainerStarted {
         /// Container name.
         container: String,
-        /// Its pid in the VM's (the init's) PID namespace.
+        /// Its pid in the pod's PID namespace, where the pod's init (the pause) is PID 1.
         pid: i32,
     },
     /// A line a container wrote.
