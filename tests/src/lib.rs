@@ -23,8 +23,12 @@ pub fn workspace() -> PathBuf {
 /// (`cargo test --workspace` builds them all).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<triple>/<profile>/deps/<test>-<hash>
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    // A test runs from target/<triple>/<profile>/deps/, a binary from the profile directory.
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let path = dir.join(name);
     assert!(
         path.is_file(),
         "{} is missing: run the tests with `cargo test --workspace`",

@@ -1,0 +1,425 @@
+//! `scripts/bench.sh`: measures pod1 against the floor and the peers, side
+//! by side in one run (A B A B …), and prints one markdown table.
+//!
+//! Usage: `pod1-bench [--runs N] [--out FILE]`. Needs root, QEMU, crun, both
+//! guest kernels in the cache and the example busybox image (scripts/setup.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot measure should stop loudly
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pod1_manifest::events::{Event, Record};
+use pod1_tests::{bin, fixtures, kernels, pod_dir, run, sh, workspace};
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn timed(cmd: &mut Command) -> (Duration, std::process::Output) {
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    (t.elapsed(), out)
+}
+
+fn events(stdout: &[u8]) -> Vec<Record> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `ms` of the first event matching `f`.
+fn at(recs: &[Record], f: impl Fn(&Event) -> bool) -> Option<f64> {
+    recs.iter().find(|r| f(&r.event)).map(|r| r.ms as f64)
+}
+
+fn pod(name: &str, containers: usize, command: &str) -> PathBuf {
+    let cs: Vec<_> = (0..containers)
+        .map(|i| serde_json::json!({"name": format!("c{i}"), "image": "oci:../busybox", "command": ["sh", "-c", command]}))
+        .collect();
+    let m =
+        serde_json::json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": cs}});
+    pod_dir(name, &m.to_string()).join("pod.json")
+}
+
+/// Resident memory (VmRSS, KiB) of `pid`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Runs a host-mode pod of `n` sleeping containers; returns (outer init RSS,
+/// pod init RSS) in KiB once all have started.
+fn host_memory(n: usize) -> (u64, u64) {
+    let manifest = pod(&format!("mem{n}"), n, "sleep 30");
+    let tree = manifest.parent().unwrap().join("tree");
+    run(Command::new(bin("pod1"))
+        .arg("build")
+        .arg(&manifest)
+        .arg("--tree")
+        .arg(&tree));
+    let events = manifest.parent().unwrap().join("events");
+    let mut child = Command::new(bin("pod1-init"))
+        .arg("--root")
+        .arg(&tree)
+        .arg("--events")
+        .arg(&events)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        if text.matches("\"container_started\"").count() >= n || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let outer = rss_kib(child.id()).unwrap_or(0);
+    let inner = children(child.id())
+        .first()
+        .and_then(|&p| rss_kib(p))
+        .unwrap_or(0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
+    let _ = child.wait();
+    (outer, inner)
+}
+
+struct Row(String, String, String, String);
+
+/// crun refuses this host's hybrid cgroup layout, so the benchmark runs in
+/// its own mount namespace with a pure cgroup2 hierarchy at /sys/fs/cgroup;
+/// pod1-init and crun both see it.
+fn cgroup2_only() {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS): run as root");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
+    mount(
+        Some("cgroup2"),
+        "/sys/fs/cgroup",
+        Some("cgroup2"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+}
+
+fn main() {
+    let mut runs = 5usize;
+    let mut out_file = workspace().join("BENCHMARKS.md");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--out" => out_file = PathBuf::from(args.next().expect("--out FILE")),
+            _ => panic!("usage: pod1-bench [--runs N] [--out FILE]"),
+        }
+    }
+    let started = Instant::now();
+    cgroup2_only();
+    let pod1 = bin("pod1");
+    let hello = pod("hello", 1, "echo hello from pod1");
+    let dir = hello.parent().unwrap().to_path_buf();
+    let hello_img = dir.join("hello.img");
+    run(Command::new(&pod1)
+        .arg("build")
+        .arg(&hello)
+        .arg("-o")
+        .arg(&hello_img));
+    // The floor: one static init that prints a line and powers off.
+    let floor_img = dir.join("floor.img");
+    sh(&format!(
+        "cd {d} && rm -rf floor && mkdir -p floor/dev && mknod floor/dev/console c 5 1 && cp {f} floor/init &&
+         cd floor && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9 > ../floor.img",
+        d = dir.display(),
+        f = bin("pod1-floor-init").display()
+    ));
+    let mut rows: Vec<Row> = Vec::new();
+    let mut timeline = String::new();
+    eprintln!("bench: boots, {runs} interleaved runs per kernel");
+    for (kname, kernel) in kernels() {
+        let boot = |img: &Path, json: bool| {
+            let mut c = Command::new(&pod1);
+            c.arg("run")
+                .arg(img)
+                .arg("--kernel")
+                .arg(&kernel)
+                .args(["--timeout", "120"]);
+            if json {
+                c.arg("--json");
+            }
+            timed(c.stderr(Stdio::null()))
+        };
+        let (mut pod_t, mut floor_t) = (Vec::new(), Vec::new());
+        let mut marks: Vec<Vec<f64>> = vec![Vec::new(); 5];
+        boot(&floor_img, false); // warm the page cache
+        for _ in 0..runs {
+            let (t, o) = boot(&hello_img, true);
+            assert_eq!(o.status.code(), Some(0), "hello pod failed on {kname}");
+            pod_t.push(t.as_secs_f64());
+            let recs = events(&o.stdout);
+            let points = [
+                at(&recs, |e| matches!(e, Event::InitStarted { .. })),
+                at(&recs, |e| matches!(e, Event::SandboxReady {})),
+                at(&recs, |e| matches!(e, Event::ContainerCreated { .. })),
+                at(&recs, |e| matches!(e, Event::ContainerStarted { .. })),
+                at(&recs, |e| matches!(e, Event::PodExited { .. })),
+            ];
+            for (m, p) in marks.iter_mut().zip(points) {
+                m.push(p.unwrap_or(f64::NAN));
+            }
+            let (t, _) = boot(&floor_img, false);
+            floor_t.push(t.as_secs_f64());
+        }
+        let (p, f) = (median(&mut pod_t), median(&mut floor_t));
+        rows.push(Row(
+            format!("1. Boot, QEMU start to exit ({kname} kernel)"),
+            format!("hello pod {p:.2} s"),
+            format!("floor init {f:.2} s"),
+            format!("{:.2}× (target ≤ 1.10)", p / f),
+        ));
+        let m: Vec<f64> = marks.iter_mut().map(|v| median(v)).collect();
+        let _ = writeln!(
+            timeline,
+            "| {kname} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            m[0], m[1], m[2], m[3], m[4]
+        );
+    }
+
+    eprintln!("bench: sizes");
+    let init_size = std::fs::metadata(bin("pod1-init")).unwrap().len();
+    let img_size = std::fs::metadata(&hello_img).unwrap().len();
+    let bb = Command::new("bash")
+        .args(["-c", "gzip -9 -c /bin/busybox | wc -c"])
+        .output()
+        .unwrap();
+    let bb_gz: u64 = String::from_utf8_lossy(&bb.stdout).trim().parse().unwrap();
+    rows.push(Row(
+        "3. Size: pod1-init (static, stripped)".into(),
+        format!("{:.2} MB", init_size as f64 / 1e6),
+        "tini-static 0.71 MB, catatonit 0.70 MB, kata-agent 14.8 MB".into(),
+        format!(
+            "target ≤ 1.0 MB: {}",
+            if init_size <= 1_000_000 { "met" } else { "not met" }
+        ),
+    ));
+    rows.push(Row(
+        "3. Size: hello initramfs (gzip)".into(),
+        format!("{:.2} MB", img_size as f64 / 1e6),
+        format!("busybox alone, gzip -9: {:.2} MB", bb_gz as f64 / 1e6),
+        format!("{:.2}×", img_size as f64 / bb_gz as f64),
+    ));
+
+    eprintln!("bench: container start on this host, pod1-init vs crun");
+    let truepod = pod("true", 1, "true");
+    let tree = truepod.parent().unwrap().join("tree");
+    run(Command::new(&pod1)
+        .arg("build")
+        .arg(&truepod)
+        .arg("--tree")
+        .arg(&tree));
+    let bundle = truepod.parent().unwrap().join("bundle");
+    sh(&format!(
+        "rm -rf {b} && mkdir -p {b} && cp -a {r} {b}/rootfs && cd {b} && crun spec &&
+         python3 -c 'import json; c=json.load(open(\"config.json\")); c[\"process\"][\"terminal\"]=False; c[\"process\"][\"args\"]=[\"true\"]; json.dump(c, open(\"config.json\",\"w\"))'",
+        b = bundle.display(),
+        r = fixtures().join("rootfs").display()
+    ));
+    let (mut ours, mut crun) = (Vec::new(), Vec::new());
+    for i in 0..runs * 4 {
+        let (t, o) = timed(
+            Command::new(bin("pod1-init"))
+                .arg("--root")
+                .arg(&tree)
+                .arg("--events")
+                .arg("/dev/null")
+                .stderr(Stdio::null()),
+        );
+        assert!(o.status.success(), "pod1-init host run failed");
+        ours.push(t.as_secs_f64() * 1000.0);
+        let (t, o) = timed(
+            Command::new("crun")
+                .args(["--cgroup-manager=disabled", "run"])
+                .arg("-b")
+                .arg(&bundle)
+                .arg(format!("pod1-bench-{i}")),
+        );
+        assert!(
+            o.status.success(),
+            "crun run failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        crun.push(t.as_secs_f64() * 1000.0);
+    }
+    let (o, c) = (median(&mut ours), median(&mut crun));
+    rows.push(Row(
+        "4. Container start+exit on a host (`true`)".into(),
+        format!("pod1-init {o:.1} ms (sandbox + container)"),
+        format!("crun run {c:.1} ms (cgroups disabled: this host's hybrid layout)"),
+        format!("{:.2}× crun (target ≤ 0.8×)", o / c),
+    ));
+
+    eprintln!("bench: build time");
+    let mut bt = Vec::new();
+    let out = dir.join("b.img");
+    run(Command::new(&pod1).arg("build").arg(&hello).arg("-o").arg(&out));
+    for _ in 0..runs * 2 {
+        let (t, o) = timed(Command::new(&pod1).arg("build").arg(&hello).arg("-o").arg(&out));
+        assert!(o.status.success());
+        bt.push(t.as_secs_f64());
+    }
+    let b = median(&mut bt);
+    rows.push(Row(
+        "5. `pod1 build` of the hello pod, warm".into(),
+        format!("{b:.3} s"),
+        "u-root: 7 s".into(),
+        format!("target ≤ 0.35 s: {}", if b <= 0.35 { "met" } else { "not met" }),
+    ));
+
+    eprintln!("bench: memory and scale");
+    let (outer, inner) = host_memory(10);
+    rows.push(Row(
+        "6. Init resident memory, 10 running containers (host mode)".into(),
+        format!("pod init {:.2} MB", inner as f64 / 1024.0),
+        format!("outer process {:.2} MB", outer as f64 / 1024.0),
+        format!("target ≤ 2 MB: {}", if inner <= 2048 { "met" } else { "not met" }),
+    ));
+    let (minimal_name, minimal) = kernels().remove(0);
+    for n in [10usize, 50, 100] {
+        let manifest = pod(&format!("scale{n}"), n, "sleep 1");
+        let (_, o) = timed(
+            Command::new(&pod1)
+                .arg("run")
+                .arg(&manifest)
+                .arg("--kernel")
+                .arg(&minimal)
+                .args(["--json", "--timeout", "300", "--memory", "1G"])
+                .stderr(Stdio::null()),
+        );
+        let recs = events(&o.stdout);
+        let last = recs
+            .iter()
+            .filter(|r| matches!(r.event, Event::ContainerStarted { .. }))
+            .map(|r| r.ms)
+            .max()
+            .unwrap_or(0);
+        let ready = at(&recs, |e| matches!(e, Event::SandboxReady {})).unwrap_or(0.0) as u64;
+        let started = recs
+            .iter()
+            .filter(|r| matches!(r.event, Event::ContainerStarted { .. }))
+            .count();
+        assert_eq!(started, n, "all {n} containers started");
+        let (_, mem) = host_memory(n);
+        rows.push(Row(
+            format!("7. Scale: {n} containers ({minimal_name} kernel)"),
+            format!(
+                "boot to all started {:.2} s (sandbox ready to all started {} ms)",
+                last as f64 / 1000.0,
+                last - ready
+            ),
+            format!("pod init {:.2} MB (host mode)", mem as f64 / 1024.0),
+            format!(
+                "{:.1} ms per container after the sandbox",
+                (last - ready) as f64 / n as f64
+            ),
+        ));
+    }
+
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let qemu = String::from_utf8_lossy(&qemu.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut md = String::new();
+    let _ = writeln!(md, "# pod1 benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Measured {} by `./scripts/bench.sh` in {:.0} s.",
+        date.trim(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        md,
+        "Machine: {} CPUs ({cpu}), host kernel {}; {qemu}; guest kernels: {}. \
+         Boots run under TCG (no usable KVM here), machine `pc`. Medians of {runs} interleaved runs \
+         (A B A B …) unless noted; container start {} runs each, build {} runs.\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim(),
+        kernels()
+            .iter()
+            .map(|(n, p)| format!("{n} ({})", p.display()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        runs * 4,
+        runs * 2,
+    );
+    let _ = writeln!(
+        md,
+        "| measure | pod1 | reference | ratio / target |\n|---|---|---|---|"
+    );
+    for Row(a, b, c, d) in &rows {
+        let _ = writeln!(md, "| {a} | {b} | {c} | {d} |");
+    }
+    let _ = writeln!(
+        md,
+        "\n2. Boot timeline of the hello pod, ms since the kernel started (CLOCK_BOOTTIME), medians:\n\n\
+         | kernel | init started | sandbox ready | container created | container started | pod exited |\n|---|---|---|---|---|---|\n{timeline}"
+    );
+    print!("{md}");
+    std::fs::write(&out_file, &md).unwrap();
+    eprintln!("bench: wrote {}", out_file.display());
+}
