@@ -71,6 +71,8 @@ pub fn write_atomically<T>(out: &Path, f: impl FnOnce(&mut std::fs::File) -> Res
     let value = f(tmp.as_file_mut())?;
     tmp.as_file_mut().flush()?;
     tmp.as_file().sync_all()?;
+    // The temporary file is created 0600; the output is an ordinary file.
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     tmp.persist(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(value)
