@@ -158,7 +158,7 @@ fn vm() -> Result<i32, Error> {
     // 6. Modules, before anything that needs them (overlayfs).
     kmod::load_all(Path::new(kmod::LOAD_LIST));
     // 7. Off the initial rootfs, so containers can pivot_root.
-    mounts::switch_to_tmpfs(Path::new("/.pod1-root"))?;
+    mounts::leave_initial_rootfs(Path::new("/.pod1-root"))?;
     // 8. The event channel, then the first event.
     let port = opts.events.as_deref().unwrap_or("/dev/ttyS1");
     let requests = console::open_serial(Path::new(port))?;

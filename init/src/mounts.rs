@@ -192,31 +192,21 @@ fn walk(table: &[Mount], mut mount_one: impl FnMut(&Mount) -> Result<(), Error>)
     Ok(())
 }
 
-/// Moves the initial rootfs's contents into a tmpfs and makes that the root,
-/// as switch_root does: `pivot_root` fails with EINVAL while the root is the
-/// initial rootfs, and every container needs `pivot_root`.
-pub fn switch_to_tmpfs(new_root: &Path) -> Result<(), Error> {
+/// Leaves the initial rootfs, as `pivot_root` needs: it fails with EINVAL
+/// while the root is the initial rootfs (a mount with no parent), and every
+/// container needs `pivot_root`. A bind mount of the rootfs moved onto `/`
+/// is a mount with a parent, so containers can pivot away from it; unlike
+/// copying the initramfs into a tmpfs (as LinuxKit does), nothing is copied
+/// and the images are not held in memory twice.
+pub fn leave_initial_rootfs(new_root: &Path) -> Result<(), Error> {
     let step = |step: &'static str| {
         let path = new_root.to_owned();
         move |source| Error::SwitchRoot { step, path, source }
     };
-    let name = new_root
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(".pod1-root")
-        .to_string();
     mkdir_p(new_root)?;
-    mount_fs(
-        Some("rootfs"),
-        new_root,
-        Some("tmpfs"),
-        MsFlags::empty(),
-        Some("mode=0755"),
-    )?;
-    // Order matters: move the files first (mount points come over as empty
-    // directories; each file is freed once copied), then move the live
-    // mounts onto them, then make the tmpfs the root.
-    tree::move_contents(Path::new("/"), new_root, &[&name])?;
+    mount_fs(Some("/"), new_root, None, MsFlags::MS_BIND, None)?;
+    // Order matters: the live mounts move onto the bind mount before it
+    // becomes the root, or they would stay behind on the covered rootfs.
     for m in MOVED {
         let dst = new_root.join(m.trim_start_matches('/'));
         mkdir_p(&dst)?;
@@ -226,6 +216,8 @@ pub fn switch_to_tmpfs(new_root: &Path) -> Result<(), Error> {
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(step("move to /"))?;
     nix::unistd::chroot(".").map_err(step("chroot"))?;
     nix::unistd::chdir("/").map_err(step("chdir /"))?;
+    // The empty mount point shows through the bind mount; it is no longer one.
+    let _ = fs::remove_dir(Path::new("/").join(new_root.strip_prefix("/").unwrap_or(new_root)));
     Ok(())
 }
 

@@ -1,6 +1,5 @@
 //! Copying and removing directory trees without crossing into other mounts:
-//! used to move the initramfs into a tmpfs at boot and as the fallback
-//! root filesystem when the kernel has no overlayfs.
+//! the fallback root filesystem when the kernel has no overlayfs.
 
 use std::fs;
 use std::io;
@@ -35,17 +34,10 @@ fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Erro
 /// `skip` names entries of `from` itself to leave out.
 pub fn copy_contents(from: &Path, to: &Path, skip: &[&str]) -> Result<(), Error> {
     let dev = fs::symlink_metadata(from).map_err(err("stat", from))?.dev();
-    copy_dir(from, to, dev, skip, false)
+    copy_dir(from, to, dev, skip)
 }
 
-/// As [`copy_contents`], but removes each file once copied, so moving the
-/// initramfs (images included) never needs twice its size in memory.
-pub fn move_contents(from: &Path, to: &Path, skip: &[&str]) -> Result<(), Error> {
-    let dev = fs::symlink_metadata(from).map_err(err("stat", from))?.dev();
-    copy_dir(from, to, dev, skip, true)
-}
-
-fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str], remove: bool) -> Result<(), Error> {
+fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str]) -> Result<(), Error> {
     for entry in fs::read_dir(from).map_err(err("reading directory", from))? {
         let entry = entry.map_err(err("reading directory", from))?;
         let name = entry.file_name();
@@ -61,11 +53,7 @@ fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str], remove: bool) -> Re
                 .or_else(exists_ok)
                 .map_err(err("creating directory", &dst))?;
             if meta.dev() == dev {
-                copy_dir(&src, &dst, dev, &[], remove)?;
-                if remove {
-                    // Still holding a mount point is fine: it stays.
-                    let _ = fs::remove_dir(&src);
-                }
+                copy_dir(&src, &dst, dev, &[])?;
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(&src).map_err(err("reading link", &src))?;
@@ -91,9 +79,6 @@ fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str], remove: bool) -> Re
         if !ft.is_symlink() {
             fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
                 .map_err(err("chmod", &dst))?;
-        }
-        if remove && !ft.is_dir() {
-            fs::remove_file(&src).map_err(err("removing", &src))?;
         }
     }
     Ok(())
@@ -156,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn copies_and_removes() {
+    fn copies_keeping_modes_and_links() {
         let a = tmp("a");
         let b = tmp("b");
         fs::create_dir_all(a.join("x/y")).unwrap();
@@ -168,11 +153,6 @@ mod tests {
         assert_eq!(fs::read_to_string(b.join("x/l")).unwrap(), "hi");
         assert_eq!(fs::metadata(b.join("x/y/f")).unwrap().mode() & 0o777, 0o751);
         assert!(!b.join("skipme").exists());
-        let c = tmp("moved");
-        move_contents(&a, &c, &["skipme"]).unwrap();
-        assert_eq!(fs::read_to_string(c.join("x/y/f")).unwrap(), "hi");
-        assert_eq!(fs::read_dir(&a).unwrap().count(), 1, "only skipme is left");
-        fs::remove_dir_all(&c).unwrap();
         fs::remove_dir_all(&a).unwrap();
         fs::remove_dir_all(&b).unwrap();
     }
