@@ -88,30 +88,23 @@ pub fn pod_dir(name: &str, manifest: &str) -> PathBuf {
     dir
 }
 
-/// The guest kernels the VM tests boot: the minimal one built by
-/// `scripts/build-kernel.sh` and Debian's from `scripts/fetch-kernel.sh`,
-/// found in pod1's cache (or `$POD1_CACHE`).
+/// The guest kernels the VM tests boot: the minimal one from
+/// `scripts/build-kernel.sh` and Debian's from `scripts/fetch-kernel.sh`.
+/// Both scripts cache their result and print its path last, so after the
+/// first build (which `scripts/test.sh` does up front) this is instant.
 pub fn kernels() -> Vec<(&'static str, PathBuf)> {
-    let cache = std::env::var_os("POD1_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/pod1"))
-        .join("kernel");
-    let newest = |prefix: &str, file: &str| -> PathBuf {
-        let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&cache)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .map(|e| e.path().join(file))
-            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-            .collect();
-        found.sort();
-        found.pop().map(|(_, p)| p).unwrap_or_else(|| {
-            panic!("no {prefix}*/{file} in {}: run scripts/build-kernel.sh and scripts/fetch-kernel.sh (scripts/test.sh does)", cache.display())
+    static KERNELS: OnceLock<Vec<(&'static str, PathBuf)>> = OnceLock::new();
+    KERNELS
+        .get_or_init(|| {
+            let path_from = |script: &str| {
+                let out = run(Command::new(workspace().join(script)).stderr(std::process::Stdio::inherit()));
+                let text = String::from_utf8(out.stdout).unwrap();
+                PathBuf::from(text.lines().last().unwrap_or_default().trim())
+            };
+            vec![
+                ("minimal", path_from("scripts/build-kernel.sh")),
+                ("debian", path_from("scripts/fetch-kernel.sh")),
+            ]
         })
-    };
-    vec![
-        ("minimal", newest("minimal-", "bzImage")),
-        ("debian", newest("debian-", "vmlinuz")),
-    ]
+        .clone()
 }
