@@ -131,7 +131,10 @@ pub fn run(args: &Args) -> Result<i32> {
         Accel::Auto => {
             let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
             match kvm_usable(&cpuinfo, Path::new("/dev/kvm")) {
-                Ok(()) => Accel::Kvm,
+                Ok(()) => {
+                    note("using KVM");
+                    Accel::Kvm
+                }
                 Err(why) => {
                     note(&format!("using TCG (software emulation): {why}"));
                     Accel::Tcg
