@@ -128,7 +128,9 @@ impl VmConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-        push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+        // No default devices (VGA, a NIC with its option ROM), no window, and
+        // a reboot (how panic=-1 ends) exits QEMU instead of rebooting.
+        push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
         push(&["-machine", &self.machine, "-accel", self.accel.name()]);
         if self.accel == Accel::Kvm {
             push(&["-cpu", "host"]);

@@ -89,6 +89,7 @@ const DEFAULT_CMDLINE: &[(&str, Option<&str>)] = &[
     ("console", Some("ttyS0")),
     ("panic", Some("-1")),
     ("quiet", None),
+    ("no_timer_check", None),
     ("8250.nr_uarts", Some("2")),
     ("i8042.noaux", None),
     ("i8042.nokbd", None),
