@@ -6,9 +6,9 @@
 #
 # The result is cached under
 #   ${POD1_CACHE:-$HOME/.cache/pod1}/kernel/minimal-<hash>/bzImage
-# where <hash> is the sha256 of the fragments (names and contents), the
-# linux-source-6.1 package version and this script's recipe version, so a
-# second run with the same inputs is instant. Next to bzImage: config (the
+# where <hash> is the sha256 of the fragments (file names and option lines;
+# comments do not count), the linux-source-6.1 package version and this
+# script's recipe version, so a second run with the same inputs is instant. Next to bzImage: config (the
 # final .config), System.map (the kernel has no KALLSYMS: decode panic
 # addresses with it), build.log and info. The kernel source is untarred once
 # per package version under .../kernel/src/; each build runs out of tree
@@ -89,9 +89,14 @@ main() {
   shopt -u nullglob
   ((${#frags[@]})) || die "no *.config fragments in $frag_dir"
 
+  # The key covers what changes the kernel: the option lines of each fragment
+  # (in file order), not the comments, so editing a comment does not rebuild.
   key_input() {
     printf 'pod1-kernel-recipe %s\n%s %s\n' "$RECIPE" "$SRC_PKG" "$src_ver"
-    for f in "${frags[@]}"; do printf '== %s\n' "$(basename "$f")"; cat "$f"; done
+    for f in "${frags[@]}"; do
+      printf '== %s\n' "${f##*/}"
+      grep -E '^(CONFIG_[A-Za-z0-9_]+=|# CONFIG_[A-Za-z0-9_]+ is not set$)' "$f" || true
+    done
   }
   hash=$(key_input | sha256sum | cut -c1-64)
   short=${hash:0:16}
