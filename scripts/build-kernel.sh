@@ -125,6 +125,7 @@ main() {
 
   # --- temporary state, removed however we exit --------------------------------
   build='' stage='' untar='' make_job=''
+  # shellcheck disable=SC2317  # called by the EXIT trap
   cleanup() {
     local rc=$?
     set +e
@@ -285,4 +286,5 @@ main() {
   echo "$out/bzImage"
 }
 
-main "$@"
+# On one line, so bash has read everything it will run before main starts.
+main "$@"; exit

@@ -128,4 +128,5 @@ main() {
   echo "$out/vmlinuz"
 }
 
-main "$@"
+# On one line, so bash has read everything it will run before main starts.
+main "$@"; exit
