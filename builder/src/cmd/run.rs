@@ -352,6 +352,8 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     let timeout = args
         .timeout
         .map(|t| started + Duration::from_secs_f64(t.max(0.0)));
+    // The console and the event channel: both end when QEMU exits.
+    let mut open_streams = 2;
     let exit = loop {
         let now = Instant::now();
         let mut deadline = timeout.unwrap_or(now + Duration::from_secs(3600));
@@ -386,7 +388,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
             Msg::Console(line) => s.console(line),
             Msg::Event(rec, raw) => s.event(rec, &raw),
             Msg::BadEvent(line) => s.console(format!("(unreadable event) {line}")),
-            Msg::ConsoleClosed | Msg::EventsClosed => {}
+            Msg::ConsoleClosed | Msg::EventsClosed => open_streams -= 1,
             Msg::Signal(Signal::SIGINT | Signal::SIGTERM) if !s.stop_sent => {
                 s.stop_sent = true;
                 note("stopping the pod (grace period honoured); press Ctrl-C again to kill the VM");
@@ -402,12 +404,11 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 vm.done = true;
                 // Drain what the readers still hold: every event sent before power-off.
                 let until = Instant::now() + Duration::from_secs(2);
-                let mut open = 2;
-                while open > 0 {
+                while open_streams > 0 {
                     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(Msg::Console(line)) => s.console(line),
                         Ok(Msg::Event(rec, raw)) => s.event(rec, &raw),
-                        Ok(Msg::ConsoleClosed | Msg::EventsClosed) => open -= 1,
+                        Ok(Msg::ConsoleClosed | Msg::EventsClosed) => open_streams -= 1,
                         Ok(_) => {}
                         Err(_) => break,
                     }
