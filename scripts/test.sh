@@ -13,4 +13,9 @@ echo "test: guest kernels (cached after the first build)"
 scripts/build-kernel.sh >/dev/null
 scripts/fetch-kernel.sh >/dev/null
 echo "test: cargo test"
-cargo test --workspace --release
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --release 2>&1 | tee "$log"
+# One closing line for the whole run (the last binary cargo reports on is a
+# doc-test target with no tests, which would otherwise close the output).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
