@@ -128,8 +128,13 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
 /// A tree with the modules the init should load for this kernel, or `None`
 /// when the kernel needs none (all built in, or no modules found).
 pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
-    let image = std::fs::read(kernel).with_context(|| format!("cannot read kernel {}", kernel.display()))?;
-    let release = release(&image).with_context(|| format!("kernel {}", kernel.display()))?;
+    // The version string lies in the real-mode setup code (at most 64
+    // sectors): no need to read a 14 MB kernel to find it.
+    let mut head = Vec::with_capacity(64 << 10);
+    std::fs::File::open(kernel)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head))
+        .with_context(|| format!("cannot read kernel {}", kernel.display()))?;
+    let release = release(&head).with_context(|| format!("kernel {}", kernel.display()))?;
     let Some(dir) = modules_dir(kernel, &release) else {
         return Ok(None);
     };
