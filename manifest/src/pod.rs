@@ -62,8 +62,8 @@ pub struct PodSpec {
     /// Stay in the VM's network namespace.
     #[serde(default)]
     pub host_network: bool,
-    /// Stay in the VM's IPC namespace.
-    #[serde(default)]
+    /// Stay in the VM's IPC namespace (Kubernetes spells it `hostIPC`).
+    #[serde(default, rename = "hostIPC")]
     pub host_ipc: bool,
     /// Pod-wide security settings.
     pub security_context: Option<PodSecurityContext>,
@@ -358,6 +358,17 @@ mod tests {
         let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a"}]}}"#);
         assert_eq!(e.path, "spec.containers[0]");
         assert!(e.message.contains("missing field `image`"), "{e}");
+    }
+
+    #[test]
+    fn kubernetes_spellings() {
+        let pod = Pod::parse(
+            r#"{"metadata":{"name":"p"},"spec":{"hostIPC":true,"hostNetwork":true,"shareProcessNamespace":true,
+                "terminationGracePeriodSeconds":5,"containers":[]}}"#,
+        )
+        .unwrap();
+        assert!(pod.spec.host_ipc && pod.spec.host_network && pod.spec.share_process_namespace);
+        assert!(Pod::parse(r#"{"metadata":{"name":"p"},"spec":{"hostIpc":true,"containers":[]}}"#).is_err());
     }
 
     #[test]
