@@ -114,7 +114,7 @@ impl Manifest {
         let plan = plan::resolve(&self.pod, &infos)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;
         let mut tree = Tree::default();
-        for dir in ["dev", "proc", "sys", "run", "tmp", "etc/pod1", "sbin", IMAGES_DIR] {
+        for dir in ["dev", "proc", "sys", "run", "etc/pod1", "sbin", IMAGES_DIR] {
             tree.insert(dir, Node::dir(0o755))?;
         }
         tree.insert("tmp", Node::dir(0o1777))?;
