@@ -28,7 +28,7 @@ impl Cgroups {
     /// controllers for its children.
     pub fn setup(mount: &str, name: &str) -> Cgroups {
         match rustix::fs::statfs(mount) {
-            Ok(s) if s.f_type as i64 == CGROUP2_SUPER_MAGIC => {}
+            Ok(s) if s.f_type == CGROUP2_SUPER_MAGIC => {}
             _ => {
                 console::debug(&format!("no cgroup2 at {mount}: limits are not applied"));
                 return Cgroups { base: None };

@@ -197,7 +197,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 /// The entry point, called by the C runtime (see the crate docs).
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: the C runtime's argv holds argc strings for the whole run.
     unsafe { sys::set_args(argc, argv) };
     // What std's start-up would have done that matters here: a write to a
