@@ -74,27 +74,7 @@ impl core::ops::BitOrAssign for MsFlags {
 
 impl fmt::Debug for MsFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MsFlags(")?;
-        if self.0 == 0 {
-            f.write_str("0x0")?;
-        }
-        let mut rest = self.0;
-        for (bit, name) in MS_NAMES {
-            if rest & bit != 0 {
-                if rest != self.0 {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                rest &= !bit;
-            }
-        }
-        if rest != 0 {
-            if rest != self.0 {
-                f.write_str(" | ")?;
-            }
-            write!(f, "{rest:#x}")?;
-        }
-        f.write_str(")")
+        sys::fmt_flags(f, "MsFlags", self.0, MS_NAMES)
     }
 }
 

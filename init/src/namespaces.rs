@@ -28,28 +28,18 @@ use crate::sys::{self, Errno, Sig, WaitStatus};
 pub struct CloneFlags(pub i32);
 
 /// The flags' names, in bit order.
-const CLONE_NAMES: &[(i32, &str)] = &[
-    (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-    (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
-    (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-    (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-    (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-    (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+const CLONE_NAMES: &[(u64, &str)] = &[
+    (libc::CLONE_NEWNS as u64, "CLONE_NEWNS"),
+    (libc::CLONE_NEWCGROUP as u64, "CLONE_NEWCGROUP"),
+    (libc::CLONE_NEWUTS as u64, "CLONE_NEWUTS"),
+    (libc::CLONE_NEWIPC as u64, "CLONE_NEWIPC"),
+    (libc::CLONE_NEWPID as u64, "CLONE_NEWPID"),
+    (libc::CLONE_NEWNET as u64, "CLONE_NEWNET"),
 ];
 
 impl fmt::Debug for CloneFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = CLONE_NAMES
-            .iter()
-            .filter(|(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| *name)
-            .collect();
-        let known = CLONE_NAMES.iter().fold(0, |a, (bit, _)| a | bit);
-        match (names.is_empty(), self.0 & !known) {
-            (true, rest) => write!(f, "CloneFlags({rest:#x})"),
-            (false, 0) => write!(f, "CloneFlags({})", names.join(" | ")),
-            (false, rest) => write!(f, "CloneFlags({} | {rest:#x})", names.join(" | ")),
-        }
+        sys::fmt_flags(f, "CloneFlags", self.0 as u32 as u64, CLONE_NAMES)
     }
 }
 

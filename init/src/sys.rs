@@ -162,6 +162,25 @@ impl From<Errno> for IoError {
 /// The result of the file helpers.
 pub type IoResult<T> = Result<T, IoError>;
 
+/// Prints flag bits as nix's bitflags printed them: `Name(A | B)`, the
+/// names in `names`' order, unknown bits in hex, `Name(0x0)` when empty.
+pub fn fmt_flags(f: &mut fmt::Formatter<'_>, ty: &str, bits: u64, names: &[(u64, &str)]) -> fmt::Result {
+    write!(f, "{ty}(")?;
+    let mut rest = bits;
+    let mut sep = "";
+    for (bit, name) in names {
+        if rest & bit != 0 {
+            write!(f, "{sep}{name}")?;
+            rest &= !bit;
+            sep = " | ";
+        }
+    }
+    if rest != 0 || bits == 0 {
+        write!(f, "{sep}{rest:#x}")?;
+    }
+    f.write_str(")")
+}
+
 // ---- paths ---------------------------------------------------------------
 
 /// `base/rel` as `Path::join` makes it: an absolute `rel` replaces `base`.
@@ -566,5 +585,51 @@ pub unsafe fn fork() -> Result<Option<i32>, Errno> {
         -1 => Err(Errno::last()),
         0 => Ok(None),
         pid => Ok(Some(pid)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages read as nix's and std's did.
+    #[test]
+    fn errors_print_as_before() {
+        assert_eq!(Errno::ENOENT.to_string(), "ENOENT: No such file or directory");
+        assert_eq!(format!("{:?}", Err::<(), _>(Errno::EPERM)), "Err(EPERM)");
+        assert_eq!(
+            IoError::Os(libc::ENOENT).to_string(),
+            "No such file or directory (os error 2)"
+        );
+        assert_eq!(IoError::INVALID_INPUT.to_string(), "invalid input parameter");
+        assert_eq!(Sig(libc::SIGTERM).to_string(), "SIGTERM");
+        assert_eq!(
+            format!("{:?}", WaitStatus::Signaled(7, Sig(libc::SIGKILL), false)),
+            "Signaled(Pid(7), SIGKILL, false)"
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                crate::mounts::MsFlags::MS_NOSUID | crate::mounts::MsFlags::MS_NODEV
+            ),
+            "MsFlags(MS_NOSUID | MS_NODEV)"
+        );
+        assert_eq!(format!("{:?}", crate::mounts::MsFlags::empty()), "MsFlags(0x0)");
+        assert_eq!(
+            format!(
+                "{:?}",
+                crate::namespaces::CloneFlags(libc::CLONE_NEWNS | libc::CLONE_NEWPID)
+            ),
+            "CloneFlags(CLONE_NEWNS | CLONE_NEWPID)"
+        );
+    }
+
+    #[test]
+    fn paths_join_as_std_does() {
+        assert_eq!(join("/", "etc/pod1/plan.json"), "/etc/pod1/plan.json");
+        assert_eq!(join("/run/pod1", "ns"), "/run/pod1/ns");
+        assert_eq!(join("/a", "/abs"), "/abs");
+        assert_eq!(file_name("/tmp/pod1-init.12/"), Some("pod1-init.12"));
+        assert_eq!(file_name("/"), None);
     }
 }
