@@ -23,8 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }
-echo "setup: building pod1 (release)"
+echo "setup: building pod1 and pod1-init (release)"
 cargo build --release --quiet --workspace --bins
+# The init is a no_std binary in its own workspace (init/Cargo.toml); it
+# builds into the same target directory, next to pod1.
+cargo build --release --quiet --manifest-path init/Cargo.toml
 
 if [ ! -f examples/images/busybox/index.json ]; then
   echo "setup: making the example image examples/images/busybox (umoci + Debian's busybox-static)"

@@ -166,7 +166,7 @@ pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
         Ok(candidate)
     } else {
         anyhow::bail!(
-            "no pod1-init next to {} : build it (`cargo build --release`) or pass --init PATH",
+            "no pod1-init next to {} : build it (`cargo build --release --manifest-path init/Cargo.toml`) or pass --init PATH",
             exe.display()
         )
     }

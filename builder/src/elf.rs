@@ -36,7 +36,7 @@ pub fn check_static(bin: &[u8]) -> Result<()> {
             None => bail!("truncated program headers"),
             Some(PT_INTERP) => bail!(
                 "it is dynamically linked (it names a program interpreter), and an initramfs has no shared libraries: \
-                 build it with `cargo build --release -p pod1-init` (the workspace links it statically)"
+                 build it with `cargo build --release --manifest-path init/Cargo.toml` (the project's .cargo/config.toml links it statically)"
             ),
             Some(_) => {}
         }

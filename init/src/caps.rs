@@ -4,8 +4,12 @@
 //! CVE-2022-24769), so a non-root user ends with no effective capabilities
 //! after exec, exactly as in Kubernetes.
 
-use nix::errno::Errno;
+use alloc::string::String;
+
 use pod1_manifest::plan::CAPABILITIES;
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
+use crate::sys::{self, Errno};
 
 /// A capability step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +43,7 @@ pub fn mask(names: &[String]) -> Result<u64, Error> {
 
 /// The highest capability number the kernel knows.
 fn last_cap() -> usize {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    sys::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(CAPABILITIES.len() - 1)
@@ -68,61 +72,20 @@ pub fn limit_bounding(keep: u64) -> Result<(), Error> {
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const CAP_V3: u32 = 0x2008_0522;
-
 /// Sets permitted and effective to `set`, inheritable to nothing.
 /// Capabilities this process does not hold (newer than the kernel, or
 /// outside the bounding set the init itself was started with) are left
 /// out: asking for them is EPERM, and a privileged container gets
 /// everything the runtime has, as with runc.
 pub fn set(set: u64) -> Result<(), Error> {
-    let set = set & permitted()?;
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
+    let current = rustix::thread::capabilities(None).map_err(|e| Error::Capset(e.into()))?;
+    let set = CapabilitySet::from_bits_retain(set) & current.permitted;
+    let sets = CapabilitySets {
+        effective: set,
+        permitted: set,
+        inheritable: CapabilitySet::empty(),
     };
-    let mut data = [CapData::default(); 2];
-    for (i, d) in data.iter_mut().enumerate() {
-        let half = (set >> (32 * i)) as u32;
-        d.effective = half;
-        d.permitted = half;
-    }
-    // SAFETY: hdr and data are valid, properly laid out (linux/capability.h,
-    // version 3 takes two data structs) and live across the call.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
-    if r != 0 {
-        return Err(Error::Capset(Errno::last()));
-    }
-    Ok(())
-}
-
-/// This process's permitted set.
-fn permitted() -> Result<u64, Error> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: as in `set`; capget writes two data structs.
-    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
-    if r != 0 {
-        return Err(Error::Capset(Errno::last()));
-    }
-    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
+    rustix::thread::set_capabilities(None, sets).map_err(|e| Error::Capset(e.into()))
 }
 
 #[cfg(test)]

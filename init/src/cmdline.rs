@@ -5,6 +5,9 @@
 //! `key=value` words to PID 1 as environment and bare words as argv; we
 //! read neither, so odd command lines cannot break the init).
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
 /// Options taken from `pod1.*` keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -31,7 +34,7 @@ fn words(cmdline: &str) -> Vec<String> {
             }
             c if c.is_whitespace() && !quoted => {
                 if any {
-                    out.push(std::mem::take(&mut cur));
+                    out.push(core::mem::take(&mut cur));
                     any = false;
                 }
             }

@@ -5,17 +5,18 @@
 //! Both are process-wide file descriptors kept in atomics, so the fatal path
 //! and the panic hook can reach them without any shared state to lock.
 
-use std::fs::OpenOptions;
-use std::io;
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use nix::errno::Errno;
-use nix::sys::termios;
-use nix::time::{clock_gettime, ClockId};
 use pod1_manifest::events::{Event, Record, Request};
+use rustix::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use rustix::fs::OFlags;
+use rustix::termios;
+use rustix::time::{clock_gettime, ClockId};
+
+use crate::sys::{self, Errno, IoError};
 
 /// The event channel's file descriptor (-1 until opened).
 static EVENTS_FD: AtomicI32 = AtomicI32::new(-1);
@@ -34,15 +35,15 @@ pub enum Error {
     #[error("opening the event channel {path}: {source} (the VM needs a second serial port for events)")]
     Open {
         /// The port or file.
-        path: PathBuf,
+        path: String,
         /// The cause.
-        source: io::Error,
+        source: IoError,
     },
     /// The serial port could not be put in raw mode.
     #[error("setting {path} to raw mode: {source}")]
     Raw {
         /// The port.
-        path: PathBuf,
+        path: String,
         /// The cause.
         source: Errno,
     },
@@ -55,10 +56,8 @@ pub fn set_debug(on: bool) {
 
 /// Milliseconds since boot (CLOCK_BOOTTIME), the clock of every event.
 pub fn now_ms() -> u64 {
-    match clock_gettime(ClockId::CLOCK_BOOTTIME) {
-        Ok(ts) => (ts.tv_sec() as u64) * 1000 + (ts.tv_nsec() as u64) / 1_000_000,
-        Err(_) => 0,
-    }
+    let ts = clock_gettime(ClockId::Boottime);
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
@@ -66,11 +65,11 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
     // SAFETY: the caller passes a descriptor it keeps open for this call.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     while !buf.is_empty() {
-        match nix::unistd::write(fd, buf) {
+        match rustix::io::write(fd, buf).map_err(Errno::from) {
             Ok(0) => return Err(Errno::EIO),
             Ok(n) => buf = &buf[n..],
             Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(Errno::EAGAIN) => sys::sleep_ms(1),
             Err(e) => return Err(e),
         }
     }
@@ -88,8 +87,8 @@ pub fn log(msg: &str) {
 /// the init's own lines never show up as the container's output and the
 /// command never inherits it.
 pub fn keep_console_apart() {
-    if let Ok(fd) = nix::fcntl::fcntl(2, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
-        CONSOLE_FD.store(fd, Ordering::Relaxed);
+    if let Ok(fd) = rustix::io::fcntl_dupfd_cloexec(sys::stderr(), 3) {
+        CONSOLE_FD.store(fd.into_raw_fd(), Ordering::Relaxed);
     }
 }
 
@@ -126,7 +125,8 @@ pub fn drain() {
         // SAFETY: the channel's fd stays open for the life of the process.
         let _ = termios::tcdrain(unsafe { BorrowedFd::borrow_raw(fd) });
     } else if fd >= 0 {
-        let _ = nix::unistd::fsync(fd);
+        // SAFETY: as above.
+        let _ = rustix::fs::fsync(unsafe { BorrowedFd::borrow_raw(fd) });
     }
 }
 
@@ -136,47 +136,37 @@ pub fn use_fd(fd: OwnedFd) {
 }
 
 /// Opens (creating or truncating) a file as the event channel.
-pub fn open_file(path: &Path) -> Result<(), Error> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|source| Error::Open {
-            path: path.to_owned(),
+pub fn open_file(path: &str) -> Result<(), Error> {
+    let file = sys::open(path, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC, 0o666).map_err(|source| {
+        Error::Open {
+            path: path.to_string(),
             source,
-        })?;
-    use_fd(file.into());
+        }
+    })?;
+    use_fd(file);
     Ok(())
 }
 
 /// Opens the VM's event port read-write in raw mode (no echo, no line
 /// editing, no CR/LF translation) and returns a duplicate for reading the
 /// host's requests.
-pub fn open_serial(path: &Path) -> Result<OwnedFd, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| Error::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    let raw = |source| Error::Raw {
-        path: path.to_owned(),
+pub fn open_serial(path: &str) -> Result<OwnedFd, Error> {
+    let open = |source| Error::Open {
+        path: path.to_string(),
         source,
     };
-    let mut t = termios::tcgetattr(file.as_fd()).map_err(raw)?;
-    termios::cfmakeraw(&mut t);
-    termios::tcsetattr(file.as_fd(), termios::SetArg::TCSANOW, &t).map_err(raw)?;
-    let reader = file.try_clone().map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = sys::open(path, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0).map_err(open)?;
+    let raw = |e: rustix::io::Errno| Error::Raw {
+        path: path.to_string(),
+        source: e.into(),
+    };
+    let mut t = termios::tcgetattr(&file).map_err(raw)?;
+    t.make_raw();
+    termios::tcsetattr(&file, termios::OptionalActions::Now, &t).map_err(raw)?;
+    let reader = rustix::io::fcntl_dupfd_cloexec(&file, 3).map_err(|e| open(e.into()))?;
     EVENTS_TTY.store(true, Ordering::Relaxed);
-    use_fd(file.into());
-    Ok(reader.into())
+    use_fd(file);
+    Ok(reader)
 }
 
 /// Splits the host's request stream into lines and parses each one.

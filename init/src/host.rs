@@ -10,21 +10,22 @@
 //! forwards SIGTERM/SIGINT/SIGHUP to the pod's init, waits for it and exits
 //! with its code.
 
-use std::path::{Path, PathBuf};
+use alloc::format;
+use alloc::string::{String, ToString};
 
-use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::Signal;
+use rustix::process::Signal;
 
-use crate::power;
-use crate::{console, supervisor};
+use crate::mounts::MsFlags;
+use crate::sys::{self, Errno};
+use crate::{console, namespaces, power, supervisor};
 
 /// The command line of host mode.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Args {
     /// The unpacked initramfs tree.
-    pub root: PathBuf,
+    pub root: String,
     /// Where events go (stdout when absent).
-    pub events: Option<PathBuf>,
+    pub events: Option<String>,
 }
 
 /// What host mode prints for a bad command line.
@@ -50,8 +51,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
                 .ok_or(format!("{key} needs a value"))
         };
         match key.as_str() {
-            "--root" => root = Some(PathBuf::from(value()?)),
-            "--events" => events = Some(PathBuf::from(value()?)),
+            "--root" => root = Some(value()?),
+            "--events" => events = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -61,34 +62,35 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
 }
 
 /// Runs host mode; returns the process's exit code.
-pub fn main(args: Args, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
+pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
+    let fail = |what: &str, e: &dyn core::fmt::Display| {
         console::log(&format!("{what}: {e}"));
         power::INIT_FAILED
     };
-    let root = match std::fs::canonicalize(&args.root) {
+    let root = match sys::canonicalize(&args.root) {
         Ok(r) => r,
-        Err(e) => return fail(&format!("--root {}", args.root.display()), &e),
+        Err(e) => return fail(&format!("--root {}", args.root), &e),
     };
     let opened = match &args.events {
         Some(path) => console::open_file(path).map_err(|e| e.to_string()),
-        None => nix::unistd::dup(1)
-            .map(|fd| console::use_fd(crate::process::owned(fd)))
-            .map_err(|e| e.to_string()),
+        None => rustix::io::dup(sys::stdout())
+            .map(console::use_fd)
+            .map_err(|e| Errno::from(e).to_string()),
     };
     if let Err(e) = opened {
         return fail("opening the event channel", &e);
     }
     // Order matters: block before the child exists, so no signal is lost
     // and the child inherits the mask (its signalfd reads them).
-    if let Err(e) = supervisor::handled_signals().thread_block() {
+    if let Err(e) = supervisor::block(&supervisor::handled_signals()) {
         return fail("blocking signals", &e);
     }
-    let state = std::env::temp_dir().join(format!("pod1-init.{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&state) {
-        return fail(&format!("creating {}", state.display()), &e);
+    let pid = rustix::process::getpid().as_raw_nonzero();
+    let state = sys::join(&sys::temp_dir(), &format!("pod1-init.{pid}"));
+    if let Err(e) = sys::create_dir_all(&state) {
+        return fail(&format!("creating {state}"), &e);
     }
-    let code = match crate::namespaces::run_as_pid_ns_init(|| inner(&root, &state, run_pod)) {
+    let code = match namespaces::run_as_pid_ns_init(|| inner(&root, &state, run_pod)) {
         Ok(code) => code,
         Err(e) => {
             // The pod's init did not report the end itself: do it here.
@@ -102,45 +104,38 @@ pub fn main(args: Args, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
             power::INIT_FAILED
         }
     };
-    let _ = std::fs::remove_dir(&state);
+    let _ = sys::remove_dir(&state);
     code
 }
 
 /// The pod's init, PID 1 of the new PID namespace.
-fn inner(root: &Path, state: &Path, run_pod: impl FnOnce(&Path, &Path) -> i32) -> i32 {
-    let step = |what: &str, e: &dyn std::fmt::Display| -> i32 {
+fn inner(root: &str, state: &str, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
+    let step = |what: &str, e: &dyn core::fmt::Display| -> i32 {
         power::fatal(&format!("host mode: {what}: {e}"));
     };
     // If the outer process dies, so does the pod.
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        return step("PR_SET_PDEATHSIG", &e);
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
+        return step("PR_SET_PDEATHSIG", &Errno::from(e));
     }
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+    if let Err(e) = namespaces::unshare(libc::CLONE_NEWNS) {
         return step("unshare(CLONE_NEWNS)", &e);
     }
     // Order matters: private first, so none of the mounts below reach the host.
     if let Err(e) = crate::mounts::make_private_rec() {
         return step("making mounts private", &e);
     }
-    let flags =
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     // A /proc of the pod's PID namespace, as in the VM.
-    if let Err(e) = crate::mounts::mount_fs(Some("proc"), Path::new("/proc"), Some("proc"), flags, None) {
+    if let Err(e) = crate::mounts::mount_fs("proc", "/proc", "proc", flags, None) {
         return step("mounting /proc", &e);
     }
-    if let Err(e) = crate::mounts::mount_fs(
-        Some("tmpfs"),
-        state,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("mode=0755"),
-    ) {
+    if let Err(e) = crate::mounts::mount_fs("tmpfs", state, "tmpfs", MsFlags::empty(), Some("mode=0755")) {
         return step("mounting the state tmpfs", &e);
     }
     // PID 1 of its namespace reaps orphans anyway; as a subreaper it also
     // would if it were not (DESIGN: the same binary makes itself one).
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        return step("PR_SET_CHILD_SUBREAPER", &e);
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        return step("PR_SET_CHILD_SUBREAPER", &Errno::from(e));
     }
     run_pod(root, state)
 }
@@ -156,8 +151,8 @@ mod tests {
     #[test]
     fn parses() {
         let a = args(&["--root", "/r", "--events=/e"]).unwrap();
-        assert_eq!(a.root, Path::new("/r"));
-        assert_eq!(a.events.as_deref(), Some(Path::new("/e")));
+        assert_eq!(a.root, "/r");
+        assert_eq!(a.events.as_deref(), Some("/e"));
         assert!(args(&[]).is_err());
         assert!(args(&["--root"]).is_err());
         assert!(args(&["--root", "/r", "--bogus"]).is_err());

@@ -16,9 +16,19 @@
 //! No Rust runtime start-up (`no_main`): std's would read /proc/self/maps
 //! (glibc's pthread_getattr_np, for the main thread's stack guard) before
 //! the init has mounted /proc. The C `main` below is the entry point.
+//!
+//! No std either (`no_std` + `alloc`), to stay small: std's panic machinery
+//! alone (its backtrace symbolizer) was a third of the binary. glibc is
+//! still linked statically and still starts the process; memory comes from
+//! its malloc, files and system calls go through `sys` (rustix and libc),
+//! and a panic takes the same fatal path as any error. The unit tests are
+//! built with std and its test harness.
+#![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 // The unit-test harness brings its own main, so the entry point is not built.
 #![cfg_attr(test, allow(dead_code))]
+
+extern crate alloc;
 
 mod caps;
 mod cgroups;
@@ -32,18 +42,19 @@ mod power;
 mod process;
 mod rootfs;
 mod supervisor;
+mod sys;
 mod tree;
 
-use std::fs;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use alloc::format;
+use alloc::string::{String, ToString};
 
-use nix::errno::Errno;
 use pod1_manifest::events::Event;
 use pod1_manifest::plan::PLAN_PATH;
 use pod1_manifest::Plan;
+use rustix::fd::OwnedFd;
 
 use crate::power::Role;
+use crate::sys::{Errno, IoError};
 
 /// A step of the init that failed; each ends the pod with exit code 125.
 #[derive(Debug, thiserror::Error)]
@@ -63,15 +74,15 @@ enum Error {
     )]
     PlanRead {
         /// Where it should be.
-        path: PathBuf,
+        path: String,
         /// The cause.
-        source: std::io::Error,
+        source: IoError,
     },
     /// The plan is not valid JSON of the right shape.
     #[error("parsing the plan {path}: {source} (was it written by the same pod1 version?)")]
     PlanParse {
         /// The file.
-        path: PathBuf,
+        path: String,
         /// The cause.
         source: serde_json::Error,
     },
@@ -86,45 +97,138 @@ enum Error {
     Supervisor(#[from] supervisor::Error),
 }
 
+// Static glibc's cleanup paths (fwrite, pthread_once, ...) call
+// _Unwind_Resume; std's `unwind` crate linked libgcc_eh for it, so a no_std
+// binary names it itself. Nothing unwinds through Rust code (panic=abort).
+#[cfg(not(test))]
+#[link(name = "gcc_eh", kind = "static", modifiers = "-bundle")]
+extern "C" {}
+
+/// The unwinding personality the precompiled core and alloc (built with
+/// panic=unwind) refer to from their cleanup tables. Nothing here unwinds
+/// (both profiles abort on panic), so it is never called; if it were, an
+/// unwind would have begun where none can be handled.
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn rust_eh_personality() {
+    // SAFETY: abort(3) takes no arguments and never returns.
+    unsafe { libc::abort() }
+}
+
+/// Memory comes from glibc's malloc (linked anyway).
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOCATOR: Malloc = Malloc;
+
+/// A `GlobalAlloc` over glibc's malloc, free and realloc; alignments above
+/// what malloc guarantees (16 bytes on x86-64) go through posix_memalign.
+#[cfg(not(test))]
+#[derive(Debug)]
+struct Malloc;
+
+/// What malloc's results are always aligned to on x86-64.
+#[cfg(not(test))]
+const MALLOC_ALIGN: usize = 16;
+
+// SAFETY: malloc/posix_memalign return memory of at least the requested
+// size and alignment or NULL, realloc keeps the contents, and free takes
+// exactly the pointers these returned (GlobalAlloc's caller contract).
+#[cfg(not(test))]
+unsafe impl core::alloc::GlobalAlloc for Malloc {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
+            // SAFETY: malloc takes any size; layout.size() is non-zero.
+            unsafe { libc::malloc(layout.size()).cast() }
+        } else {
+            let mut p = core::ptr::null_mut();
+            let align = layout.align().max(core::mem::size_of::<usize>());
+            // SAFETY: align is a power of two and a multiple of
+            // sizeof(void *), as posix_memalign requires; p is writable.
+            let r = unsafe { libc::posix_memalign(&mut p, align, layout.size()) };
+            if r == 0 {
+                p.cast()
+            } else {
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: core::alloc::Layout) {
+        // SAFETY: ptr came from malloc, posix_memalign or realloc above.
+        unsafe { libc::free(ptr.cast()) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: core::alloc::Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
+            // SAFETY: ptr came from this allocator with malloc's alignment,
+            // which realloc keeps.
+            unsafe { libc::realloc(ptr.cast(), new_size).cast() }
+        } else {
+            // Over-aligned: allocate, copy, free (realloc would lose the
+            // alignment).
+            let new_layout = core::alloc::Layout::from_size_align(new_size, layout.align());
+            let Ok(new_layout) = new_layout else {
+                return core::ptr::null_mut();
+            };
+            // SAFETY: new_layout has a non-zero size (GlobalAlloc::realloc's contract).
+            let new = unsafe { self.alloc(new_layout) };
+            if !new.is_null() {
+                // SAFETY: both blocks are valid for the smaller size and
+                // distinct; the old one is freed once.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    self.dealloc(ptr, layout);
+                }
+            }
+            new
+        }
+    }
+}
+
+/// A panic takes the fatal path (error event, console line, sync, power
+/// off in the VM; exit 125 on a host). Both profiles abort on panic, so
+/// nothing unwinds.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    power::fatal(&format!("panic: {info}"))
+}
+
 /// The entry point, called by the C runtime (see the crate docs).
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: the C runtime's argv holds argc strings for the whole run.
+    unsafe { sys::set_args(argc, argv) };
     // What std's start-up would have done that matters here: a write to a
     // closed pipe (the host's end of the events) is an error, not death.
     // Children get the default back before exec.
     // SAFETY: SIG_IGN installs no handler code.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
-    };
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     init_main();
     0
 }
 
 /// Chooses VM or host mode; never returns.
 fn init_main() {
-    power::install_panic_hook();
-    if nix::unistd::getpid().as_raw() == 1 {
+    if rustix::process::getpid().is_init() {
         power::set_role(Role::Vm);
         match vm() {
             Ok(code) => power::finish(code),
             Err(e) => power::fatal(&e.to_string()),
         }
     }
-    let args = match host::parse_args(std::env::args().skip(1)) {
+    let args = match host::parse_args(sys::args().into_iter().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
             if !msg.is_empty() {
-                eprintln!("pod1-init: {msg}");
+                sys::eprint_line(&format!("pod1-init: {msg}"));
             }
-            eprintln!("{}", host::USAGE);
-            std::process::exit(if msg.is_empty() { 0 } else { power::INIT_FAILED });
+            sys::eprint_line(host::USAGE);
+            sys::exit(if msg.is_empty() { 0 } else { power::INIT_FAILED });
         }
     };
-    std::process::exit(host::main(args, |root, state| {
+    sys::exit(host::main(args, |root, state| {
         match pod(root, state, None, false) {
             Ok(code) => code,
             Err(e) => power::fatal(&e.to_string()),
@@ -137,38 +241,34 @@ fn init_main() {
 fn vm() -> Result<i32, Error> {
     // 1. Block the signals the supervisor reads from its signalfd. Order
     //    matters: first, so no SIGCHLD is lost and nothing kills PID 1.
-    supervisor::handled_signals()
-        .thread_block()
-        .map_err(Error::Signals)?;
+    supervisor::block(&supervisor::handled_signals()).map_err(Error::Signals)?;
     // 2. The early filesystems; nothing reads /proc before this.
     mounts::mount_early(mounts::EARLY)?;
     // 3. Our log lines go to the console, even if the initramfs had no
     //    /dev/console node when the kernel started us.
     console_on_stdio();
     // 4. Ctrl-Alt-Del becomes SIGINT (a graceful stop) instead of a reboot.
-    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
-        console::log(&format!("disabling Ctrl-Alt-Del: {e}"));
+    if let Err(e) = rustix::system::reboot(rustix::system::RebootCommand::CadOff) {
+        console::log(&format!("disabling Ctrl-Alt-Del: {}", Errno::from(e)));
     }
     // 5. Our options: `pod1.*` keys of the kernel command line.
-    let opts = cmdline::parse(&fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    let opts = cmdline::parse(&sys::read_to_string("/proc/cmdline").unwrap_or_default());
     console::set_debug(opts.debug);
     for k in &opts.unknown {
         console::log(&format!("ignoring unknown option {k}"));
     }
     // 6. Modules, before anything that needs them (overlayfs).
-    kmod::load_all(Path::new(kmod::LOAD_LIST));
+    kmod::load_all(kmod::LOAD_LIST);
     // 7. Off the initial rootfs, so containers can pivot_root.
-    mounts::leave_initial_rootfs(Path::new("/.pod1-root"))?;
+    mounts::leave_initial_rootfs("/.pod1-root")?;
     // 8. The event channel, then the first event.
     let port = opts.events.as_deref().unwrap_or("/dev/ttyS1");
-    let requests = console::open_serial(Path::new(port))?;
+    let requests = console::open_serial(port)?;
     // 9. The pod runs as PID 1 of its own PID namespace (as on a host);
     //    this process stays the VM's PID 1 and powers off with its code.
-    namespaces::run_as_pid_ns_init(|| {
-        match pod(Path::new("/"), Path::new("/run/pod1"), Some(requests), true) {
-            Ok(code) => code,
-            Err(e) => power::fatal(&e.to_string()),
-        }
+    namespaces::run_as_pid_ns_init(|| match pod("/", "/run/pod1", Some(requests), true) {
+        Ok(code) => code,
+        Err(e) => power::fatal(&e.to_string()),
     })
     .map_err(Error::from)
 }
@@ -177,47 +277,44 @@ fn vm() -> Result<i32, Error> {
 /// /dev/console in the initramfs they are closed, and the open below
 /// itself returns one of them: that one must stay open.
 fn console_on_stdio() {
-    use std::os::fd::IntoRawFd;
-    if let Ok(f) = fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
-        let fd = f.into_raw_fd();
-        for target in 0..3 {
-            if fd != target {
-                let _ = nix::unistd::dup2(fd, target);
-            }
-        }
-        if fd > 2 {
-            let _ = nix::unistd::close(fd);
+    use rustix::fd::{AsRawFd, IntoRawFd};
+    if let Ok(f) = sys::open("/dev/console", rustix::fs::OFlags::RDWR, 0) {
+        let fd = f.as_raw_fd();
+        let _ = rustix::stdio::dup2_stdin(&f);
+        let _ = rustix::stdio::dup2_stdout(&f);
+        let _ = rustix::stdio::dup2_stderr(&f);
+        // One of 0-2 itself (they were closed): it stays open as that.
+        if fd <= 2 {
+            let _ = f.into_raw_fd();
         }
     }
 }
 
 /// The pod, the same in the VM and on a host: plan, sandbox, lifecycle.
-fn pod(root: &Path, state: &Path, requests: Option<OwnedFd>, pid1: bool) -> Result<i32, Error> {
-    let argv0 = std::env::args().next().unwrap_or_default();
+fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result<i32, Error> {
+    let argv0 = sys::args().into_iter().next().unwrap_or_default();
     console::emit(Event::InitStarted { argv0, pid1 });
-    let path = root.join(PLAN_PATH);
-    let text = fs::read_to_string(&path).map_err(|source| Error::PlanRead {
+    let path = sys::join(root, PLAN_PATH);
+    let text = sys::read_to_string(&path).map_err(|source| Error::PlanRead {
         path: path.clone(),
         source,
     })?;
     let plan: Plan = serde_json::from_str(&text).map_err(|source| Error::PlanParse { path, source })?;
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
-    let sandbox = namespaces::create(&plan, &state.join("ns"), pid1)?;
+    let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;
     console::emit(Event::SandboxReady {});
     let cg_name = if pid1 {
         "pod1".to_string()
     } else {
         // The outer process's pid, unique on the host (ours is 1).
-        state
-            .file_name()
-            .map_or("pod1-host".into(), |n| n.to_string_lossy().into_owned())
+        sys::file_name(state).map_or("pod1-host".into(), str::to_string)
     };
-    let cgroups = cgroups::Cgroups::setup(Path::new("/sys/fs/cgroup"), &cg_name);
+    let cgroups = cgroups::Cgroups::setup("/sys/fs/cgroup", &cg_name);
     let sup = supervisor::Supervisor::new(supervisor::Pod {
         plan,
-        root: root.to_owned(),
-        state: state.to_owned(),
+        root: root.to_string(),
+        state: state.to_string(),
         sandbox,
         cgroups,
         requests,

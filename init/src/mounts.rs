@@ -2,13 +2,81 @@
 //! the move off the initial rootfs, and the small mount helpers the
 //! container root filesystem code is built from.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::fmt;
 
-use nix::errno::Errno;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
+use crate::sys::{self, Errno, IoError};
 use crate::{console, tree};
+
+/// mount(2) flags, printed as nix printed its `MsFlags` (error messages
+/// name them). The calls themselves go through rustix.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MsFlags(u64);
+
+/// The flags' names, in bit order.
+const MS_NAMES: &[(u64, &str)] = &[
+    (libc::MS_RDONLY, "MS_RDONLY"),
+    (libc::MS_NOSUID, "MS_NOSUID"),
+    (libc::MS_NODEV, "MS_NODEV"),
+    (libc::MS_NOEXEC, "MS_NOEXEC"),
+    (libc::MS_REMOUNT, "MS_REMOUNT"),
+    (libc::MS_BIND, "MS_BIND"),
+    (libc::MS_MOVE, "MS_MOVE"),
+    (libc::MS_REC, "MS_REC"),
+    (libc::MS_PRIVATE, "MS_PRIVATE"),
+    (libc::MS_STRICTATIME, "MS_STRICTATIME"),
+];
+
+impl MsFlags {
+    pub const MS_RDONLY: MsFlags = MsFlags(libc::MS_RDONLY);
+    pub const MS_NOSUID: MsFlags = MsFlags(libc::MS_NOSUID);
+    pub const MS_NODEV: MsFlags = MsFlags(libc::MS_NODEV);
+    pub const MS_NOEXEC: MsFlags = MsFlags(libc::MS_NOEXEC);
+    pub const MS_REMOUNT: MsFlags = MsFlags(libc::MS_REMOUNT);
+    pub const MS_BIND: MsFlags = MsFlags(libc::MS_BIND);
+    pub const MS_MOVE: MsFlags = MsFlags(libc::MS_MOVE);
+    pub const MS_REC: MsFlags = MsFlags(libc::MS_REC);
+    pub const MS_PRIVATE: MsFlags = MsFlags(libc::MS_PRIVATE);
+    pub const MS_STRICTATIME: MsFlags = MsFlags(libc::MS_STRICTATIME);
+
+    /// No flags.
+    pub const fn empty() -> MsFlags {
+        MsFlags(0)
+    }
+
+    /// Both sets.
+    pub const fn union(self, other: MsFlags) -> MsFlags {
+        MsFlags(self.0 | other.0)
+    }
+
+    /// For rustix (which passes the bits through).
+    fn mount_flags(self) -> MountFlags {
+        MountFlags::from_bits_retain(self.0 as _)
+    }
+}
+
+impl core::ops::BitOr for MsFlags {
+    type Output = MsFlags;
+    fn bitor(self, other: MsFlags) -> MsFlags {
+        self.union(other)
+    }
+}
+
+impl core::ops::BitOrAssign for MsFlags {
+    fn bitor_assign(&mut self, other: MsFlags) {
+        self.0 |= other.0;
+    }
+}
+
+impl fmt::Debug for MsFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        sys::fmt_flags(f, "MsFlags", self.0, MS_NAMES)
+    }
+}
 
 /// A mount step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +87,7 @@ pub enum Error {
         /// Filesystem type, or "bind"/"move"/"remount".
         fstype: String,
         /// Mount point.
-        target: PathBuf,
+        target: String,
         /// Flags.
         flags: MsFlags,
         /// Options.
@@ -31,9 +99,9 @@ pub enum Error {
     #[error("creating mount point {path}: {source}")]
     MountPoint {
         /// The directory or file.
-        path: PathBuf,
+        path: String,
         /// The cause.
-        source: std::io::Error,
+        source: IoError,
     },
     /// Copying or removing a tree failed.
     #[error(transparent)]
@@ -44,7 +112,7 @@ pub enum Error {
         /// The step.
         step: &'static str,
         /// The new root.
-        path: PathBuf,
+        path: String,
         /// The cause.
         source: Errno,
     },
@@ -87,40 +155,50 @@ pub const EARLY: &[Mount] = &[
 /// children move with them).
 const MOVED: &[&str] = &["/proc", "/sys", "/dev", "/run"];
 
-/// mount(2) with an error naming everything.
+/// The error of a mount(2) call, naming everything.
+fn mount_error(
+    fstype: &str,
+    target: &str,
+    flags: MsFlags,
+    data: &str,
+) -> impl FnOnce(rustix::io::Errno) -> Error {
+    let (fstype, target, data) = (fstype.to_string(), target.to_string(), data.to_string());
+    move |e| Error::Mount {
+        fstype,
+        target,
+        flags,
+        data,
+        source: e.into(),
+    }
+}
+
+/// Mounts a filesystem: mount(2) with an error naming everything.
 pub fn mount_fs(
-    source: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
+    source: &str,
+    target: &str,
+    fstype: &str,
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), Error> {
-    mount(source, target, fstype, flags, data).map_err(|source| Error::Mount {
-        fstype: fstype.unwrap_or("bind/remount").to_string(),
-        target: target.to_owned(),
-        flags,
-        data: data.unwrap_or("").to_string(),
-        source,
-    })
+    let fail = mount_error(fstype, target, flags, data.unwrap_or(""));
+    let data = data
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| rustix::io::Errno::INVAL);
+    let res =
+        data.and_then(|d| rustix::mount::mount(source, target, fstype, flags.mount_flags(), d.as_deref()));
+    res.map_err(fail)
 }
 
 /// Bind-mounts `src` on `dst`, then makes it read-only if asked (a bind
 /// mount ignores MS_RDONLY until remounted).
-pub fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), Error> {
-    mount(
-        Some(src),
+pub fn bind(src: &str, dst: &str, read_only: bool) -> Result<(), Error> {
+    rustix::mount::mount_bind_recursive(src, dst).map_err(mount_error(
+        &format!("bind of {src}"),
         dst,
-        None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|source| Error::Mount {
-        fstype: format!("bind of {}", src.display()),
-        target: dst.to_owned(),
-        flags: MsFlags::MS_BIND | MsFlags::MS_REC,
-        data: String::new(),
-        source,
-    })?;
+        "",
+    ))?;
     if read_only {
         remount_ro(dst)?;
     }
@@ -128,19 +206,22 @@ pub fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), Error> {
 }
 
 /// Makes the mount at `path` read-only.
-pub fn remount_ro(path: &Path) -> Result<(), Error> {
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    match mount_fs(None, path, None, flags, None) {
+pub fn remount_ro(path: &str) -> Result<(), Error> {
+    let remount = |flags: MsFlags| {
+        // rustix adds MS_REMOUNT itself.
+        rustix::mount::mount_remount(path, flags.mount_flags(), "").map_err(mount_error(
+            "bind/remount",
+            path,
+            flags | MsFlags::MS_REMOUNT,
+            "",
+        ))
+    };
+    let flags = MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    match remount(flags) {
         // Locked flags (nosuid etc. inherited from the source) must be kept.
         Err(Error::Mount {
             source: Errno::EPERM, ..
-        }) => mount_fs(
-            None,
-            path,
-            None,
-            flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None,
-        ),
+        }) => remount(flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
         other => other,
     }
 }
@@ -148,19 +229,20 @@ pub fn remount_ro(path: &Path) -> Result<(), Error> {
 /// Makes every mount below `/` private so nothing propagates to or from the
 /// parent mount namespace.
 pub fn make_private_rec() -> Result<(), Error> {
-    mount_fs(
-        None,
-        Path::new("/"),
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
+    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC).map_err(
+        mount_error("bind/remount", "/", MsFlags::MS_REC | MsFlags::MS_PRIVATE, ""),
     )
 }
 
+/// Moves the mount at `from` to `to` (MS_MOVE).
+fn move_mount(from: &str, to: &str) -> Result<(), rustix::io::Errno> {
+    rustix::mount::mount_move(from, to)
+}
+
 /// Creates a directory mount point (and parents), mode 0755.
-pub fn mkdir_p(path: &Path) -> Result<(), Error> {
-    fs::create_dir_all(path).map_err(|source| Error::MountPoint {
-        path: path.to_owned(),
+pub fn mkdir_p(path: &str) -> Result<(), Error> {
+    sys::create_dir_all(path).map_err(|source| Error::MountPoint {
+        path: path.to_string(),
         source,
     })
 }
@@ -170,9 +252,8 @@ pub fn mkdir_p(path: &Path) -> Result<(), Error> {
 /// fine; an optional one that fails is logged and skipped.
 pub fn mount_early(table: &[Mount]) -> Result<(), Error> {
     walk(table, |m| {
-        let target = Path::new(m.target);
-        mkdir_p(target)?;
-        mount_fs(Some(m.source), target, Some(m.fstype), m.flags, Some(m.data))
+        mkdir_p(m.target)?;
+        mount_fs(m.source, m.target, m.fstype, m.flags, Some(m.data))
     })
 }
 
@@ -198,34 +279,43 @@ fn walk(table: &[Mount], mut mount_one: impl FnMut(&Mount) -> Result<(), Error>)
 /// is a mount with a parent, so containers can pivot away from it; unlike
 /// copying the initramfs into a tmpfs (as LinuxKit does), nothing is copied
 /// and the images are not held in memory twice.
-pub fn leave_initial_rootfs(new_root: &Path) -> Result<(), Error> {
+pub fn leave_initial_rootfs(new_root: &str) -> Result<(), Error> {
     let step = |step: &'static str| {
-        let path = new_root.to_owned();
-        move |source| Error::SwitchRoot { step, path, source }
+        let path = new_root.to_string();
+        move |e: rustix::io::Errno| Error::SwitchRoot {
+            step,
+            path,
+            source: e.into(),
+        }
     };
     mkdir_p(new_root)?;
-    mount_fs(Some("/"), new_root, None, MsFlags::MS_BIND, None)?;
+    rustix::mount::mount_bind("/", new_root).map_err(mount_error(
+        "bind/remount",
+        new_root,
+        MsFlags::MS_BIND,
+        "",
+    ))?;
     // Order matters: the live mounts move onto the bind mount before it
     // becomes the root, or they would stay behind on the covered rootfs.
     for m in MOVED {
-        let dst = new_root.join(m.trim_start_matches('/'));
+        let dst = sys::join(new_root, m.trim_start_matches('/'));
         mkdir_p(&dst)?;
-        mount_fs(Some(m), &dst, None, MsFlags::MS_MOVE, None)?;
+        move_mount(m, &dst).map_err(mount_error("bind/remount", &dst, MsFlags::MS_MOVE, ""))?;
     }
-    nix::unistd::chdir(new_root).map_err(step("chdir"))?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(step("move to /"))?;
-    nix::unistd::chroot(".").map_err(step("chroot"))?;
-    nix::unistd::chdir("/").map_err(step("chdir /"))?;
+    rustix::process::chdir(new_root).map_err(step("chdir"))?;
+    move_mount(".", "/").map_err(step("move to /"))?;
+    rustix::process::chroot(".").map_err(step("chroot"))?;
+    rustix::process::chdir("/").map_err(step("chdir /"))?;
     // The empty mount point shows through the bind mount; it is no longer one.
-    let _ = fs::remove_dir(Path::new("/").join(new_root.strip_prefix("/").unwrap_or(new_root)));
+    let _ = sys::remove_dir(&sys::join("/", new_root.strip_prefix('/').unwrap_or(new_root)));
     Ok(())
 }
 
 /// Detaches the mount at `path`, ignoring "not mounted".
-pub fn detach(path: &Path) {
-    match umount2(path, MntFlags::MNT_DETACH) {
+pub fn detach(path: &str) {
+    match rustix::mount::unmount(path, UnmountFlags::DETACH).map_err(Errno::from) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
-        Err(e) => console::log(&format!("unmounting {}: {e}", path.display())),
+        Err(e) => console::log(&format!("unmounting {path}: {e}")),
     }
 }
 

@@ -7,20 +7,48 @@
 //! pins and configures, then exits (pinns does the same in a child). The
 //! helper shares the init's mount namespace, so its pins are the init's.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
 
-use nix::errno::Errno;
-use nix::sched::{setns, unshare, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
 use pod1_manifest::Plan;
+use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
+use rustix::fs::OFlags;
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::mounts;
 use crate::power::{self, Role};
+use crate::sys::{self, Errno, Sig, WaitStatus};
+
+/// Namespace flags of clone(2)/unshare(2), printed as nix printed its
+/// `CloneFlags` (error messages name them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CloneFlags(pub i32);
+
+/// The flags' names, in bit order.
+const CLONE_NAMES: &[(u64, &str)] = &[
+    (libc::CLONE_NEWNS as u64, "CLONE_NEWNS"),
+    (libc::CLONE_NEWCGROUP as u64, "CLONE_NEWCGROUP"),
+    (libc::CLONE_NEWUTS as u64, "CLONE_NEWUTS"),
+    (libc::CLONE_NEWIPC as u64, "CLONE_NEWIPC"),
+    (libc::CLONE_NEWPID as u64, "CLONE_NEWPID"),
+    (libc::CLONE_NEWNET as u64, "CLONE_NEWNET"),
+];
+
+impl fmt::Debug for CloneFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        sys::fmt_flags(f, "CloneFlags", self.0 as u32 as u64, CLONE_NAMES)
+    }
+}
+
+/// unshare(2) of namespaces.
+pub fn unshare(flags: i32) -> Result<(), Errno> {
+    // SAFETY: only namespace flags are ever passed (never CLONE_FILES or
+    // CLONE_FS, which would change what this process's fds or cwd mean).
+    Ok(unsafe { rustix::thread::unshare_unsafe(UnshareFlags::from_bits_retain(flags as u32)) }?)
+}
 
 /// A sandbox step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +65,7 @@ pub enum Error {
         /// net, ipc or uts.
         kind: &'static str,
         /// The pin.
-        path: PathBuf,
+        path: String,
         /// The cause.
         cause: String,
     },
@@ -47,36 +75,51 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     /// Network namespace pin.
-    pub net: Option<PathBuf>,
+    pub net: Option<String>,
     /// IPC namespace pin.
-    pub ipc: Option<PathBuf>,
+    pub ipc: Option<String>,
     /// UTS namespace pin.
-    pub uts: PathBuf,
+    pub uts: String,
 }
+
+/// One pinned namespace: its /proc/self/ns name, clone flag, setns type
+/// and pin.
+type Pin<'a> = (&'static str, i32, LinkNameSpaceType, &'a str);
 
 impl Sandbox {
     /// The pins, with their clone flag and /proc/self/ns name.
-    fn pins(&self) -> Vec<(&'static str, CloneFlags, &Path)> {
-        let mut v = vec![("uts", CloneFlags::CLONE_NEWUTS, self.uts.as_path())];
+    fn pins(&self) -> Vec<Pin<'_>> {
+        let mut v = vec![(
+            "uts",
+            libc::CLONE_NEWUTS,
+            LinkNameSpaceType::HostNameAndNISDomainName,
+            self.uts.as_str(),
+        )];
         if let Some(p) = &self.net {
-            v.push(("net", CloneFlags::CLONE_NEWNET, p));
+            v.push(("net", libc::CLONE_NEWNET, LinkNameSpaceType::Network, p));
         }
         if let Some(p) = &self.ipc {
-            v.push(("ipc", CloneFlags::CLONE_NEWIPC, p));
+            v.push((
+                "ipc",
+                libc::CLONE_NEWIPC,
+                LinkNameSpaceType::InterProcessCommunication,
+                p,
+            ));
         }
         v
     }
 
     /// Joins the pinned namespaces (in a container's child process).
     pub fn join(&self) -> Result<(), Error> {
-        for (kind, flag, path) in self.pins() {
+        for (kind, _, ns_type, path) in self.pins() {
             let fail = |cause: String| Error::Join {
                 kind,
-                path: path.to_owned(),
+                path: path.to_string(),
                 cause,
             };
-            let f = File::open(path).map_err(|e| fail(e.to_string()))?;
-            setns(f.as_fd(), flag).map_err(|e| fail(e.to_string()))?;
+            let f = sys::open(path, OFlags::RDONLY, 0).map_err(|e| fail(e.to_string()))?;
+            rustix::thread::move_into_link_name_space(rustix::fd::AsFd::as_fd(&f), Some(ns_type))
+                .map_err(|e| fail(Errno::from(e).to_string()))?;
         }
         Ok(())
     }
@@ -96,7 +139,7 @@ pub enum PodInitError {
     Wait(Errno),
     /// The pod's init was killed (e.g. by the OOM killer) before it reported.
     #[error("the pod's init was killed by {0}")]
-    Killed(Signal),
+    Killed(Sig),
 }
 
 /// Runs `pod` as PID 1 of a new PID namespace, the pod's: in the VM and
@@ -112,21 +155,21 @@ pub enum PodInitError {
 pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError> {
     // unshare(CLONE_NEWPID) moves only the children: the next fork is the
     // new namespace's PID 1.
-    unshare(CloneFlags::CLONE_NEWPID).map_err(PodInitError::Unshare)?;
+    unshare(libc::CLONE_NEWPID).map_err(PodInitError::Unshare)?;
     // SAFETY: the init is single-threaded, so the child may run any code.
-    let child = match unsafe { fork() }.map_err(PodInitError::Fork)? {
-        ForkResult::Child => {
+    let child = match unsafe { sys::fork() }.map_err(PodInitError::Fork)? {
+        None => {
             // The pod's init exits with the pod's code; only the real PID 1
             // may power the VM off.
             power::set_role(Role::Host);
             power::finish(pod())
         }
-        ForkResult::Parent { child } => child,
+        Some(child) => child,
     };
     let set = crate::supervisor::handled_signals();
     loop {
         loop {
-            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            match sys::waitpid(None, true) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
                 // It never got to report the pod's end: that is an error.
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
@@ -137,8 +180,11 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError
                 Err(e) => return Err(PodInitError::Wait(e)),
             }
         }
-        if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGPWR)) = set.wait() {
-            let _ = kill(child, sig);
+        if let Some(sig @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGPWR)) =
+            crate::supervisor::wait_signal(&set)
+        {
+            // SAFETY: kill(2) takes no pointers.
+            let _ = unsafe { libc::kill(child, sig) };
         }
     }
 }
@@ -178,37 +224,37 @@ pub fn sysctl_allowed(name: &str, host_network: bool, host_ipc: bool, vm: bool) 
 
 /// Creates, pins and configures the pod's namespaces under `dir`. `vm`:
 /// the kernel is the pod's own (any sysctl may be set).
-pub fn create(plan: &Plan, dir: &Path, vm: bool) -> Result<Sandbox, Error> {
+pub fn create(plan: &Plan, dir: &str, vm: bool) -> Result<Sandbox, Error> {
     for s in &plan.sysctls {
         sysctl_allowed(&s.name, plan.host_network, plan.host_ipc, vm).map_err(Error::Failed)?;
     }
     let sandbox = Sandbox {
-        net: (!plan.host_network).then(|| dir.join("net")),
-        ipc: (!plan.host_ipc).then(|| dir.join("ipc")),
-        uts: dir.join("uts"),
+        net: (!plan.host_network).then(|| sys::join(dir, "net")),
+        ipc: (!plan.host_ipc).then(|| sys::join(dir, "ipc")),
+        uts: sys::join(dir, "uts"),
     };
-    let (r, w) = nix::unistd::pipe().map_err(Error::Helper)?;
+    let (r, w) = rustix::pipe::pipe().map_err(|e| Error::Helper(e.into()))?;
     // SAFETY: the init is single-threaded, so the child may run any code.
-    match unsafe { fork() }.map_err(Error::Helper)? {
-        ForkResult::Child => {
+    match unsafe { sys::fork() }.map_err(Error::Helper)? {
+        None => {
             power::set_role(Role::Child);
             drop(r);
-            let mut w = File::from(w);
             let code = match helper(plan, dir, &sandbox) {
                 Ok(()) => 0,
                 Err(msg) => {
-                    let _ = w.write_all(msg.as_bytes());
+                    let _ = sys::write_fd(&w, msg.as_bytes());
                     1
                 }
             };
             power::finish(code)
         }
-        ForkResult::Parent { child } => {
+        Some(child) => {
             drop(w);
-            let mut msg = String::new();
-            let _ = File::from(r).read_to_string(&mut msg);
+            let mut bytes = Vec::new();
+            let _ = sys::read_fd(&r, &mut bytes);
+            let msg = String::from_utf8_lossy(&bytes).into_owned();
             let status = loop {
-                match waitpid(child, None) {
+                match sys::waitpid(Some(child), false) {
                     Err(Errno::EINTR) => continue,
                     other => break other,
                 }
@@ -223,38 +269,33 @@ pub fn create(plan: &Plan, dir: &Path, vm: bool) -> Result<Sandbox, Error> {
 }
 
 /// The helper's work; on failure unpins what it pinned.
-fn helper(plan: &Plan, dir: &Path, sandbox: &Sandbox) -> Result<(), String> {
+fn helper(plan: &Plan, dir: &str, sandbox: &Sandbox) -> Result<(), String> {
     let pins = sandbox.pins();
-    let flags = pins.iter().fold(CloneFlags::empty(), |a, (_, f, _)| a | *f);
-    unshare(flags).map_err(|e| format!("unshare({flags:?}): {e}"))?;
+    let flags = pins.iter().fold(0, |a, (_, f, _, _)| a | *f);
+    unshare(flags).map_err(|e| format!("unshare({:?}): {e}", CloneFlags(flags)))?;
     mounts::mkdir_p(dir).map_err(|e| e.to_string())?;
-    let mut pinned: Vec<&Path> = Vec::new();
+    let mut pinned: Vec<&str> = Vec::new();
     let res = (|| {
-        for (kind, _, path) in &pins {
-            File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        for (kind, _, _, path) in &pins {
+            sys::open(path, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC, 0o666)
+                .map_err(|e| format!("creating {path}: {e}"))?;
             let src = format!("/proc/self/ns/{kind}");
-            mounts::bind(Path::new(&src), path, false).map_err(|e| e.to_string())?;
+            mounts::bind(&src, path, false).map_err(|e| e.to_string())?;
             pinned.push(path);
         }
-        nix::unistd::sethostname(&plan.hostname)
-            .map_err(|e| format!("setting the hostname {:?}: {e}", plan.hostname))?;
+        rustix::system::sethostname(plan.hostname.as_bytes())
+            .map_err(|e| format!("setting the hostname {:?}: {}", plan.hostname, Errno::from(e)))?;
         for s in &plan.sysctls {
-            let path = Path::new("/proc/sys").join(s.name.replace('.', "/"));
-            fs::write(&path, &s.value).map_err(|e| {
-                format!(
-                    "setting sysctl {}={:?} ({}): {e}",
-                    s.name,
-                    s.value,
-                    path.display()
-                )
-            })?;
+            let path = sys::join("/proc/sys", &s.name.replace('.', "/"));
+            sys::write(&path, &s.value)
+                .map_err(|e| format!("setting sysctl {}={:?} ({path}): {e}", s.name, s.value))?;
         }
         loopback_up()
     })();
     if res.is_err() {
         for p in pinned {
             mounts::detach(p);
-            let _ = fs::remove_file(p);
+            let _ = sys::remove_file(p);
         }
     }
     res
@@ -275,7 +316,7 @@ fn loopback_up() -> Result<(), String> {
         return Err(fail("socket"));
     }
     // SAFETY: fd is a fresh socket we own from here on.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
         flags: 0,
@@ -284,7 +325,7 @@ fn loopback_up() -> Result<(), String> {
     for (d, s) in req.name.iter_mut().zip(b"lo") {
         *d = *s as libc::c_char;
     }
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let raw = sock.as_raw_fd();
     // SAFETY: req is a valid, writable struct ifreq (40 bytes) for the call.
     if unsafe { libc::ioctl(raw, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) } < 0 {
         return Err(fail("SIOCGIFFLAGS"));

@@ -2,14 +2,15 @@
 //! goes through. As the VM's PID 1 it must never return from main (the
 //! kernel panics if PID 1 exits), so it powers the VM off; on a host it exits.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use alloc::format;
+use alloc::string::ToString;
+use core::sync::atomic::{AtomicU8, Ordering};
 
-use nix::sys::reboot::{reboot, RebootMode};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use pod1_manifest::events::{Event, Phase};
+use rustix::system::{reboot, RebootCommand};
 
 use crate::console;
+use crate::sys::{self, Errno};
 
 /// Which process this is; decides how it may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +44,8 @@ fn role() -> Role {
 /// The pod's exit code when the init itself failed (DESIGN's table).
 pub const INIT_FAILED: i32 = 125;
 
-/// Installs the panic hook. The release profile aborts on panic, so the hook
-/// itself must take the fatal path (it never returns).
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        fatal(&format!("panic: {info}"));
-    }));
-}
-
-/// An internal error: tell the console and the host, then end.
+/// An internal error: tell the console and the host, then end. The panic
+/// handler (main.rs) comes here too.
 pub fn fatal(message: &str) -> ! {
     if role() == Role::Child {
         console::log(message);
@@ -77,17 +71,19 @@ pub fn finish(code: i32) -> ! {
     match role() {
         Role::Vm => {
             // Order matters: nothing may still write once the disks are synced.
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-            nix::unistd::sync();
+            // SAFETY: kill(2) takes no pointers; -1 means every process
+            // but this one (rustix has no call for it).
+            let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
+            rustix::fs::sync();
             console::log(&format!("pod finished with exit code {code}; powering off"));
-            let err = reboot(RebootMode::RB_POWER_OFF);
+            let err = reboot(RebootCommand::PowerOff).map_err(Errno::from);
             console::log(&format!("power off failed: {err:?}; halting here"));
             loop {
                 // PID 1 must never exit: wait for the host to pull the plug.
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+                sys::sleep_ms(3_600_000);
             }
         }
-        Role::Host => std::process::exit(code),
+        Role::Host => sys::exit(code),
         // SAFETY: see `fatal`: a forked child leaves without atexit handlers.
         Role::Child => unsafe { libc::_exit(code) },
     }

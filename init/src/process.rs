@@ -8,22 +8,20 @@
 //! - start pipe (init → child): one byte releases the child; EOF (the init
 //!   dropped it) makes the child exit without running anything.
 
-use std::ffi::CString;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use alloc::ffi::CString;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::convert::Infallible;
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sched::CloneFlags;
-use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::unistd::{Gid, Pid, Uid};
 use pod1_manifest::ContainerPlan;
+use rustix::fd::OwnedFd;
+use rustix::fs::{FileType, OFlags};
+use rustix::pipe::PipeFlags;
 
-use crate::namespaces::Sandbox;
+use crate::namespaces::{CloneFlags, Sandbox};
 use crate::power::{self, Role};
+use crate::sys::{self, Errno};
 use crate::{caps, console, rootfs};
 
 /// A process step that failed (in the init, before the child exists).
@@ -73,7 +71,7 @@ pub struct Context<'a> {
 #[derive(Debug)]
 pub struct Child {
     /// Its pid in the init's PID namespace.
-    pub pid: Pid,
+    pub pid: i32,
     /// Readiness (`R`) or an error message.
     pub sync: OwnedFd,
     /// Write one byte to start; drop to abort.
@@ -94,9 +92,9 @@ pub enum Ready {
 }
 
 fn pipe(container: &str) -> Result<(OwnedFd, OwnedFd), Error> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|source| Error::Pipe {
+    rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Pipe {
         container: container.to_string(),
-        source,
+        source: e.into(),
     })
 }
 
@@ -116,9 +114,9 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     // reparent to the init, which reaps them. In the VM that namespace is
     // the VM's (the pod is the only thing in the VM, so that is the pod's
     // PID namespace); on a host it is the one the init made for the pod.
-    let mut flags = CloneFlags::CLONE_NEWNS;
+    let mut flags = libc::CLONE_NEWNS;
     if !ctx.share_pid {
-        flags |= CloneFlags::CLONE_NEWPID;
+        flags |= libc::CLONE_NEWPID;
     }
     // SAFETY: a raw clone without CLONE_VM and without a new stack behaves
     // as fork(2): the child gets a copy of the address space and continues
@@ -127,7 +125,7 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
             0usize,
             0usize,
             0usize,
@@ -137,7 +135,7 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     if ret < 0 {
         return Err(Error::Clone {
             container: name.clone(),
-            flags,
+            flags: CloneFlags(flags),
             source: Errno::last(),
         });
     }
@@ -147,7 +145,7 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
         child(ctx, sync_w, start_r, out_w, err_w)
     }
     Ok(Child {
-        pid: Pid::from_raw(ret as i32),
+        pid: ret as i32,
         sync: sync_r,
         start: start_w,
         stdout: out_r,
@@ -158,7 +156,7 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
 /// Reads the child's readiness report (blocks until it is prepared or gone).
 pub fn wait_ready(sync: OwnedFd) -> Ready {
     let mut buf = Vec::new();
-    let _ = File::from(sync).read_to_end(&mut buf);
+    let _ = sys::read_fd(&sync, &mut buf);
     match buf.split_first() {
         Some((b'R', _)) => Ready::Created,
         Some((b'E', msg)) => Ready::Failed(String::from_utf8_lossy(msg).into_owned()),
@@ -168,39 +166,35 @@ pub fn wait_ready(sync: OwnedFd) -> Ready {
 
 /// Releases a parked child to exec its command.
 pub fn start(start: OwnedFd) -> Result<(), Errno> {
-    let mut f = File::from(start);
-    f.write_all(b"S")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    sys::write_fd(&start, b"S").map_err(|e| e.errno().unwrap_or(Errno::EIO))
 }
 
 /// The child: prepare, report, park, exec. Never returns.
 fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedFd) -> ! {
-    let mut sync = File::from(sync);
     console::keep_console_apart();
     // stdout/stderr first, so everything after start lands in the log.
     let stdio = (|| -> Result<(), String> {
-        let null = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| format!("opening /dev/null: {e}"))?;
-        for (fd, target) in [(null.as_raw_fd(), 0), (out.as_raw_fd(), 1), (err.as_raw_fd(), 2)] {
-            nix::unistd::dup2(fd, target).map_err(|e| format!("dup2 to {target}: {e}"))?;
-        }
+        let null = sys::open("/dev/null", OFlags::RDWR, 0).map_err(|e| format!("opening /dev/null: {e}"))?;
+        let dup = |target: i32, res: rustix::io::Result<()>| {
+            res.map_err(|e| format!("dup2 to {target}: {}", Errno::from(e)))
+        };
+        dup(0, rustix::stdio::dup2_stdin(&null))?;
+        dup(1, rustix::stdio::dup2_stdout(&out))?;
+        dup(2, rustix::stdio::dup2_stderr(&err))?;
         Ok(())
     })();
     drop((out, err));
     let prepared = stdio.and_then(|()| prepare(ctx));
     if let Err(msg) = prepared {
-        let _ = sync.write_all(format!("E{msg}").as_bytes());
+        let _ = sys::write_fd(&sync, format!("E{msg}").as_bytes());
         power::finish(power::INIT_FAILED);
     }
-    if sync.write_all(b"R").is_err() {
+    if sys::write_fd(&sync, b"R").is_err() {
         power::finish(power::INIT_FAILED);
     }
     drop(sync);
     let mut go = [0u8; 1];
-    match File::from(start).read(&mut go) {
+    match rustix::io::read(&start, &mut go) {
         Ok(1) => {}
         // The init gave up on this container (pod stopping or failed).
         _ => power::finish(0),
@@ -208,7 +202,7 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
     // The init has put us in our cgroup by now: a private cgroup namespace
     // makes it the container's root, as Docker does on cgroup v2. A kernel
     // without cgroup namespaces simply shows the full path.
-    if nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).is_ok() {
+    if crate::namespaces::unshare(libc::CLONE_NEWCGROUP).is_ok() {
         // Its own cgroup, read-only, at the usual place (as Docker does on
         // cgroup v2), so a process can read its limits. Best effort.
         rootfs::mount_cgroup_ro(ctx.plan.privileged);
@@ -216,7 +210,7 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
     let code = match run(ctx.plan) {
         Ok(never) => match never {},
         Err((code, msg)) => {
-            let _ = std::io::stderr().write_all(format!("pod1: {msg}\n").as_bytes());
+            let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
             code
         }
     };
@@ -232,22 +226,30 @@ fn prepare(ctx: &Context) -> Result<(), String> {
 
 /// After start: user, capabilities, no_new_privs, then exec. Returns only on
 /// failure, with the exit code and the message for the container's stderr.
-fn run(plan: &ContainerPlan) -> Result<std::convert::Infallible, (i32, String)> {
+fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
     let fail = |m: String| (power::INIT_FAILED, m);
     let caps = caps::mask(&plan.capabilities).map_err(|e| fail(e.to_string()))?;
+    let errno = Errno::from;
     // Order matters: the bounding set needs CAP_SETPCAP, which the uid change
     // drops; KEEPCAPS keeps the permitted set across setuid so capset can
     // then set exactly the plan's set.
     caps::limit_bounding(caps).map_err(|e| fail(e.to_string()))?;
-    nix::sys::prctl::set_keepcaps(true).map_err(|e| fail(format!("PR_SET_KEEPCAPS: {e}")))?;
-    nix::unistd::setgroups(&[]).map_err(|e| fail(format!("setgroups([]): {e}")))?;
+    rustix::thread::set_keep_capabilities(true)
+        .map_err(|e| fail(format!("PR_SET_KEEPCAPS: {}", errno(e))))?;
+    rustix::thread::set_thread_groups(&[]).map_err(|e| fail(format!("setgroups([]): {}", errno(e))))?;
     let (uid, gid) = (plan.user.uid, plan.user.gid);
-    nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| fail(format!("setgid({gid}): {e}")))?;
-    nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| fail(format!("setuid({uid}): {e}")))?;
-    nix::sys::prctl::set_keepcaps(false).map_err(|e| fail(format!("PR_SET_KEEPCAPS: {e}")))?;
+    let (uid_t, gid_t) = (
+        rustix::process::Uid::from_raw(uid),
+        rustix::process::Gid::from_raw(gid),
+    );
+    rustix::thread::set_thread_gid(gid_t).map_err(|e| fail(format!("setgid({gid}): {}", errno(e))))?;
+    rustix::thread::set_thread_uid(uid_t).map_err(|e| fail(format!("setuid({uid}): {}", errno(e))))?;
+    rustix::thread::set_keep_capabilities(false)
+        .map_err(|e| fail(format!("PR_SET_KEEPCAPS: {}", errno(e))))?;
     caps::set(caps).map_err(|e| fail(e.to_string()))?;
     if !plan.privileged {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| fail(format!("PR_SET_NO_NEW_PRIVS: {e}")))?;
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| fail(format!("PR_SET_NO_NEW_PRIVS: {}", errno(e))))?;
     }
     let path_var = plan
         .env
@@ -258,52 +260,46 @@ fn run(plan: &ContainerPlan) -> Result<std::convert::Infallible, (i32, String)> 
         .argv
         .first()
         .ok_or_else(|| (NOT_FOUND, "the container has no command".to_string()))?;
-    let prog = look_path(argv0, path_var, Path::new(&plan.working_dir))?;
+    let prog = look_path(argv0, path_var, &plan.working_dir)?;
     let cstr = |s: &str| CString::new(s).map_err(|_| fail(format!("{s:?} contains a NUL byte")));
     let argv = plan.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let mut env = plan.env.clone();
     // runc's rule: HOME from the image's /etc/passwd when the pod sets none.
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let passwd = sys::read_to_string("/etc/passwd").unwrap_or_default();
         env.push(format!("HOME={}", home_of(&passwd, uid)));
     }
     let env = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    let prog_c = CString::new(prog.as_os_str().as_encoded_bytes())
-        .map_err(|_| fail(format!("{} contains a NUL byte", prog.display())))?;
-    // The init blocks every signal it handles and Rust's runtime ignores
-    // SIGPIPE; the command starts with neither.
+    let prog_c = CString::new(prog.as_str()).map_err(|_| fail(format!("{prog} contains a NUL byte")))?;
+    // The init blocks every signal it handles and ignores SIGPIPE (as Rust's
+    // runtime does); the command starts with neither.
     // SAFETY: restoring the default disposition installs no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    let e = nix::unistd::execve(&prog_c, &argv, &env).unwrap_err_errno();
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    crate::supervisor::unblock_all();
+    let e = execve(&prog_c, &argv, &env);
     Err(match e {
-        Errno::ENOENT | Errno::ENOTDIR => (
-            NOT_FOUND,
-            format!("exec {}: no such file or directory", prog.display()),
-        ),
+        Errno::ENOENT | Errno::ENOTDIR => (NOT_FOUND, format!("exec {prog}: no such file or directory")),
         e => (
             NOT_EXECUTABLE,
             format!(
-                "exec {}: {} (permission denied or not an executable)",
-                prog.display(),
+                "exec {prog}: {} (permission denied or not an executable)",
                 e.desc()
             ),
         ),
     })
 }
 
-/// `execve` returns only on failure; this names that error.
-trait ExecErr {
-    fn unwrap_err_errno(self) -> Errno;
-}
-
-impl ExecErr for Result<std::convert::Infallible, Errno> {
-    fn unwrap_err_errno(self) -> Errno {
-        match self {
-            Ok(never) => match never {},
-            Err(e) => e,
-        }
-    }
+/// execve(2) (rustix has no safe one); returns only on failure, with the
+/// error.
+fn execve(prog: &CString, argv: &[CString], env: &[CString]) -> Errno {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(core::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    env_p.push(core::ptr::null());
+    // SAFETY: prog and every string are NUL-terminated and outlive the call;
+    // both arrays end with NULL.
+    unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+    Errno::last()
 }
 
 /// The home directory of `uid` in an /etc/passwd, else `/`.
@@ -317,28 +313,30 @@ fn home_of(passwd: &str, uid: u32) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+fn is_executable(p: &str) -> bool {
+    sys::stat(p)
+        .map(|m| sys::file_type(&m) == FileType::RegularFile && m.st_mode & 0o111 != 0)
         .unwrap_or(false)
 }
 
 /// Go's exec.LookPath as runc uses it: a name with a slash is used as it is
 /// (relative to the working directory); otherwise the first executable
 /// regular file of that name on PATH.
-pub fn look_path(name: &str, path_var: &str, cwd: &Path) -> Result<PathBuf, (i32, String)> {
+pub fn look_path(name: &str, path_var: &str, cwd: &str) -> Result<String, (i32, String)> {
     if name.contains('/') {
-        let p = cwd.join(name);
-        return match std::fs::metadata(&p) {
+        let p = sys::join(cwd, name);
+        return match sys::stat(&p) {
             Err(_) => Err((NOT_FOUND, format!("exec {name}: no such file or directory"))),
-            Ok(m) if m.is_dir() => Err((NOT_EXECUTABLE, format!("exec {name}: is a directory"))),
+            Ok(m) if sys::file_type(&m) == FileType::Directory => {
+                Err((NOT_EXECUTABLE, format!("exec {name}: is a directory")))
+            }
             Ok(_) if !is_executable(&p) => Err((NOT_EXECUTABLE, format!("exec {name}: permission denied"))),
             Ok(_) => Ok(p),
         };
     }
     for dir in path_var.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
-        let p = cwd.join(dir).join(name);
+        let p = sys::join(&sys::join(cwd, dir), name);
         if is_executable(&p) {
             return Ok(p);
         }
@@ -347,12 +345,6 @@ pub fn look_path(name: &str, path_var: &str, cwd: &Path) -> Result<PathBuf, (i32
         NOT_FOUND,
         format!("exec {name:?}: executable file not found in $PATH ({path_var})"),
     ))
-}
-
-/// Wraps a raw fd the caller owns.
-pub fn owned(fd: i32) -> OwnedFd {
-    // SAFETY: callers pass a descriptor nobody else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 #[cfg(test)]
@@ -369,6 +361,7 @@ mod tests {
 
     #[test]
     fn look_path_follows_go() {
+        use std::os::unix::fs::PermissionsExt;
         let d = std::env::temp_dir().join(format!("pod1-lookpath-{}", std::process::id()));
         std::fs::create_dir_all(d.join("bin")).unwrap();
         std::fs::write(d.join("bin/prog"), "").unwrap();
@@ -376,14 +369,16 @@ mod tests {
         std::fs::write(d.join("bin/data"), "").unwrap();
         std::fs::set_permissions(d.join("bin/data"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let path = format!("/nonexistent:{}", d.join("bin").display());
-        assert_eq!(look_path("prog", &path, &d).unwrap(), d.join("bin/prog"));
+        let d_str = d.to_str().unwrap();
+        let look = |name: &str| look_path(name, &path, d_str).map(std::path::PathBuf::from);
+        assert_eq!(look("prog").unwrap(), d.join("bin/prog"));
         // A non-executable match on PATH is skipped, as Go does.
-        assert_eq!(look_path("data", &path, &d).unwrap_err().0, NOT_FOUND);
-        assert_eq!(look_path("nope-xyz", &path, &d).unwrap_err().0, NOT_FOUND);
-        assert_eq!(look_path("/nope/x", &path, &d).unwrap_err().0, NOT_FOUND);
-        assert_eq!(look_path("bin/data", &path, &d).unwrap_err().0, NOT_EXECUTABLE);
-        assert_eq!(look_path("./bin/prog", &path, &d).unwrap(), d.join("./bin/prog"));
-        assert_eq!(look_path("/", &path, &d).unwrap_err().0, NOT_EXECUTABLE);
+        assert_eq!(look("data").unwrap_err().0, NOT_FOUND);
+        assert_eq!(look("nope-xyz").unwrap_err().0, NOT_FOUND);
+        assert_eq!(look("/nope/x").unwrap_err().0, NOT_FOUND);
+        assert_eq!(look("bin/data").unwrap_err().0, NOT_EXECUTABLE);
+        assert_eq!(look("./bin/prog").unwrap(), d.join("./bin/prog"));
+        assert_eq!(look("/").unwrap_err().0, NOT_EXECUTABLE);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -3,26 +3,26 @@
 //! has no overlayfs), volumes, /proc, /sys, /dev, runc's masked and
 //! read-only paths, then `pivot_root` as runc does it.
 
-use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
-use nix::errno::Errno;
-use nix::mount::MsFlags;
-use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+use rustix::fs::{makedev, FileType, Mode, CWD};
+use rustix::process::umask;
 
-use crate::mounts::{self, bind, mkdir_p, mount_fs, remount_ro, Error};
+use crate::mounts::{self, bind, mkdir_p, mount_fs, remount_ro, Error, MsFlags};
+use crate::sys::{self, Errno};
 use crate::{console, tree};
 
 /// Everything needed to build one container's root.
 #[derive(Debug)]
 pub struct Spec<'a> {
     /// The image's root filesystem (the overlay's lower layer).
-    pub image: PathBuf,
+    pub image: String,
     /// A fresh scratch directory for this run (upper, work, merged).
-    pub scratch: PathBuf,
+    pub scratch: String,
     /// (volume directory, path in the container, read-only).
-    pub volumes: Vec<(PathBuf, &'a str, bool)>,
+    pub volumes: Vec<(String, &'a str, bool)>,
     /// `readOnlyRootFilesystem`.
     pub read_only: bool,
     /// No masked paths, writable /sys.
@@ -32,7 +32,7 @@ pub struct Spec<'a> {
 }
 
 /// The devices every container gets: (name, major, minor).
-const DEVICES: &[(&str, u64, u64)] = &[
+const DEVICES: &[(&str, u32, u32)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
@@ -82,68 +82,53 @@ fn rel(p: &str) -> &str {
 /// Mounts the writable layer: overlayfs where the kernel has it, else a
 /// private copy of the image on a tmpfs. Either way the writes stay this
 /// container's own.
-fn mount_layers(spec: &Spec) -> Result<PathBuf, Error> {
-    let merged = spec.scratch.join("merged");
-    let upper = spec.scratch.join("upper");
-    let work = spec.scratch.join("work");
+fn mount_layers(spec: &Spec) -> Result<String, Error> {
+    let merged = sys::join(&spec.scratch, "merged");
+    let upper = sys::join(&spec.scratch, "upper");
+    let work = sys::join(&spec.scratch, "work");
     for d in [&merged, &upper, &work] {
         mkdir_p(d)?;
     }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        spec.image.display(),
-        upper.display(),
-        work.display()
-    );
-    match mount_fs(
-        Some("overlay"),
-        &merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    ) {
+    let data = format!("lowerdir={},upperdir={upper},workdir={work}", spec.image);
+    match mount_fs("overlay", &merged, "overlay", MsFlags::empty(), Some(&data)) {
         Ok(()) => {}
         Err(e) => {
             console::debug(&format!("no overlayfs ({e}); copying the image instead"));
-            mount_fs(
-                Some("tmpfs"),
-                &merged,
-                Some("tmpfs"),
-                MsFlags::empty(),
-                Some("mode=0755"),
-            )?;
+            mount_fs("tmpfs", &merged, "tmpfs", MsFlags::empty(), Some("mode=0755"))?;
             tree::copy_contents(&spec.image, &merged, &[])?;
         }
     }
     Ok(merged)
 }
 
-fn mount_dev(root: &Path) -> Result<(), Error> {
-    let dev = root.join("dev");
+fn mount_dev(root: &str) -> Result<(), Error> {
+    let dev = sys::join(root, "dev");
     mkdir_p(&dev)?;
     mount_fs(
-        Some("tmpfs"),
+        "tmpfs",
         &dev,
-        Some("tmpfs"),
+        "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
     for (name, major, minor) in DEVICES {
-        let path = dev.join(name);
-        match mknod(
-            &path,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
+        let path = sys::join(&dev, name);
+        let made = rustix::fs::mknodat(
+            CWD,
+            path.as_str(),
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
             makedev(*major, *minor),
-        ) {
+        );
+        match made.map_err(Errno::from) {
             Ok(()) => {}
             // Without CAP_MKNOD, bind the host's node instead (as runc does).
             Err(Errno::EPERM) => {
-                fs::write(&path, b"").map_err(|source| Error::MountPoint {
+                sys::write(&path, b"").map_err(|source| Error::MountPoint {
                     path: path.clone(),
                     source,
                 })?;
-                bind(&Path::new("/dev").join(name), &path, false)?;
+                bind(&sys::join("/dev", name), &path, false)?;
             }
             Err(e) => {
                 return Err(Error::MountPoint {
@@ -154,34 +139,34 @@ fn mount_dev(root: &Path) -> Result<(), Error> {
         }
     }
     for (link, target) in DEV_LINKS {
-        let path = dev.join(link);
-        symlink(target, &path).map_err(|source| Error::MountPoint { path, source })?;
+        let path = sys::join(&dev, link);
+        sys::symlink(target, &path).map_err(|source| Error::MountPoint { path, source })?;
     }
-    let pts = dev.join("pts");
+    let pts = sys::join(&dev, "pts");
     mkdir_p(&pts)?;
     mount_fs(
-        Some("devpts"),
+        "devpts",
         &pts,
-        Some("devpts"),
+        "devpts",
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
-    let shm = dev.join("shm");
+    let shm = sys::join(&dev, "shm");
     mkdir_p(&shm)?;
     mount_fs(
-        Some("shm"),
+        "shm",
         &shm,
-        Some("tmpfs"),
+        "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=1777,size=65536k"),
     )?;
-    let mq = dev.join("mqueue");
+    let mq = sys::join(&dev, "mqueue");
     mkdir_p(&mq)?;
     // A kernel without POSIX message queues simply has no /dev/mqueue.
     if let Err(e) = mount_fs(
-        Some("mqueue"),
+        "mqueue",
         &mq,
-        Some("mqueue"),
+        "mqueue",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     ) {
@@ -191,18 +176,14 @@ fn mount_dev(root: &Path) -> Result<(), Error> {
 }
 
 /// Hides `path` (inside `root`) under /dev/null or an empty read-only tmpfs.
-fn mask(root: &Path, path: &str) -> Result<(), Error> {
-    let target = root.join(rel(path));
-    match fs::symlink_metadata(&target) {
+fn mask(root: &str, path: &str) -> Result<(), Error> {
+    let target = sys::join(root, rel(path));
+    match sys::lstat(&target) {
         Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => mount_fs(
-            Some("tmpfs"),
-            &target,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            Some("size=0"),
-        ),
-        Ok(_) => bind(&root.join("dev/null"), &target, false),
+        Ok(m) if sys::file_type(&m) == FileType::Directory => {
+            mount_fs("tmpfs", &target, "tmpfs", MsFlags::MS_RDONLY, Some("size=0"))
+        }
+        Ok(_) => bind(&sys::join(root, "dev/null"), &target, false),
     }
 }
 
@@ -215,23 +196,23 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     mounts::make_private_rec()?;
     let root = mount_layers(spec)?;
     for (src, path, ro) in &spec.volumes {
-        let dst = tree::create_dir_all_no_symlinks(&root, Path::new(path))?;
+        let dst = tree::create_dir_all_no_symlinks(&root, path)?;
         bind(src, &dst, *ro)?;
     }
-    let proc = root.join("proc");
+    let proc = sys::join(&root, "proc");
     mkdir_p(&proc)?;
     let nsne = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs(Some("proc"), &proc, Some("proc"), nsne, None)?;
-    let sys = root.join("sys");
-    mkdir_p(&sys)?;
+    mount_fs("proc", &proc, "proc", nsne, None)?;
+    let sysfs = sys::join(&root, "sys");
+    mkdir_p(&sysfs)?;
     let sys_flags = if spec.privileged {
         nsne
     } else {
         nsne | MsFlags::MS_RDONLY
     };
-    if let Err(e) = mount_fs(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None) {
+    if let Err(e) = mount_fs("sysfs", &sysfs, "sysfs", sys_flags, None) {
         console::debug(&format!("sysfs: {e}; binding the host's /sys instead"));
-        bind(Path::new("/sys"), &sys, !spec.privileged)?;
+        bind("/sys", &sysfs, !spec.privileged)?;
     }
     mount_dev(&root)?;
     if !spec.privileged {
@@ -239,28 +220,28 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
             mask(&root, p)?;
         }
         for p in READ_ONLY {
-            let target = root.join(rel(p));
-            if target.exists() {
+            let target = sys::join(&root, rel(p));
+            if sys::exists(&target) {
                 bind(&target, &target, true)?;
             }
         }
     }
     pivot(&root)?;
     // Created inside the new root, so symlinks resolve within it.
-    let wd = Path::new(spec.working_dir);
-    fs::create_dir_all(wd).map_err(|source| Error::MountPoint {
-        path: wd.to_owned(),
+    let wd = spec.working_dir;
+    sys::create_dir_all(wd).map_err(|source| Error::MountPoint {
+        path: wd.to_string(),
         source,
     })?;
     if spec.read_only {
-        remount_ro(Path::new("/"))?;
+        remount_ro("/")?;
     }
-    nix::unistd::chdir(wd).map_err(|source| Error::SwitchRoot {
+    rustix::process::chdir(wd).map_err(|e| Error::SwitchRoot {
         step: "chdir to the working directory",
-        path: wd.to_owned(),
-        source,
+        path: wd.to_string(),
+        source: e.into(),
     })?;
-    umask(Mode::from_bits_truncate(0o022));
+    umask(Mode::from_raw_mode(0o022));
     Ok(())
 }
 
@@ -269,15 +250,15 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
 /// once the init has placed the process in its cgroup. Skipped quietly
 /// without cgroup2 or without /sys/fs/cgroup in the container.
 pub fn mount_cgroup_ro(privileged: bool) {
-    let target = Path::new("/sys/fs/cgroup");
-    if !target.is_dir() {
+    let target = "/sys/fs/cgroup";
+    if !sys::is_dir(target) {
         return;
     }
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if !privileged {
         flags |= MsFlags::MS_RDONLY;
     }
-    if let Err(e) = mount_fs(Some("cgroup2"), target, Some("cgroup2"), flags, None) {
+    if let Err(e) = mount_fs("cgroup2", target, "cgroup2", flags, None) {
         console::debug(&format!("no cgroup2 in the container: {e}"));
     }
 }
@@ -285,14 +266,19 @@ pub fn mount_cgroup_ro(privileged: bool) {
 /// runc's pivot: make `root` the root with `pivot_root(".", ".")`, then
 /// detach the old root stacked on it, so nothing of the init's tree stays
 /// reachable.
-fn pivot(root: &Path) -> Result<(), Error> {
+fn pivot(root: &str) -> Result<(), Error> {
     let step = |step: &'static str| {
-        let path = root.to_owned();
-        move |source| Error::SwitchRoot { step, path, source }
+        let path = root.to_string();
+        move |e: rustix::io::Errno| Error::SwitchRoot {
+            step,
+            path,
+            source: e.into(),
+        }
     };
-    nix::unistd::chdir(root).map_err(step("chdir"))?;
-    nix::unistd::pivot_root(".", ".").map_err(step("pivot_root"))?;
-    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(step("detaching the old root"))?;
-    nix::unistd::chdir("/").map_err(step("chdir /"))?;
+    rustix::process::chdir(root).map_err(step("chdir"))?;
+    rustix::process::pivot_root(".", ".").map_err(step("pivot_root"))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .map_err(step("detaching the old root"))?;
+    rustix::process::chdir("/").map_err(step("chdir /"))?;
     Ok(())
 }

@@ -16,24 +16,25 @@
 //! lasted `backoff.reset_ms` resets it. The plan's `backoff` comes from the
 //! annotations `pod1/restart-backoff-ms` and `pod1/restart-backoff-max-ms`.
 
-use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use pod1_manifest::events::{Event, Phase, Stream};
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
+use rustix::event::{PollFd, PollFlags};
+use rustix::fd::{FromRawFd, OwnedFd};
+use rustix::fs::OFlags;
+use rustix::process::Signal;
 
 use crate::cgroups::Cgroups;
 use crate::console::{self, now_ms, Requests};
+use crate::mounts::MsFlags;
 use crate::namespaces::Sandbox;
 use crate::process::{self, Ready};
+use crate::sys::{self, Errno, Sig, WaitStatus};
 use crate::{mounts, rootfs};
 
 /// A supervisor step that failed.
@@ -58,23 +59,92 @@ pub enum Error {
     },
 }
 
+/// A set of signals (libc's sigset_t: rustix has no signal masks).
+#[derive(Clone, Copy)]
+pub struct SigSet(libc::sigset_t);
+
+impl core::fmt::Debug for SigSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SigSet")
+    }
+}
+
+impl SigSet {
+    fn empty() -> SigSet {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+        let mut set = unsafe { core::mem::zeroed::<libc::sigset_t>() };
+        // SAFETY: set is a valid, writable sigset_t.
+        unsafe { libc::sigemptyset(&mut set) };
+        SigSet(set)
+    }
+
+    fn add(&mut self, sig: i32) {
+        // SAFETY: self.0 is an initialised sigset_t; sig is a valid signal.
+        unsafe { libc::sigaddset(&mut self.0, sig) };
+    }
+}
+
 /// The signals the init handles; blocked before anything else happens so
 /// none is lost and none kills PID 1.
 pub fn handled_signals() -> SigSet {
     let mut s = SigSet::empty();
     for sig in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGPWR,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGPWR,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
     ] {
         s.add(sig);
     }
     s
+}
+
+/// Blocks `set` in this thread (pthread_sigmask, as nix's thread_block).
+pub fn block(set: &SigSet) -> Result<(), Errno> {
+    // SAFETY: set is an initialised sigset_t; the old mask is not asked for.
+    match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, core::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(Errno(e)),
+    }
+}
+
+/// Unblocks every signal (before a container's exec).
+pub fn unblock_all() {
+    let none = SigSet::empty();
+    // SAFETY: none is an initialised sigset_t; the old mask is not asked for.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &none.0, core::ptr::null_mut()) };
+}
+
+/// Waits for one of the (blocked) signals in `set`; `None` on error.
+pub fn wait_signal(set: &SigSet) -> Option<i32> {
+    let mut sig = 0;
+    // SAFETY: set is an initialised sigset_t and sig a writable int.
+    (unsafe { libc::sigwait(&set.0, &mut sig) } == 0).then_some(sig)
+}
+
+/// A non-blocking signalfd for `set` (rustix has none).
+fn signalfd(set: &SigSet) -> Result<OwnedFd, Errno> {
+    // SAFETY: -1 asks for a new descriptor; set is an initialised sigset_t.
+    let fd = unsafe { libc::signalfd(-1, &set.0, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a fresh descriptor we own from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The next signal a non-blocking signalfd holds, if any.
+fn read_signal(fd: &OwnedFd) -> Option<i32> {
+    // struct signalfd_siginfo: 128 bytes, ssi_signo (u32) first.
+    let mut info = [0u8; 128];
+    match rustix::io::read(fd, &mut info) {
+        Ok(128) => Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32),
+        _ => None,
+    }
 }
 
 /// Where the pod's files live.
@@ -83,9 +153,9 @@ pub struct Pod {
     /// The plan.
     pub plan: Plan,
     /// The unpacked initramfs tree ("/" in the VM).
-    pub root: PathBuf,
+    pub root: String,
     /// Scratch space on a tmpfs (`/run/pod1` in the VM).
-    pub state: PathBuf,
+    pub state: String,
     /// The pinned namespaces.
     pub sandbox: Sandbox,
     /// cgroup limits.
@@ -97,8 +167,8 @@ pub struct Pod {
 #[derive(Debug)]
 enum State {
     Pending,
-    Created { pid: Pid, start: OwnedFd },
-    Running { pid: Pid, since: u64 },
+    Created { pid: i32, start: OwnedFd },
+    Running { pid: i32, since: u64 },
     Backoff { until: u64 },
     Done,
 }
@@ -132,11 +202,11 @@ impl LogPipe {
     fn read(&mut self) {
         let mut chunk = [0u8; 8192];
         loop {
-            match nix::unistd::read(self.fd.as_raw_fd(), &mut chunk) {
+            match rustix::io::read(&self.fd, &mut chunk).map_err(Errno::from) {
                 Ok(0) => {
                     self.eof = true;
                     if !self.buf.is_empty() {
-                        let rest = std::mem::take(&mut self.buf);
+                        let rest = core::mem::take(&mut self.buf);
                         self.emit(&rest);
                     }
                     return;
@@ -148,7 +218,7 @@ impl LogPipe {
                         self.emit(&line[..line.len() - 1]);
                     }
                     if self.buf.len() >= MAX_LINE {
-                        let line = std::mem::take(&mut self.buf);
+                        let line = core::mem::take(&mut self.buf);
                         self.emit(&line);
                     }
                 }
@@ -179,8 +249,8 @@ pub struct Supervisor {
     ctrs: Vec<Ctr>,
     pipes: Vec<LogPipe>,
     /// Children given up before they ran: reaped quietly.
-    aborted: Vec<Pid>,
-    sigfd: SignalFd,
+    aborted: Vec<i32>,
+    sigfd: OwnedFd,
     requests: Requests,
     /// The host's side of the channel hung up: stop polling it.
     requests_closed: bool,
@@ -197,10 +267,9 @@ pub struct Supervisor {
 impl Supervisor {
     /// Prepares volumes and the signalfd (signals are already blocked).
     pub fn new(pod: Pod) -> Result<Supervisor, Error> {
-        let sigfd = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(Error::SignalFd)?;
+        let sigfd = signalfd(&handled_signals()).map_err(Error::SignalFd)?;
         for v in &pod.plan.volumes {
-            let dir = pod.state.join("volumes").join(&v.name);
+            let dir = sys::join(&pod.state, &format!("volumes/{}", v.name));
             let fail = |source| Error::Volume {
                 name: v.name.clone(),
                 source,
@@ -208,17 +277,9 @@ impl Supervisor {
             mounts::mkdir_p(&dir).map_err(fail)?;
             if let Some(size) = v.size_limit_bytes {
                 let data = format!("mode=0777,size={size}");
-                mounts::mount_fs(
-                    Some("tmpfs"),
-                    &dir,
-                    Some("tmpfs"),
-                    nix::mount::MsFlags::empty(),
-                    Some(&data),
-                )
-                .map_err(fail)?;
+                mounts::mount_fs("tmpfs", &dir, "tmpfs", MsFlags::empty(), Some(&data)).map_err(fail)?;
             } else {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o777));
+                let _ = sys::chmod(&dir, 0o777);
             }
         }
         let initial = pod.plan.backoff.initial_ms;
@@ -276,23 +337,18 @@ impl Supervisor {
         let pod = &self.pod;
         let c = &mut self.ctrs[i];
         c.attempt += 1;
-        let scratch = pod
-            .state
-            .join("containers")
-            .join(&c.plan.name)
-            .join(c.attempt.to_string());
+        let runs = sys::join(&pod.state, &format!("containers/{}", c.plan.name));
+        let scratch = sys::join(&runs, &c.attempt.to_string());
         // The previous run's writable layer goes: a restarted container
         // starts from its image, as in Kubernetes (volumes persist).
-        if let Some(prev) = scratch.parent().map(|p| p.join((c.attempt - 1).to_string())) {
-            let _ = fs::remove_dir_all(prev);
-        }
+        let _ = sys::remove_dir_all(&sys::join(&runs, &(c.attempt - 1).to_string()));
         let volumes = c
             .plan
             .volume_mounts
             .iter()
             .map(|m| {
                 (
-                    pod.state.join("volumes").join(&m.name),
+                    sys::join(&pod.state, &format!("volumes/{}", m.name)),
                     m.mount_path.as_str(),
                     m.read_only,
                 )
@@ -303,7 +359,7 @@ impl Supervisor {
             sandbox: &pod.sandbox,
             share_pid: pod.plan.share_process_namespace,
             rootfs: rootfs::Spec {
-                image: pod.root.join(c.plan.rootfs.trim_start_matches('/')),
+                image: sys::join(&pod.root, c.plan.rootfs.trim_start_matches('/')),
                 scratch,
                 volumes,
                 read_only: c.plan.read_only_root_filesystem,
@@ -314,7 +370,7 @@ impl Supervisor {
         let child = process::create(&ctx)?;
         let name = c.plan.name.clone();
         for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
-            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+            let _ = rustix::fs::fcntl_setfl(&fd, OFlags::NONBLOCK);
             self.pipes.push(LogPipe {
                 fd,
                 container: name.clone(),
@@ -347,7 +403,7 @@ impl Supervisor {
             return;
         };
         let State::Created { start, .. } =
-            std::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
+            core::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
         else {
             return;
         };
@@ -356,10 +412,7 @@ impl Supervisor {
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }
-        console::emit(Event::ContainerStarted {
-            container: name,
-            pid: pid.as_raw(),
-        });
+        console::emit(Event::ContainerStarted { container: name, pid });
     }
 
     /// Starts what may start now: due restarts, the next init container, or
@@ -404,7 +457,7 @@ impl Supervisor {
     /// Gives up on containers that have not run yet and on pending restarts.
     fn abort_waiting(&mut self) {
         for c in &mut self.ctrs {
-            match std::mem::replace(&mut c.state, State::Done) {
+            match core::mem::replace(&mut c.state, State::Done) {
                 // Dropping the start pipe makes the parked child exit.
                 State::Created { pid, start } => {
                     drop(start);
@@ -470,55 +523,44 @@ impl Supervisor {
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
-        let timeout: i32 = match deadline {
-            Some(d) => d.saturating_sub(now).min(60_000) as i32,
-            None => -1,
+        let timeout = deadline.map(|d| {
+            let ms = d.saturating_sub(now).min(60_000);
+            rustix::event::Timespec {
+                tv_sec: (ms / 1000) as i64,
+                tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+            }
+        });
+        let requests = match (&self.pod.requests, self.requests_closed) {
+            (Some(r), false) => Some(r),
+            _ => None,
         };
-        let mut fds = vec![libc::pollfd {
-            fd: self.sigfd.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if let (Some(r), false) = (&self.pod.requests, self.requests_closed) {
-            fds.push(libc::pollfd {
-                fd: r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        let mut fds = vec![PollFd::new(&self.sigfd, PollFlags::IN)];
+        fds.extend(requests.map(|r| PollFd::new(r, PollFlags::IN)));
         let first_pipe = fds.len();
-        for p in &self.pipes {
-            fds.push(libc::pollfd {
-                fd: p.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        // SAFETY: fds is a valid array of fds.len() pollfd structs that lives
-        // across the call; every fd in it is open (owned by self).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            let e = Errno::last();
-            if e != Errno::EINTR {
-                return Err(Error::Poll(e));
+        fds.extend(self.pipes.iter().map(|p| PollFd::new(&p.fd, PollFlags::IN)));
+        if let Err(e) = rustix::event::poll(&mut fds, timeout.as_ref()) {
+            if e != rustix::io::Errno::INTR {
+                return Err(Error::Poll(e.into()));
             }
         }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
         // Output first: every line a container wrote precedes its exit.
         for (k, p) in self.pipes.iter_mut().enumerate() {
-            if fds[first_pipe + k].revents != 0 {
+            if ready[first_pipe + k] {
                 p.read();
             }
         }
         self.pipes.retain(|p| !p.eof);
-        if fds.len() > 1 && first_pipe == 2 && fds[1].revents != 0 {
+        if first_pipe == 2 && ready[1] {
             self.read_requests();
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             self.read_signals();
         }
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             if now_ms() >= d {
-                self.kill_running(Signal::SIGKILL);
+                self.kill_running(Signal::KILL);
                 self.killed = true;
             }
         }
@@ -530,7 +572,7 @@ impl Supervisor {
         let mut buf = [0u8; 1024];
         let mut got = Vec::new();
         loop {
-            match nix::unistd::read(r.as_raw_fd(), &mut buf) {
+            match rustix::io::read(r, &mut buf).map_err(Errno::from) {
                 Ok(0) => {
                     self.requests_closed = true;
                     break;
@@ -553,14 +595,13 @@ impl Supervisor {
     }
 
     fn read_signals(&mut self) {
-        while let Ok(Some(info)) = self.sigfd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => self.reap(),
-                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGPWR)) => {
-                    self.stop(&format!("received {sig}"))
+        while let Some(sig) = read_signal(&self.sigfd) {
+            match sig {
+                libc::SIGCHLD => self.reap(),
+                libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGPWR => {
+                    self.stop(&format!("received {}", Sig(sig)))
                 }
-                Ok(sig) => console::debug(&format!("ignoring {sig}")),
-                Err(_) => {}
+                sig => console::debug(&format!("ignoring {}", Sig(sig))),
             }
         }
         // A SIGCHLD may have been merged with one already consumed.
@@ -576,7 +617,7 @@ impl Supervisor {
         console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
         self.stop_deadline = Some(now_ms() + grace.saturating_mul(1000));
         self.abort_waiting();
-        self.kill_running(Signal::SIGTERM);
+        self.kill_running(Signal::TERM);
     }
 
     fn kill_running(&self, sig: Signal) {
@@ -585,7 +626,12 @@ impl Supervisor {
                 // A container's command is PID 1 of its PID namespace: it
                 // gets SIGTERM only if it handles it (as under Docker), and
                 // SIGKILL ends its whole namespace.
-                if let Err(e) = kill(pid, sig) {
+                let res = match rustix::process::Pid::from_raw(pid) {
+                    Some(p) => rustix::process::kill_process(p, sig),
+                    None => Err(rustix::io::Errno::SRCH),
+                };
+                if let Err(e) = res {
+                    let (sig, e) = (Sig(sig.as_raw()), Errno::from(e));
                     console::debug(&format!("kill({pid}, {sig}): {e}"));
                 }
             }
@@ -595,9 +641,9 @@ impl Supervisor {
     /// Reaps every child that has ended, attributing each exit.
     fn reap(&mut self) {
         loop {
-            let (pid, code, signal) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            let (pid, code, signal) = match sys::waitpid(None, true) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, code, None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32, Some(sig as i32)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig.0, Some(sig.0)),
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
                 Err(Errno::EINTR) => continue,
                 Ok(_) => continue,
@@ -610,7 +656,7 @@ impl Supervisor {
         }
     }
 
-    fn attribute(&mut self, pid: Pid, code: i32, signal: Option<i32>) {
+    fn attribute(&mut self, pid: i32, code: i32, signal: Option<i32>) {
         if let Some(k) = self.aborted.iter().position(|p| *p == pid) {
             self.aborted.swap_remove(k);
             return;
@@ -650,18 +696,17 @@ impl Supervisor {
     /// The end: no container will run again. Kill what is left (orphans in a
     /// shared PID namespace), reap everything, drain all output, report.
     fn finish(mut self) -> (Phase, i32) {
-        if nix::unistd::getpid().as_raw() == 1 {
+        if rustix::process::getpid().is_init() {
             // PID 1 of the pod's PID namespace (or the VM): -1 means
             // everything in it but us.
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            // SAFETY: kill(2) takes no pointers (rustix has no kill(-1)).
+            let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
         }
         let give_up = now_ms() + 10_000;
         loop {
-            match waitpid(None::<Pid>, None) {
+            match sys::waitpid(None, false) {
                 Ok(WaitStatus::Exited(pid, code)) => self.attribute(pid, code, None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    self.attribute(pid, 128 + sig as i32, Some(sig as i32))
-                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => self.attribute(pid, 128 + sig.0, Some(sig.0)),
                 Err(Errno::EINTR) | Ok(_) => {}
                 Err(_) => break,
             }
@@ -677,7 +722,7 @@ impl Supervisor {
             }
             self.pipes.retain(|p| !p.eof);
             if !self.pipes.is_empty() {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                sys::sleep_ms(5);
             }
         }
         if self.orphans > 0 {

@@ -1,12 +1,11 @@
 //! Copying and removing directory trees without crossing into other mounts:
 //! the fallback root filesystem when the kernel has no overlayfs.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::{lchown, symlink, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use alloc::string::{String, ToString};
 
-use nix::sys::stat::{mknod, Mode, SFlag};
+use rustix::fs::{FileType, Mode, CWD};
+
+use crate::sys::{self, IoError};
 
 /// A copy or removal step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,15 +14,15 @@ pub struct Error {
     /// What was being done.
     pub step: &'static str,
     /// The file.
-    pub path: PathBuf,
+    pub path: String,
     /// The cause.
-    pub source: io::Error,
+    pub source: IoError,
 }
 
-fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+fn err<'a>(step: &'static str, path: &'a str) -> impl FnOnce(IoError) -> Error + 'a {
     move |source| Error {
         step,
-        path: path.to_owned(),
+        path: path.to_string(),
         source,
     }
 }
@@ -32,60 +31,57 @@ fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Erro
 /// keeping modes, owners, symlinks and device nodes. Entries on another
 /// device than `from` (mount points) are created as empty directories.
 /// `skip` names entries of `from` itself to leave out.
-pub fn copy_contents(from: &Path, to: &Path, skip: &[&str]) -> Result<(), Error> {
-    let dev = fs::symlink_metadata(from).map_err(err("stat", from))?.dev();
+pub fn copy_contents(from: &str, to: &str, skip: &[&str]) -> Result<(), Error> {
+    let dev = sys::lstat(from).map_err(err("stat", from))?.st_dev;
     copy_dir(from, to, dev, skip)
 }
 
-fn copy_dir(from: &Path, to: &Path, dev: u64, skip: &[&str]) -> Result<(), Error> {
-    for entry in fs::read_dir(from).map_err(err("reading directory", from))? {
-        let entry = entry.map_err(err("reading directory", from))?;
-        let name = entry.file_name();
-        if skip.iter().any(|s| name == *s) {
+fn copy_dir(from: &str, to: &str, dev: u64, skip: &[&str]) -> Result<(), Error> {
+    for name in sys::read_dir(from).map_err(err("reading directory", from))? {
+        if skip.contains(&name.as_str()) {
             continue;
         }
-        let src = entry.path();
-        let dst = to.join(&name);
-        let meta = fs::symlink_metadata(&src).map_err(err("stat", &src))?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            fs::create_dir(&dst)
-                .or_else(exists_ok)
-                .map_err(err("creating directory", &dst))?;
-            if meta.dev() == dev {
-                copy_dir(&src, &dst, dev, &[])?;
+        let src = sys::join(from, &name);
+        let dst = sys::join(to, &name);
+        let meta = sys::lstat(&src).map_err(err("stat", &src))?;
+        let ft = sys::file_type(&meta);
+        match ft {
+            FileType::Directory => {
+                sys::create_dir(&dst)
+                    .or_else(exists_ok)
+                    .map_err(err("creating directory", &dst))?;
+                if meta.st_dev == dev {
+                    copy_dir(&src, &dst, dev, &[])?;
+                }
             }
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&src).map_err(err("reading link", &src))?;
-            symlink(&target, &dst).map_err(err("creating link", &dst))?;
-        } else if ft.is_file() {
-            fs::copy(&src, &dst).map_err(err("copying file", &src))?;
-        } else if ft.is_char_device() || ft.is_block_device() {
-            let kind = if ft.is_char_device() {
-                SFlag::S_IFCHR
-            } else {
-                SFlag::S_IFBLK
-            };
-            mknod(&dst, kind, Mode::from_bits_truncate(meta.mode()), meta.rdev()).map_err(|e| Error {
-                step: "creating device node",
-                path: dst.clone(),
-                source: e.into(),
-            })?;
-        } else {
+            FileType::Symlink => {
+                let target = sys::read_link(&src).map_err(err("reading link", &src))?;
+                sys::symlink(&target, &dst).map_err(err("creating link", &dst))?;
+            }
+            FileType::RegularFile => sys::copy_file(&src, &dst).map_err(err("copying file", &src))?,
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                rustix::fs::mknodat(
+                    CWD,
+                    dst.as_str(),
+                    ft,
+                    Mode::from_raw_mode(meta.st_mode & 0o7777),
+                    meta.st_rdev,
+                )
+                .map_err(|e| err("creating device node", &dst)(e.into()))?;
+            }
             // Sockets and fifos have no meaning in an image; leave them out.
-            continue;
+            _ => continue,
         }
-        lchown(&dst, Some(meta.uid()), Some(meta.gid())).map_err(err("chown", &dst))?;
-        if !ft.is_symlink() {
-            fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(err("chmod", &dst))?;
+        sys::lchown(&dst, meta.st_uid, meta.st_gid).map_err(err("chown", &dst))?;
+        if ft != FileType::Symlink {
+            sys::chmod(&dst, meta.st_mode & 0o7777).map_err(err("chmod", &dst))?;
         }
     }
     Ok(())
 }
 
-fn exists_ok(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::AlreadyExists {
+fn exists_ok(e: IoError) -> Result<(), IoError> {
+    if e == IoError::Os(libc::EEXIST) {
         Ok(())
     } else {
         Err(e)
@@ -94,32 +90,31 @@ fn exists_ok(e: io::Error) -> io::Result<()> {
 
 /// `mkdir -p` that refuses to follow symlinks: used for paths inside a
 /// container's root, where a symlink could point anywhere on the host.
-pub fn create_dir_all_no_symlinks(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
-    let mut cur = root.to_path_buf();
-    for comp in rel.components() {
-        use std::path::Component;
+pub fn create_dir_all_no_symlinks(root: &str, rel: &str) -> Result<String, Error> {
+    let mut cur = root.to_string();
+    for comp in rel.split('/') {
         match comp {
-            Component::Normal(c) => cur.push(c),
-            Component::RootDir | Component::CurDir => continue,
-            _ => {
+            "" | "." => continue,
+            ".." => {
                 return Err(Error {
                     step: "refusing `..` in",
-                    path: rel.to_owned(),
-                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                    path: rel.to_string(),
+                    source: IoError::INVALID_INPUT,
                 })
             }
+            c => cur = sys::join(&cur, c),
         }
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
+        match sys::lstat(&cur) {
+            Ok(m) if sys::file_type(&m) == FileType::Symlink => {
                 return Err(Error {
                     step: "refusing to follow a symlink at",
                     path: cur,
-                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                    source: IoError::INVALID_INPUT,
                 })
             }
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&cur)
+            Err(e) if e.is_not_found() => {
+                sys::create_dir(&cur)
                     .or_else(exists_ok)
                     .map_err(err("creating directory", &cur))?;
             }
@@ -131,7 +126,15 @@ pub fn create_dir_all_no_symlinks(root: &Path, rel: &Path) -> Result<PathBuf, Er
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+
     use super::*;
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pod1-tree-{name}-{}", std::process::id()));
@@ -149,7 +152,7 @@ mod tests {
         fs::set_permissions(a.join("x/y/f"), fs::Permissions::from_mode(0o751)).unwrap();
         symlink("y/f", a.join("x/l")).unwrap();
         fs::write(a.join("skipme"), "").unwrap();
-        copy_contents(&a, &b, &["skipme"]).unwrap();
+        copy_contents(s(&a), s(&b), &["skipme"]).unwrap();
         assert_eq!(fs::read_to_string(b.join("x/l")).unwrap(), "hi");
         assert_eq!(fs::metadata(b.join("x/y/f")).unwrap().mode() & 0o777, 0o751);
         assert!(!b.join("skipme").exists());
@@ -161,10 +164,10 @@ mod tests {
     fn mkdir_refuses_symlinks_and_dotdot() {
         let a = tmp("c");
         symlink("/etc", a.join("evil")).unwrap();
-        assert!(create_dir_all_no_symlinks(&a, Path::new("/evil/x")).is_err());
-        assert!(create_dir_all_no_symlinks(&a, Path::new("/../x")).is_err());
-        let p = create_dir_all_no_symlinks(&a, Path::new("/data/d")).unwrap();
-        assert!(p.is_dir());
+        assert!(create_dir_all_no_symlinks(s(&a), "/evil/x").is_err());
+        assert!(create_dir_all_no_symlinks(s(&a), "/../x").is_err());
+        let p = create_dir_all_no_symlinks(s(&a), "/data/d").unwrap();
+        assert!(Path::new(&p).is_dir());
         fs::remove_dir_all(&a).unwrap();
     }
 }

@@ -524,7 +524,7 @@ fn bad_command_line_and_missing_plan_exit_125() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
     require_root();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::TempDir::new("pod1-init-test");
     let events = dir.path().join("ev");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pod1-init"))
         .arg("--root")

@@ -1,6 +1,7 @@
 //! The one error type of this crate: every error names the JSON path it is about.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 /// An error in a pod manifest, or in combining it with an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

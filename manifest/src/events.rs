@@ -9,6 +9,7 @@
 //! assert!(matches!(rec.event, Event::ContainerStarted { pid: 12, .. }));
 //! ```
 
+use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
 /// One line of the channel: an event and when it happened.

@@ -9,19 +9,33 @@
 //! the init reads it back, so both share these types.
 //!
 //! This crate is pure: it makes no system calls and reads no files.
+//!
+//! Without its default `std` feature it is `no_std` (with `alloc`) and holds
+//! only what the init needs: the plan's data types, the events and the pod
+//! types those use. Parsing, validation and resolving need `std`.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
+extern crate alloc;
+
+#[cfg(feature = "std")]
 pub mod argv;
+#[cfg(feature = "std")]
 pub mod env;
 pub mod error;
 pub mod events;
+#[cfg(feature = "std")]
 pub mod image;
 pub mod plan;
 pub mod pod;
+#[cfg(feature = "std")]
 pub mod quantity;
+#[cfg(feature = "std")]
 pub mod validate;
 
 pub use error::Error;
+#[cfg(feature = "std")]
 pub use image::ImageConfig;
 pub use plan::{ContainerPlan, Plan};
+#[cfg(feature = "std")]
 pub use pod::Pod;

@@ -1,13 +1,21 @@
 //! The plan: a pod with every container fully resolved. The builder writes it
 //! into the initramfs; the init runs it without needing the images' configs.
 
+#[cfg(feature = "std")]
 use std::collections::BTreeMap;
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "std")]
 use crate::error::Error;
+#[cfg(feature = "std")]
 use crate::image::{ImageConfig, UserDb};
-use crate::pod::{Container, Pod, RestartPolicy, Sysctl};
+#[cfg(feature = "std")]
+use crate::pod::{Container, Pod};
+use crate::pod::{RestartPolicy, Sysctl};
+#[cfg(feature = "std")]
 use crate::{argv, env, validate};
 
 /// Where the builder puts the plan inside the initramfs.
@@ -170,6 +178,7 @@ pub struct Limits {
 }
 
 /// One image as the builder imported it.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default)]
 pub struct ImageInfo {
     /// Its configuration.
@@ -191,6 +200,7 @@ impl Plan {
 
 /// Validates `pod` and resolves it against its images, keyed by the
 /// manifest's `image` strings. Every image the pod names must be present.
+#[cfg(feature = "std")]
 pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, Error> {
     validate::validate(pod)?;
     let spec = &pod.spec;
@@ -258,6 +268,7 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
     })
 }
 
+#[cfg(feature = "std")]
 fn resolve_container(
     pod: &Pod,
     at: &str,
@@ -342,6 +353,7 @@ fn resolve_container(
 }
 
 /// Normalises `net_admin` / `CAP_NET_ADMIN` to `NET_ADMIN`.
+#[cfg(feature = "std")]
 pub fn capability_name(name: &str) -> String {
     let upper = name.to_ascii_uppercase();
     upper.strip_prefix("CAP_").map(str::to_string).unwrap_or(upper)
@@ -350,6 +362,7 @@ pub fn capability_name(name: &str) -> String {
 /// The capability set as containerd computes it: the default set (all when
 /// privileged); `add: [ALL]` gives all, `drop: [ALL]` none; then the named
 /// adds, then the named drops. Sorted by capability number.
+#[cfg(feature = "std")]
 fn capabilities(privileged: bool, caps: Option<&crate::pod::Capabilities>) -> Vec<String> {
     let all: Vec<String> = CAPABILITIES.iter().map(|s| s.to_string()).collect();
     if privileged {

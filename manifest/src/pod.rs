@@ -4,14 +4,19 @@
 //! silently ignored setting. A field that Kubernetes has but pod1 does not
 //! honour gets its own message (see [`KUBERNETES_FIELDS`]).
 
+#[cfg(feature = "std")]
 use std::collections::BTreeMap;
 
+use alloc::string::String;
 use serde::Deserialize;
 
+#[cfg(feature = "std")]
 use crate::error::Error;
+#[cfg(feature = "std")]
 use crate::quantity::Quantity;
 
 /// A pod manifest.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Pod {
@@ -26,6 +31,7 @@ pub struct Pod {
 }
 
 /// `metadata`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -42,6 +48,7 @@ pub struct ObjectMeta {
 }
 
 /// `spec`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodSpec {
@@ -85,6 +92,7 @@ pub enum RestartPolicy {
 }
 
 /// `spec.securityContext`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodSecurityContext {
@@ -108,6 +116,7 @@ pub struct Sysctl {
 }
 
 /// `spec.volumes[]`: only `emptyDir` is honoured.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Volume {
@@ -118,6 +127,7 @@ pub struct Volume {
 }
 
 /// `emptyDir`: a directory shared by the containers that mount it.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EmptyDir {
@@ -128,6 +138,7 @@ pub struct EmptyDir {
 }
 
 /// `spec.containers[]` and `spec.initContainers[]`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Container {
@@ -156,6 +167,7 @@ pub struct Container {
 }
 
 /// `env[]`: only literal values.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvVar {
@@ -167,6 +179,7 @@ pub struct EnvVar {
 }
 
 /// A container's `securityContext`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecurityContext {
@@ -183,6 +196,7 @@ pub struct SecurityContext {
 }
 
 /// `capabilities`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
@@ -195,6 +209,7 @@ pub struct Capabilities {
 }
 
 /// `volumeMounts[]`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VolumeMount {
@@ -208,6 +223,7 @@ pub struct VolumeMount {
 }
 
 /// `resources`.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
@@ -224,6 +240,7 @@ pub struct Resources {
 /// An unknown field in this list gets "not supported by pod1" instead of
 /// "unknown field", so a user knows the manifest is valid Kubernetes but asks
 /// for something pod1 cannot do.
+#[cfg(feature = "std")]
 #[rustfmt::skip]
 pub const KUBERNETES_FIELDS: &[&str] = &[
     // Pod, ObjectMeta
@@ -255,6 +272,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "claims",
 ];
 
+#[cfg(feature = "std")]
 impl Pod {
     /// Parses a manifest, naming the JSON path of any error.
     pub fn parse(json: &str) -> Result<Pod, Error> {
@@ -281,12 +299,14 @@ impl Pod {
 }
 
 /// The field name of a serde "unknown field `x`, expected ..." message.
+#[cfg(feature = "std")]
 fn unknown_field_name(msg: &str) -> Option<&str> {
     let rest = msg.strip_prefix("unknown field `")?;
     rest.split('`').next()
 }
 
 /// The "expected one of ..." part of an unknown-field message.
+#[cfg(feature = "std")]
 fn expected_list(msg: &str) -> String {
     match msg.find("expected") {
         Some(i) => msg[i..].split(" at line").next().unwrap_or("").to_string(),
@@ -295,6 +315,7 @@ fn expected_list(msg: &str) -> String {
 }
 
 /// Rewords serde's type names into JSON's.
+#[cfg(feature = "std")]
 fn plain_message(msg: &str) -> String {
     msg.replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected an object")

@@ -31,7 +31,8 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run the tests with `scripts/test.sh` (pod1-init comes from its own workspace: \
+         `cargo build --manifest-path init/Cargo.toml`, same profile)",
         path.display()
     );
     path

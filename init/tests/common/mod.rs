@@ -100,10 +100,43 @@ pub fn volume(plan: &mut Plan, name: &str) {
     });
 }
 
+/// A fresh directory under the temp dir (mode 0700, as tempfile makes
+/// them), removed with everything in it when dropped. Not the tempfile
+/// crate: as a dev-dependency it would turn on rustix's and libc's std
+/// features in the no_std binary these tests run (cargo unifies them).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("{prefix}.{}.{n}.{nanos}", std::process::id()));
+        fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A built tree and the events file of one run.
 #[derive(Debug)]
 pub struct Tree {
-    pub dir: tempfile::TempDir,
+    pub dir: TempDir,
 }
 
 impl Tree {
@@ -119,10 +152,7 @@ impl Tree {
 /// Builds the tree (busybox image + plan).
 pub fn tree(plan: &Plan) -> Tree {
     require_root();
-    let dir = tempfile::Builder::new()
-        .prefix("pod1-init-test")
-        .tempdir()
-        .unwrap();
+    let dir = TempDir::new("pod1-init-test");
     let image = dir.path().join(IMAGE.trim_start_matches('/'));
     fs::create_dir_all(image.join("bin")).unwrap();
     fs::create_dir_all(image.join("etc")).unwrap();
