@@ -82,6 +82,14 @@ pub fn log(msg: &str) {
     let _ = write_all(CONSOLE_FD.load(Ordering::Relaxed), line.as_bytes());
 }
 
+/// [`log`] without allocating, for the last words of a failing init.
+pub fn log_static(msg: &str) {
+    let fd = CONSOLE_FD.load(Ordering::Relaxed);
+    for part in ["pod1-init: ", msg, "\n"] {
+        let _ = write_all(fd, part.as_bytes());
+    }
+}
+
 /// Keeps the console reachable in a container child whose fd 2 is about
 /// to become the container's stderr: moves it to a CLOEXEC descriptor, so
 /// the init's own lines never show up as the container's output and the

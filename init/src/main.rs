@@ -188,9 +188,16 @@ unsafe impl core::alloc::GlobalAlloc for Malloc {
 /// A panic takes the fatal path (error event, console line, sync, power
 /// off in the VM; exit 125 on a host). Both profiles abort on panic, so
 /// nothing unwinds.
+/// A panic inside that path (while formatting or reporting) skips straight
+/// to the end, so it cannot recurse.
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        power::end_now(power::INIT_FAILED)
+    }
     power::fatal(&format!("panic: {info}"))
 }
 

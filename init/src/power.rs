@@ -10,7 +10,7 @@ use pod1_manifest::events::{Event, Phase};
 use rustix::system::{reboot, RebootCommand};
 
 use crate::console;
-use crate::sys::{self, Errno};
+use crate::sys;
 
 /// Which process this is; decides how it may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,20 +64,15 @@ pub fn fatal(message: &str) -> ! {
     finish(INIT_FAILED)
 }
 
-/// Ends the pod with `code`: on the VM, kill what is left, drain the event
-/// channel, sync and power off; on a host, exit with the code.
-pub fn finish(code: i32) -> ! {
-    console::drain();
+/// Ends at once, with no report and no allocation (also for a panic while
+/// one is being reported): sync and power off in the VM, exit elsewhere.
+pub fn end_now(code: i32) -> ! {
     match role() {
         Role::Vm => {
-            // Order matters: nothing may still write once the disks are synced.
-            // SAFETY: kill(2) takes no pointers; -1 means every process
-            // but this one (rustix has no call for it).
-            let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
             rustix::fs::sync();
-            console::log(&format!("pod finished with exit code {code}; powering off"));
-            let err = reboot(RebootCommand::PowerOff).map_err(Errno::from);
-            console::log(&format!("power off failed: {err:?}; halting here"));
+            if reboot(RebootCommand::PowerOff).is_err() {
+                console::log_static("power off failed; halting here");
+            }
             loop {
                 // PID 1 must never exit: wait for the host to pull the plug.
                 sys::sleep_ms(3_600_000);
@@ -87,4 +82,18 @@ pub fn finish(code: i32) -> ! {
         // SAFETY: see `fatal`: a forked child leaves without atexit handlers.
         Role::Child => unsafe { libc::_exit(code) },
     }
+}
+
+/// Ends the pod with `code`: on the VM, kill what is left, drain the event
+/// channel, sync and power off; on a host, exit with the code.
+pub fn finish(code: i32) -> ! {
+    console::drain();
+    if role() == Role::Vm {
+        // Order matters: nothing may still write once the disks are synced.
+        // SAFETY: kill(2) takes no pointers; -1 means every process
+        // but this one (rustix has no call for it).
+        let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
+        console::log(&format!("pod finished with exit code {code}; powering off"));
+    }
+    end_now(code)
 }
