@@ -3,9 +3,10 @@
 //! under `/run/pod1/ns/` so they live with no process in them, configured
 //! (hostname, sysctls, `lo` up), then joined by each container with setns.
 //!
-//! The init itself stays in its own namespaces: a forked helper unshares,
-//! pins and configures, then exits (pinns does the same in a child). The
-//! helper shares the init's mount namespace, so its pins are the init's.
+//! The pod's init is the pause process, so it unshares into the sandbox
+//! itself, as the pause container sits in the pod's namespaces (pinns,
+//! with no pause process to hold them, does this in a child that exits).
+//! In the VM it is not the VM's PID 1, which keeps the first namespaces.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -53,10 +54,7 @@ pub fn unshare(flags: i32) -> Result<(), Errno> {
 /// A sandbox step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The helper process could not be made.
-    #[error("creating the sandbox helper: {0}")]
-    Helper(Errno),
-    /// The helper reported a failure (everything it pinned is unpinned).
+    /// A step failed (everything pinned so far is unpinned).
     #[error("creating the pod sandbox: {0}")]
     Failed(String),
     /// Joining a pinned namespace failed.
@@ -233,43 +231,13 @@ pub fn create(plan: &Plan, dir: &str, vm: bool) -> Result<Sandbox, Error> {
         ipc: (!plan.host_ipc).then(|| sys::join(dir, "ipc")),
         uts: sys::join(dir, "uts"),
     };
-    let (r, w) = rustix::pipe::pipe().map_err(|e| Error::Helper(e.into()))?;
-    // SAFETY: the init is single-threaded, so the child may run any code.
-    match unsafe { sys::fork() }.map_err(Error::Helper)? {
-        None => {
-            power::set_role(Role::Child);
-            drop(r);
-            let code = match helper(plan, dir, &sandbox) {
-                Ok(()) => 0,
-                Err(msg) => {
-                    let _ = sys::write_fd(&w, msg.as_bytes());
-                    1
-                }
-            };
-            power::finish(code)
-        }
-        Some(child) => {
-            drop(w);
-            let mut bytes = Vec::new();
-            let _ = sys::read_fd(&r, &mut bytes);
-            let msg = String::from_utf8_lossy(&bytes).into_owned();
-            let status = loop {
-                match sys::waitpid(Some(child), false) {
-                    Err(Errno::EINTR) => continue,
-                    other => break other,
-                }
-            };
-            match status {
-                Ok(WaitStatus::Exited(_, 0)) if msg.is_empty() => Ok(sandbox),
-                Ok(s) if msg.is_empty() => Err(Error::Failed(format!("the helper ended with {s:?}"))),
-                _ => Err(Error::Failed(msg)),
-            }
-        }
-    }
+    enter_and_pin(plan, dir, &sandbox).map_err(Error::Failed)?;
+    Ok(sandbox)
 }
 
-/// The helper's work; on failure unpins what it pinned.
-fn helper(plan: &Plan, dir: &str, sandbox: &Sandbox) -> Result<(), String> {
+/// Unshares the pod's namespaces, pins and configures them; on failure
+/// unpins what it pinned.
+fn enter_and_pin(plan: &Plan, dir: &str, sandbox: &Sandbox) -> Result<(), String> {
     let pins = sandbox.pins();
     let flags = pins.iter().fold(0, |a, (_, f, _, _)| a | *f);
     unshare(flags).map_err(|e| format!("unshare({:?}): {e}", CloneFlags(flags)))?;

@@ -21,7 +21,7 @@ pub enum Role {
     /// The pod's init, PID 1 of the pod's PID namespace (in the VM or on a
     /// host): exit; the VM's PID 1 powers off with its code.
     Host = 1,
-    /// A child the init forked (a container being prepared, a helper):
+    /// A child the init forked (a container being prepared):
     /// exit quietly, never touch the VM's power.
     Child = 2,
 }
