@@ -190,7 +190,7 @@ fn crun_command() -> Command {
 }
 
 fn main() {
-    let mut runs = 5usize;
+    let mut runs = 9usize;
     let mut out_file = workspace().join("BENCHMARKS.md");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -264,10 +264,12 @@ fn main() {
             floor_t.push(t.as_secs_f64());
         }
         let (p, f) = (median(&mut pod_t), median(&mut floor_t));
+        // median sorted the runs: first and last are the extremes.
+        let spread = |v: &[f64]| format!("{:.2}–{:.2}", v[0], v[v.len() - 1]);
         rows.push(Row(
             format!("1. Boot, QEMU start to exit ({kname} kernel)"),
-            format!("hello pod {p:.2} s"),
-            format!("floor init {f:.2} s"),
+            format!("hello pod {p:.2} s ({})", spread(&pod_t)),
+            format!("floor init {f:.2} s ({})", spread(&floor_t)),
             format!("{:.2}× (target ≤ 1.10)", p / f),
         ));
         let m: Vec<f64> = marks.iter_mut().map(|v| median(v)).collect();
@@ -478,7 +480,7 @@ fn main() {
         md,
         "Machine: {} CPUs ({cpu}), host kernel {}; {qemu}; guest kernels: {}. \
          Boots run under TCG (no usable KVM here), machine `pc`. Medians of {runs} interleaved runs \
-         (A B A B …) unless noted; container start {} runs each, build {} runs.\n",
+         (A B A B …) unless noted, boots with their min–max; container start {} runs each, build {} runs.\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim(),
         kernels()
