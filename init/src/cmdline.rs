@@ -50,6 +50,12 @@ fn words(cmdline: &str) -> Vec<String> {
     out
 }
 
+/// Whether an environment variable turns an option on: set, and not
+/// `0`, `false`, `no`, `off` or empty.
+pub fn truthy_var(v: Option<&str>) -> bool {
+    v.is_some_and(|v| !v.is_empty()) && truthy(v)
+}
+
 fn truthy(v: Option<&str>) -> bool {
     !matches!(v, Some("0" | "false" | "no" | "off"))
 }

@@ -56,8 +56,13 @@ pub fn set_debug(on: bool) {
 
 /// Milliseconds since boot (CLOCK_BOOTTIME), the clock of every event.
 pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// Microseconds since boot (CLOCK_BOOTTIME).
+pub fn now_us() -> u64 {
     let ts = clock_gettime(ClockId::Boottime);
-    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1000
 }
 
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
@@ -103,7 +108,15 @@ pub fn keep_console_apart() {
 /// A line only shown with `pod1.debug`.
 pub fn debug(msg: &str) {
     if DEBUG.load(Ordering::Relaxed) {
-        log(msg);
+        debug_at(now_us(), msg);
+    }
+}
+
+/// A debug line for a step that ended at `us` (CLOCK_BOOTTIME): each line
+/// carries its time, so `pod1.debug` is also a trace of where boot time goes.
+pub fn debug_at(us: u64, msg: &str) {
+    if DEBUG.load(Ordering::Relaxed) {
+        log(&format!("[{}.{:03} ms] {msg}", us / 1000, us % 1000));
     }
 }
 

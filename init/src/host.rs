@@ -32,7 +32,8 @@ pub struct Args {
 pub const USAGE: &str = "usage: pod1-init --root DIR [--events FILE]\n\
   Runs the pod planned in DIR/etc/pod1/plan.json (an unpacked pod1 initramfs) on this host,\n\
   as root, in new namespaces. Events go to FILE (default: stdout), one JSON object per line.\n\
-  The exit code is the pod's. SIGTERM or SIGINT stops the pod gracefully.";
+  The exit code is the pod's. SIGTERM or SIGINT stops the pod gracefully.\n\
+  POD1_DEBUG=1 logs each step on stderr with its time (CLOCK_BOOTTIME).";
 
 /// Parses host mode's arguments (without argv[0]).
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {

@@ -235,6 +235,7 @@ fn init_main() {
             sys::exit(if msg.is_empty() { 0 } else { power::INIT_FAILED });
         }
     };
+    console::set_debug(cmdline::truthy_var(sys::var(c"POD1_DEBUG").as_deref()));
     sys::exit(host::main(args, |root, state| {
         match pod(root, state, None, false) {
             Ok(code) => code,
@@ -249,8 +250,10 @@ fn vm() -> Result<i32, Error> {
     // 1. Block the signals the supervisor reads from its signalfd. Order
     //    matters: first, so no SIGCHLD is lost and nothing kills PID 1.
     supervisor::block(&supervisor::handled_signals()).map_err(Error::Signals)?;
+    let entered = console::now_us();
     // 2. The early filesystems; nothing reads /proc before this.
     mounts::mount_early(mounts::EARLY)?;
+    let mounted = console::now_us();
     // 3. Our log lines go to the console, even if the initramfs had no
     //    /dev/console node when the kernel started us.
     console_on_stdio();
@@ -264,13 +267,18 @@ fn vm() -> Result<i32, Error> {
     for k in &opts.unknown {
         console::log(&format!("ignoring unknown option {k}"));
     }
+    console::debug_at(entered, "PID 1 entered");
+    console::debug_at(mounted, "early filesystems mounted");
     // 6. Modules, before anything that needs them (overlayfs).
     kmod::load_all(kmod::LOAD_LIST);
+    console::debug("modules loaded");
     // 7. Off the initial rootfs, so containers can pivot_root.
     mounts::leave_initial_rootfs("/.pod1-root")?;
+    console::debug("left the initial rootfs");
     // 8. The event channel, then the first event.
     let port = opts.events.as_deref().unwrap_or("/dev/ttyS1");
     let requests = console::open_serial(port)?;
+    console::debug("event channel open");
     // 9. The pod runs as PID 1 of its own PID namespace (as on a host);
     //    this process stays the VM's PID 1 and powers off with its code.
     namespaces::run_as_pid_ns_init(|| match pod("/", "/run/pod1", Some(requests), true) {
@@ -307,6 +315,7 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
         source,
     })?;
     let plan: Plan = serde_json::from_str(&text).map_err(|source| Error::PlanParse { path, source })?;
+    console::debug("plan read");
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
     let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;
@@ -318,6 +327,7 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
         sys::file_name(state).map_or("pod1-host".into(), str::to_string)
     };
     let cgroups = cgroups::Cgroups::setup("/sys/fs/cgroup", &cg_name);
+    console::debug("pod cgroup set up");
     let sup = supervisor::Supervisor::new(supervisor::Pod {
         plan,
         root: root.to_string(),

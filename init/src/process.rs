@@ -219,8 +219,12 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
 
 /// Everything before parking: namespaces and the root filesystem.
 fn prepare(ctx: &Context) -> Result<(), String> {
+    let name = &ctx.plan.name;
+    console::debug(&format!("container {name}: cloned"));
     ctx.sandbox.join().map_err(|e| e.to_string())?;
+    console::debug(&format!("container {name}: joined the sandbox"));
     rootfs::enter(&ctx.rootfs).map_err(|e| format!("preparing the root filesystem: {e}"))?;
+    console::debug(&format!("container {name}: root filesystem ready"));
     Ok(())
 }
 
@@ -276,6 +280,7 @@ fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
     // SAFETY: restoring the default disposition installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     crate::supervisor::unblock_all();
+    console::debug(&format!("container {}: exec {prog}", plan.name));
     let e = execve(&prog_c, &argv, &env);
     Err(match e {
         Errno::ENOENT | Errno::ENOTDIR => (NOT_FOUND, format!("exec {prog}: no such file or directory")),

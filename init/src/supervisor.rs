@@ -408,6 +408,7 @@ impl Supervisor {
             return;
         };
         self.pod.cgroups.add(&c.plan.name, &c.plan.limits, pid);
+        console::debug(&format!("container {}: in its cgroup", c.plan.name));
         let name = c.plan.name.clone();
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));

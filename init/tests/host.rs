@@ -29,6 +29,49 @@ fn exit_zero_and_logs() {
 }
 
 #[test]
+fn pod1_debug_traces_each_step_with_its_time() {
+    let plan = pod(vec![sh("a", "true")]);
+    let o = spawn_env(&plan, &[("POD1_DEBUG", "1")]).finish();
+    check(&o);
+    // Each step once, in this order, each line with a time no earlier than
+    // the one before: `[12.345 ms] step`.
+    let steps = [
+        "plan read",
+        "container a: cloned",
+        "container a: joined the sandbox",
+        "container a: root filesystem ready",
+        "container a: exec /bin/sh",
+    ];
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    let (mut from, mut last_ms) = (0, 0.0);
+    for step in steps {
+        let at = lines[from..]
+            .iter()
+            .position(|l| l.ends_with(&format!("ms] {step}")))
+            .unwrap_or_else(|| panic!("no {step:?} after line {from} in:\n{}", o.stderr));
+        let line = lines[from + at];
+        let ms: f64 = line
+            .split('[')
+            .nth(1)
+            .and_then(|r| r.split(" ms]").next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            ms >= last_ms,
+            "{line} comes before the time of the step before it"
+        );
+        (from, last_ms) = (from + at + 1, ms);
+    }
+    let quiet = run(&plan);
+    assert!(
+        !quiet.stderr.contains(" ms] "),
+        "a trace without POD1_DEBUG:\n{}",
+        quiet.stderr
+    );
+}
+
+#[test]
 fn exit_codes_reach_the_pod_result() {
     for code in [1, 42, 255] {
         let o = run(&pod(vec![sh("a", &format!("echo bye; exit {code}"))]));

@@ -273,8 +273,14 @@ pub struct Running {
 
 /// Starts the init on the tree.
 pub fn spawn(plan: &Plan) -> Running {
+    spawn_env(plan, &[])
+}
+
+/// Starts the init on the tree with extra environment variables.
+pub fn spawn_env(plan: &Plan, env: &[(&str, &str)]) -> Running {
     let tree = tree(plan);
     let child = Command::new(env!("CARGO_BIN_EXE_pod1-init"))
+        .envs(env.iter().copied())
         .arg("--root")
         .arg(tree.root())
         .arg("--events")
