@@ -188,6 +188,7 @@ unsafe impl core::alloc::GlobalAlloc for Malloc {
 /// A panic takes the fatal path (error event, console line, sync, power
 /// off in the VM; exit 125 on a host). Both profiles abort on panic, so
 /// nothing unwinds.
+///
 /// A panic inside that path (while formatting or reporting) skips straight
 /// to the end, so it cannot recurse.
 #[cfg(not(test))]
