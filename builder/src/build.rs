@@ -71,7 +71,7 @@ impl Manifest {
     }
 
     /// Every distinct `image` the pod names, with the JSON path of its first use.
-    fn image_names(&self) -> BTreeMap<String, String> {
+    pub fn image_names(&self) -> BTreeMap<String, String> {
         let mut names = BTreeMap::new();
         let spec = &self.pod.spec;
         for (field, list) in [

@@ -1,6 +1,7 @@
 //! `pod1`: build a Kubernetes-style pod into an initramfs and boot it as a microVM.
 
 mod build;
+mod cache;
 mod cmd;
 mod elf;
 mod image;

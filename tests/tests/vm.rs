@@ -170,6 +170,63 @@ fn every_initramfs_shape_boots() {
 }
 
 #[test]
+fn run_rebuilds_exactly_when_its_inputs_change() {
+    // `pod1 run MANIFEST` keeps one build per manifest in $POD1_CACHE and
+    // says "built" when it writes one.
+    let dir = fixtures().join("rebuild");
+    let cache = dir.join("cache");
+    sh(&format!(
+        "rm -rf {d} && mkdir -p {c} && cp -a {img} {d}/img",
+        d = dir.display(),
+        c = cache.display(),
+        img = fixtures().join("busybox").display()
+    ));
+    let manifest = dir.join("pod.json");
+    let write_manifest = |script: &str| {
+        let m = serde_json::json!({
+            "metadata": {"name": "rebuild"},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "oci:img:latest", "command": ["sh", "-c", script]}]}
+        });
+        std::fs::write(&manifest, m.to_string()).unwrap();
+    };
+    let (_, kernel) = &kernels()[0];
+    let boot = |want_built: bool, want_line: &str, step: &str| {
+        let out = Command::new(bin("pod1"))
+            .arg("run")
+            .arg(&manifest)
+            .arg("--kernel")
+            .arg(kernel)
+            .args(["--timeout", "180"])
+            .env("POD1_CACHE", &cache)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{step}: {stderr}");
+        assert_eq!(stderr.contains("pod1: built "), want_built, "{step}: {stderr}");
+        assert!(
+            stdout.lines().any(|l| l == format!("c | {want_line}")),
+            "{step}: {stdout}"
+        );
+    };
+    write_manifest("echo ${GREETING:-one}");
+    boot(true, "one", "first run");
+    boot(false, "one", "unchanged");
+    sh(&format!("find {} -exec touch {{}} +", dir.join("img").display()));
+    boot(false, "one", "touched, same content");
+    run(Command::new("umoci")
+        .args(["config", "--image"])
+        .arg(format!("{}:latest", dir.join("img").display()))
+        .args(["--config.env", "GREETING=two"]));
+    boot(true, "two", "image changed");
+    write_manifest("echo three");
+    boot(true, "three", "manifest changed");
+}
+
+#[test]
 fn init_containers_run_before_app_containers() {
     let manifest = serde_json::json!({
         "metadata": {"name": "order"},

@@ -14,7 +14,6 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use pod1_manifest::events::{Event, Record, Request, Stream};
 
-use crate::build::{add_init, find_init, Manifest};
 use crate::kernel;
 use crate::qemu::{kvm_usable, Accel, KernelCmdline, VmConfig};
 
@@ -111,7 +110,9 @@ pub fn run(args: &Args) -> Result<i32> {
     signals.thread_block().context("blocking signals")?;
     let initrd = match is_initramfs(&args.input)? {
         true => args.input.clone(),
-        false => build_cached(&args.input, args.init.as_deref())?,
+        false => crate::cache::build(&args.input, args.init.as_deref(), |img| {
+            note(&format!("built {} into {}", args.input.display(), img.display()))
+        })?,
     };
     let kernel = kernel::find(args.kernel.as_deref())?;
     let work = tempfile::Builder::new()
@@ -197,28 +198,6 @@ fn is_initramfs(path: &Path) -> Result<bool> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let n = f.read(&mut head)?;
     Ok(head[..n].starts_with(&[0x1f, 0x8b]) || head[..n].starts_with(b"070701"))
-}
-
-/// Builds a manifest into the cache, reusing the earlier file when the
-/// content (plan, images, init) is unchanged.
-fn build_cached(manifest: &Path, init: Option<&Path>) -> Result<PathBuf> {
-    use sha2::Digest;
-    let abs = std::fs::canonicalize(manifest)
-        .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
-    let key = crate::tree::hex(&sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes()))[..16].to_string();
-    let dir = kernel::cache_dir().join("builds").join(key);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let m = Manifest::load(manifest)?;
-    let mut assembled = m.assemble()?;
-    add_init(&mut assembled.tree, &find_init(init)?)?;
-    let digest = assembled.tree.digest();
-    let (img, stamp) = (dir.join("pod.img"), dir.join("pod.digest"));
-    if img.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(digest.as_str()) {
-        return Ok(img);
-    }
-    super::build::write_atomically(&img, |f| crate::initramfs::write(&assembled.tree, f))?;
-    std::fs::write(&stamp, &digest)?;
-    Ok(img)
 }
 
 /// The initramfs QEMU loads: the pod's archive, inflated on the host, then a
