@@ -15,7 +15,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{self as rfs, FileType, Mode, OFlags, Stat, CWD};
+use rustix::fs::{self as rfs, FileType, Mode, OFlags, Stat};
 
 extern "C" {
     // glibc 2.32+: the errno's name ("ENOENT"), NULL if unknown.
@@ -290,22 +290,49 @@ pub fn remove_file(path: &str) -> IoResult<()> {
     Ok(rfs::unlink(path)?)
 }
 
-/// `fs::remove_dir_all`: removes `path` and everything below it, without
-/// following symlinks.
+/// `fs::remove_dir_all`: removes `path` and everything below it, working
+/// relative to open directories, so a name need not be UTF-8 and a symlink
+/// is removed, never followed.
 pub fn remove_dir_all(path: &str) -> IoResult<()> {
-    if file_type(&lstat(path)?) != FileType::Directory {
-        return remove_file(path);
-    }
-    for name in read_dir(path)? {
-        let p = join(path, &name);
-        match lstat(&p) {
-            Ok(st) if file_type(&st) == FileType::Directory => remove_dir_all(&p)?,
-            Ok(_) => remove_file(&p)?,
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+    let dir = open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW, 0)?;
+    remove_contents(&dir)?;
+    drop(dir);
+    remove_dir(path)
+}
+
+fn remove_contents(dir: &OwnedFd) -> IoResult<()> {
+    for name in entries(dir)? {
+        match rfs::statat(dir, name.as_c_str(), rfs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if file_type(&st) == FileType::Directory => {
+                remove_contents(&open_dir_at(dir, &name)?)?;
+                rfs::unlinkat(dir, name.as_c_str(), rfs::AtFlags::REMOVEDIR)?;
+            }
+            Ok(_) => rfs::unlinkat(dir, name.as_c_str(), rfs::AtFlags::empty())?,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    remove_dir(path)
+    Ok(())
+}
+
+/// Opens the directory `name` in `dir` without following a symlink.
+pub fn open_dir_at(dir: &OwnedFd, name: &CStr) -> IoResult<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rfs::openat(dir, name, flags, Mode::empty())?)
+}
+
+/// The names in the open directory `dir`, without `.` and `..`, as bytes
+/// (a name need not be UTF-8).
+pub fn entries(dir: &OwnedFd) -> IoResult<Vec<CString>> {
+    let mut d = rfs::Dir::read_from(dir)?;
+    let mut names = Vec::new();
+    while let Some(entry) = d.read() {
+        let entry = entry?;
+        if !matches!(entry.file_name().to_bytes(), b"." | b"..") {
+            names.push(CString::from(entry.file_name()));
+        }
+    }
+    Ok(names)
 }
 
 /// The names in directory `path`, without `.` and `..`.
@@ -350,24 +377,23 @@ pub fn exists(path: &str) -> bool {
     stat(path).is_ok()
 }
 
-/// `fs::read_link`.
-pub fn read_link(path: &str) -> IoResult<String> {
-    let target = rfs::readlink(path, Vec::new())?;
-    target
-        .into_string()
-        .map_err(|_| IoError::Other("a link target is not UTF-8"))
-}
-
 /// `std::os::unix::fs::symlink`: makes `link` point to `target`.
 pub fn symlink(target: &str, link: &str) -> IoResult<()> {
     Ok(rfs::symlink(target, link)?)
 }
 
-/// `fs::copy`: the contents and the permission bits of a regular file.
-pub fn copy_file(from: &str, to: &str) -> IoResult<()> {
-    let src = open(from, OFlags::RDONLY, 0)?;
-    let mode = rfs::fstat(&src)?.st_mode & 0o7777;
-    let dst = open(to, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC, mode)?;
+/// Copies the regular file `name` from directory `from` to a new file in
+/// `to`, with its permission bits.
+pub fn copy_file_at(from: &OwnedFd, to: &OwnedFd, name: &CStr) -> IoResult<()> {
+    let src = rfs::openat(
+        from,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mode = Mode::from_raw_mode(rfs::fstat(&src)?.st_mode & 0o7777);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dst = rfs::openat(to, name, flags, mode)?;
     let mut chunk = alloc::vec![0u8; 64 * 1024];
     loop {
         match rustix::io::read(&src, &mut chunk[..]) {
@@ -377,19 +403,7 @@ pub fn copy_file(from: &str, to: &str) -> IoResult<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(rfs::fchmod(&dst, Mode::from_raw_mode(mode))?)
-}
-
-/// `lchown`: owner and group of `path` itself.
-pub fn lchown(path: &str, uid: u32, gid: u32) -> IoResult<()> {
-    let (uid, gid) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
-    Ok(rfs::chownat(
-        CWD,
-        path,
-        Some(uid),
-        Some(gid),
-        rfs::AtFlags::SYMLINK_NOFOLLOW,
-    )?)
+    Ok(rfs::fchmod(&dst, mode)?)
 }
 
 /// `chmod(2)`.

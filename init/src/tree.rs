@@ -2,8 +2,10 @@
 //! the fallback root filesystem when the kernel has no overlayfs.
 
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
-use rustix::fs::{FileType, Mode, CWD};
+use rustix::fd::OwnedFd;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
 use crate::sys::{self, IoError};
 
@@ -30,51 +32,64 @@ fn err<'a>(step: &'static str, path: &'a str) -> impl FnOnce(IoError) -> Error +
 /// Copies the contents of `from` into the existing directory `to`,
 /// keeping modes, owners, symlinks and device nodes. Entries on another
 /// device than `from` (mount points) are created as empty directories.
-/// `skip` names entries of `from` itself to leave out.
+/// `skip` names entries of `from` itself to leave out. It works relative to
+/// open directories: names need not be UTF-8, and no symlink is followed.
 pub fn copy_contents(from: &str, to: &str, skip: &[&str]) -> Result<(), Error> {
-    let dev = sys::lstat(from).map_err(err("stat", from))?.st_dev;
-    copy_dir(from, to, dev, skip)
+    let open =
+        |p: &str| sys::open(p, OFlags::RDONLY | OFlags::DIRECTORY, 0).map_err(err("opening directory", p));
+    let (src, dst) = (open(from)?, open(to)?);
+    let dev = rfs::fstat(&src).map_err(|e| err("stat", from)(e.into()))?.st_dev;
+    copy_dir(&src, &dst, from, dev, skip)
 }
 
-fn copy_dir(from: &str, to: &str, dev: u64, skip: &[&str]) -> Result<(), Error> {
-    for name in sys::read_dir(from).map_err(err("reading directory", from))? {
-        if skip.contains(&name.as_str()) {
+/// Copies the contents of directory `src` (shown as `at` in errors) into `dst`.
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, at: &str, dev: u64, skip: &[&str]) -> Result<(), Error> {
+    for name in sys::entries(src).map_err(err("reading directory", at))? {
+        if skip.iter().any(|s| s.as_bytes() == name.to_bytes()) {
             continue;
         }
-        let src = sys::join(from, &name);
-        let dst = sys::join(to, &name);
-        let meta = sys::lstat(&src).map_err(err("stat", &src))?;
+        let shown = sys::join(at, &String::from_utf8_lossy(name.to_bytes()));
+        let failed = |step: &'static str| {
+            let path = shown.clone();
+            move |e: rustix::io::Errno| Error {
+                step,
+                path,
+                source: e.into(),
+            }
+        };
+        let name = name.as_c_str();
+        let meta = rfs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW).map_err(failed("stat"))?;
         let ft = sys::file_type(&meta);
+        let mode = Mode::from_raw_mode(meta.st_mode & 0o7777);
         match ft {
             FileType::Directory => {
-                sys::create_dir(&dst)
-                    .or_else(exists_ok)
-                    .map_err(err("creating directory", &dst))?;
+                match rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(failed("creating directory")(e)),
+                }
                 if meta.st_dev == dev {
-                    copy_dir(&src, &dst, dev, &[])?;
+                    let s = sys::open_dir_at(src, name).map_err(err("opening directory", &shown))?;
+                    let d = sys::open_dir_at(dst, name).map_err(err("opening directory", &shown))?;
+                    copy_dir(&s, &d, &shown, dev, &[])?;
                 }
             }
             FileType::Symlink => {
-                let target = sys::read_link(&src).map_err(err("reading link", &src))?;
-                sys::symlink(&target, &dst).map_err(err("creating link", &dst))?;
+                let target = rfs::readlinkat(src, name, Vec::new()).map_err(failed("reading link"))?;
+                rfs::symlinkat(target.as_c_str(), dst, name).map_err(failed("creating link"))?;
             }
-            FileType::RegularFile => sys::copy_file(&src, &dst).map_err(err("copying file", &src))?,
+            FileType::RegularFile => {
+                sys::copy_file_at(src, dst, name).map_err(err("copying file", &shown))?
+            }
             FileType::CharacterDevice | FileType::BlockDevice => {
-                rustix::fs::mknodat(
-                    CWD,
-                    dst.as_str(),
-                    ft,
-                    Mode::from_raw_mode(meta.st_mode & 0o7777),
-                    meta.st_rdev,
-                )
-                .map_err(|e| err("creating device node", &dst)(e.into()))?;
+                rfs::mknodat(dst, name, ft, mode, meta.st_rdev).map_err(failed("creating device node"))?;
             }
             // Sockets and fifos have no meaning in an image; leave them out.
             _ => continue,
         }
-        sys::lchown(&dst, meta.st_uid, meta.st_gid).map_err(err("chown", &dst))?;
+        let (uid, gid) = (rfs::Uid::from_raw(meta.st_uid), rfs::Gid::from_raw(meta.st_gid));
+        rfs::chownat(dst, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW).map_err(failed("chown"))?;
         if ft != FileType::Symlink {
-            sys::chmod(&dst, meta.st_mode & 0o7777).map_err(err("chmod", &dst))?;
+            rfs::chmodat(dst, name, mode, AtFlags::empty()).map_err(failed("chmod"))?;
         }
     }
     Ok(())
@@ -141,6 +156,37 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn names_need_not_be_utf8() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let a = tmp("utf8-a");
+        let b = tmp("utf8-b");
+        let odd = OsStr::from_bytes(b"bad\xff");
+        fs::create_dir_all(a.join(odd).join(odd)).unwrap();
+        fs::write(a.join(odd).join(odd).join(odd), "x").unwrap();
+        symlink(odd, a.join("link")).unwrap();
+        copy_contents(s(&a), s(&b), &[]).unwrap();
+        assert_eq!(fs::read_to_string(b.join(odd).join(odd).join(odd)).unwrap(), "x");
+        assert_eq!(fs::read_link(b.join("link")).unwrap().as_os_str(), odd);
+        // Removal too (a container's writable layer after it exits).
+        sys::remove_dir_all(s(&b)).unwrap();
+        assert!(!b.exists());
+        fs::remove_dir_all(&a).unwrap();
+    }
+
+    #[test]
+    fn removal_does_not_follow_symlinks() {
+        let a = tmp("nofollow-a");
+        let outside = tmp("nofollow-outside");
+        fs::write(outside.join("keep"), "").unwrap();
+        symlink(&outside, a.join("out")).unwrap();
+        sys::remove_dir_all(s(&a)).unwrap();
+        assert!(!a.exists());
+        assert!(outside.join("keep").exists());
+        fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]
