@@ -101,18 +101,10 @@ fn mount_layers(spec: &Spec) -> Result<String, Error> {
     Ok(merged)
 }
 
-fn mount_dev(root: &str) -> Result<(), Error> {
-    let dev = sys::join(root, "dev");
-    mkdir_p(&dev)?;
-    mount_fs(
-        "tmpfs",
-        &dev,
-        "tmpfs",
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
+/// The standard device nodes in `dev`, mode 0666 (the caller clears the umask).
+fn make_devices(dev: &str) -> Result<(), Error> {
     for (name, major, minor) in DEVICES {
-        let path = sys::join(&dev, name);
+        let path = sys::join(dev, name);
         let made = rustix::fs::mknodat(
             CWD,
             path.as_str(),
@@ -138,6 +130,23 @@ fn mount_dev(root: &str) -> Result<(), Error> {
             }
         }
     }
+    Ok(())
+}
+
+fn mount_dev(root: &str) -> Result<(), Error> {
+    let dev = sys::join(root, "dev");
+    mkdir_p(&dev)?;
+    mount_fs(
+        "tmpfs",
+        &dev,
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    let umask_before = umask(Mode::empty());
+    let made = make_devices(&dev);
+    umask(umask_before);
+    made?;
     for (link, target) in DEV_LINKS {
         let path = sys::join(&dev, link);
         sys::symlink(target, &path).map_err(|source| Error::MountPoint { path, source })?;
@@ -190,8 +199,10 @@ fn mask(root: &str, path: &str) -> Result<(), Error> {
 /// Builds the root and enters it. On return the process's root is the
 /// container's and its working directory is `spec.working_dir`.
 pub fn enter(spec: &Spec) -> Result<(), Error> {
-    // Device nodes and directories get exactly the modes we ask for.
-    umask(Mode::empty());
+    // Directories made for the container (its root's upper layer, volume
+    // mount points, the working directory) are 0755, as Docker makes them;
+    // device nodes get their exact modes in mount_dev.
+    umask(Mode::from_raw_mode(0o022));
     // Order matters: nothing mounted below may propagate back to the init.
     mounts::make_private_rec()?;
     let root = mount_layers(spec)?;

@@ -447,6 +447,24 @@ fn read_only_root_filesystem() {
 }
 
 #[test]
+fn directories_made_for_a_container_are_0755_and_devices_0666() {
+    // The root's upper layer, a volume's parent directories and the working
+    // directory are made by the init: a user other than root must not be
+    // able to rename entries of / or of them.
+    let script = "stat -c '%a %n' / /data /some /some/wd /dev/null /dev/zero; umask";
+    let mut c = mount(sh("a", script), "v", "/data/deep");
+    c.working_dir = "/some/wd".into();
+    let mut p = pod(vec![c]);
+    volume(&mut p, "v");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(
+        o.stdout("a"),
+        ["755 /", "755 /data", "755 /some", "755 /some/wd", "666 /dev/null", "666 /dev/zero", "0022"]
+    );
+}
+
+#[test]
 fn writes_stay_in_each_container() {
     let o = run(&pod(vec![
         sh("a", "echo a > /etc/who; cat /etc/who"),
