@@ -74,7 +74,8 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
     };
     let opened = match &args.events {
         Some(path) => console::open_file(path).map_err(|e| e.to_string()),
-        None => rustix::io::dup(sys::stdout())
+        // Close-on-exec, so the events never reach a container.
+        None => rustix::io::fcntl_dupfd_cloexec(sys::stdout(), 3)
             .map(console::use_fd)
             .map_err(|e| Errno::from(e).to_string()),
     };

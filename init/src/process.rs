@@ -275,12 +275,8 @@ fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
     }
     let env = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let prog_c = CString::new(prog.as_str()).map_err(|_| fail(format!("{prog} contains a NUL byte")))?;
-    // The init blocks every signal it handles and ignores SIGPIPE (as Rust's
-    // runtime does); the command starts with neither.
-    // SAFETY: restoring the default disposition installs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    crate::supervisor::unblock_all();
     console::debug(&format!("container {}: exec {prog}", plan.name));
+    clean_for_exec();
     let e = execve(&prog_c, &argv, &env);
     Err(match e {
         Errno::ENOENT | Errno::ENOTDIR => (NOT_FOUND, format!("exec {prog}: no such file or directory")),
@@ -292,6 +288,67 @@ fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
             ),
         ),
     })
+}
+
+/// The command starts clean, as runc starts it: every signal at its default
+/// disposition and none blocked (the init ignores SIGPIPE and blocks what
+/// it handles; a host-mode init may have inherited ignored signals), and
+/// no descriptor but 0-2 (the init's own are close-on-exec; a host-mode
+/// init may have inherited others).
+fn clean_for_exec() {
+    // The kernel's sigaction layout; the raw call reaches the signals glibc
+    // reserves for itself (32 and 33), which its wrapper refuses.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: `default` outlives the call and has the kernel's
+            // layout for x86-64; SIG_DFL installs no handler code.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &default as *const KernelSigaction,
+                    core::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+    }
+    crate::supervisor::unblock_all();
+    // SAFETY: close_range takes no pointers; CLOEXEC only marks descriptors.
+    let marked = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    if marked != 0 {
+        // Kernels before 5.11: mark each open descriptor instead.
+        if let Ok(dir) = sys::open(
+            "/proc/self/fd",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            0,
+        ) {
+            let fds: Vec<i32> = sys::entries(&dir)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| n.to_str().ok()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                // SAFETY: fcntl on a number that may no longer be open fails
+                // with EBADF; nothing is dereferenced.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
 }
 
 /// execve(2) (rustix has no safe one); returns only on failure, with the

@@ -460,7 +460,61 @@ fn directories_made_for_a_container_are_0755_and_devices_0666() {
     check(&o);
     assert_eq!(
         o.stdout("a"),
-        ["755 /", "755 /data", "755 /some", "755 /some/wd", "666 /dev/null", "666 /dev/zero", "0022"]
+        [
+            "755 /",
+            "755 /data",
+            "755 /some",
+            "755 /some/wd",
+            "666 /dev/null",
+            "666 /dev/zero",
+            "0022"
+        ]
+    );
+}
+
+#[test]
+fn a_container_inherits_no_descriptor_and_no_signal_state() {
+    // Started with an extra open descriptor (7) and SIGQUIT ignored, events
+    // on stdout (another descriptor). The commands run without a shell (a
+    // shell changes both): `ls` sees 0-2 and its own directory (3), `grep`
+    // starts with no signal ignored or blocked.
+    use std::os::unix::process::CommandExt;
+    let mut fds = sh("fds", "");
+    fds.argv = vec!["ls".into(), "/proc/self/fd".into()];
+    let mut sigs = sh("sigs", "");
+    sigs.argv = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]
+        .map(String::from)
+        .to_vec();
+    let t = tree(&pod(vec![fds, sigs]));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pod1-init"));
+    cmd.arg("--root")
+        .arg(t.root())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only async-signal-safe calls: open,
+    // dup2, signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            libc::dup2(fd, 7);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let events: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(logs(&events, "fds", Some(Stream::Stdout)), ["0", "1", "2", "3"]);
+    assert_eq!(
+        logs(&events, "sigs", Some(Stream::Stdout)),
+        ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
     );
 }
 
