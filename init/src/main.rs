@@ -289,12 +289,18 @@ fn vm() -> Result<i32, Error> {
     .map_err(Error::from)
 }
 
-/// Makes fds 0, 1 and 2 the console. When the kernel found no
+/// Makes fds 0, 1 and 2 the console (or /dev/null). When the kernel found no
 /// /dev/console in the initramfs they are closed, and the open below
 /// itself returns one of them: that one must stay open.
 fn console_on_stdio() {
     use rustix::fd::{AsRawFd, IntoRawFd};
-    if let Ok(f) = sys::open("/dev/console", rustix::fs::OFlags::RDWR, 0) {
+    // Without a console, /dev/null: 0-2 must be open, or the next files
+    // opened (the event port, pipes) would take their numbers and log
+    // lines would land in them.
+    let opened = ["/dev/console", "/dev/null"]
+        .into_iter()
+        .find_map(|p| sys::open(p, rustix::fs::OFlags::RDWR, 0).ok());
+    if let Some(f) = opened {
         let fd = f.as_raw_fd();
         let _ = rustix::stdio::dup2_stdin(&f);
         let _ = rustix::stdio::dup2_stdout(&f);
