@@ -214,13 +214,35 @@ impl Requests {
                 Err(e) => log(&format!("ignoring a line from the host ({e}): {text}")),
             }
         }
+        // A request is a few dozen bytes: a longer unfinished line is noise,
+        // and PID 1 must not buffer it without bound.
+        if self.buf.len() > MAX_REQUEST {
+            log(&format!(
+                "ignoring {} bytes from the host with no newline",
+                self.buf.len()
+            ));
+            self.buf.clear();
+        }
         out
     }
 }
 
+/// The longest unfinished line kept from the host.
+const MAX_REQUEST: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_line_is_dropped() {
+        let mut r = Requests::default();
+        for _ in 0..100 {
+            assert!(r.feed(&[b'x'; 1000]).is_empty());
+        }
+        assert!(r.buf.len() <= MAX_REQUEST);
+        assert_eq!(r.feed(b"\n{\"request\":\"stop\"}\n").len(), 1);
+    }
 
     #[test]
     fn requests_split_lines_and_skip_noise() {
