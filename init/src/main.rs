@@ -226,6 +226,18 @@ fn init_main() {
             Err(e) => power::fatal(&e.to_string()),
         }
     }
+    // Host mode: whoever started us may have closed 0-2; the next files
+    // opened (the event file) must not take their numbers, or log lines
+    // would land in them (std's runtime does the same).
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD reads a flag of a descriptor number; nothing is
+        // dereferenced.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // The lowest free number: `fd` itself.
+            let _ =
+                sys::open("/dev/null", rustix::fs::OFlags::RDWR, 0).map(rustix::fd::IntoRawFd::into_raw_fd);
+        }
+    }
     let args = match host::parse_args(sys::args().into_iter().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
