@@ -227,6 +227,33 @@ fn run_rebuilds_exactly_when_its_inputs_change() {
 }
 
 #[test]
+fn resource_limits_reach_the_containers_cgroup() {
+    // The guest mounts cgroup2: each container gets its own cgroup with the
+    // limits, seen at /sys/fs/cgroup in its cgroup namespace (read-only).
+    let manifest = serde_json::json!({
+        "metadata": {"name": "limits", "annotations": {"pod1/pids-limit": "64"}},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "c", "image": "oci:../busybox:latest",
+             "command": ["sh", "-c", "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max; \
+                                      grep -c . /proc/self/cgroup; cat /proc/self/cgroup; \
+                                      touch /sys/fs/cgroup/x 2>/dev/null || echo read-only"],
+             "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}}]}
+    });
+    let manifest = pod_dir("limits", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let lines: Vec<&str> = r.stdout.lines().filter_map(|l| l.strip_prefix("c | ")).collect();
+        assert_eq!(
+            lines,
+            ["67108864", "50000 100000", "64", "1", "0::/", "read-only"],
+            "{name}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn init_containers_run_before_app_containers() {
     let manifest = serde_json::json!({
         "metadata": {"name": "order"},
