@@ -194,10 +194,19 @@ fn note(msg: &str) {
 
 /// Whether `path` is an initramfs (gzip or newc magic) rather than a manifest.
 fn is_initramfs(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 6];
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let n = f.read(&mut head)?;
-    Ok(head[..n].starts_with(&[0x1f, 0x8b]) || head[..n].starts_with(b"070701"))
+    let head = file_head(path)?;
+    Ok(head.starts_with(GZIP_MAGIC) || head.starts_with(b"070701"))
+}
+
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
+/// Up to the first 6 bytes of `path`: enough for the gzip and newc magics.
+fn file_head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(6);
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    f.take(6).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// The initramfs QEMU loads: the pod's archive, inflated on the host, then a
@@ -218,7 +227,7 @@ fn guest_initrd(initrd: &Path, kernel: &Path, memory_mib: u32, work: &Path) -> R
         std::fs::File::create(&combined).with_context(|| format!("creating {}", combined.display()))?,
     );
     let limit = u64::from(memory_mib) << 18; // a quarter of the guest's memory, in bytes
-    let inflated = is_gzip(initrd)? && inflate(initrd, &mut out, limit)?;
+    let inflated = file_head(initrd)?.starts_with(GZIP_MAGIC) && inflate(initrd, &mut out, limit)?;
     if !inflated && modules.is_none() {
         return Ok(initrd.to_path_buf());
     }
@@ -232,13 +241,6 @@ fn guest_initrd(initrd: &Path, kernel: &Path, memory_mib: u32, work: &Path) -> R
     }
     out.flush()?;
     Ok(combined)
-}
-
-/// Whether `path` starts with the gzip magic.
-fn is_gzip(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 2];
-    let n = std::fs::File::open(path)?.read(&mut head)?;
-    Ok(head[..n] == [0x1f, 0x8b])
 }
 
 /// Writes the gzip members of `path` inflated to `out`; false (and `out`
