@@ -9,7 +9,9 @@ use crate::tree::{Node, Tree};
 
 /// Modules the init loads when the kernel has them as modules rather than
 /// built in: overlayfs gives each container a private writable layer.
-pub const WANTED_MODULES: &[&str] = &["overlay"];
+pub const BASE_MODULES: &[&str] = &["overlay"];
+/// The channel's virtio-serial port: the PCI transport and the driver.
+pub const VIRTIO_CHANNEL_MODULES: &[&str] = &["virtio_pci", "virtio_console"];
 /// Where the modules go in the initramfs, and the file listing their load order.
 pub const MODULES_DIR: &str = "pod1/modules";
 
@@ -86,9 +88,10 @@ pub fn modules_dir(kernel: &Path, release: &str) -> Option<PathBuf> {
 }
 
 /// Resolves `wanted` with their dependencies from `modules.dep`, in load
-/// order (dependencies first); built-in modules (`modules.builtin`) and
-/// unknown names are skipped.
-pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<String> {
+/// order (dependencies first); built-in modules (`modules.builtin`) are
+/// skipped. Names the kernel has neither built in nor as a module are
+/// returned apart.
+pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> (Vec<String>, Vec<String>) {
     let name_of = |path: &str| {
         let base = path.rsplit('/').next().unwrap_or(path);
         base.split(".ko").next().unwrap_or(base).replace('-', "_")
@@ -106,12 +109,14 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
         })
         .collect();
     let mut order: Vec<String> = Vec::new();
+    let mut missing = Vec::new();
     for want in wanted {
         let want = want.replace('-', "_");
         if builtin.contains(&want) {
             continue;
         }
         let Some((_, path, list)) = deps.iter().find(|(n, _, _)| *n == want) else {
+            missing.push(want);
             continue;
         };
         // modules.dep lists every (transitive) dependency; modprobe loads
@@ -122,12 +127,15 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Vec<Stri
             }
         }
     }
-    order
+    (order, missing)
 }
 
-/// A tree with the modules the init should load for this kernel, or `None`
-/// when the kernel needs none (all built in, or no modules found).
-pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
+/// A tree with the `wanted` modules (and what they need) for the init to
+/// load, or `None` when the kernel needs none (all built in, or a kernel
+/// without a modules directory, such as the minimal one). A module this
+/// kernel has neither built in nor in its modules directory is an error
+/// naming it.
+pub fn modules_tree(kernel: &Path, wanted: &[&str]) -> Result<Option<Tree>> {
     // The version string lies in the real-mode setup code (at most 64
     // sectors): no need to read a 14 MB kernel to find it.
     let mut head = Vec::with_capacity(64 << 10);
@@ -140,7 +148,20 @@ pub fn modules_tree(kernel: &Path) -> Result<Option<Tree>> {
     };
     let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
     let builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
-    let order = load_order(&dep, &builtin, WANTED_MODULES);
+    let (order, missing) = load_order(&dep, &builtin, wanted);
+    if !missing.is_empty() {
+        bail!(
+            "kernel {} has no module {} (neither built in nor in {}): use a kernel that has it{}",
+            kernel.display(),
+            missing.join(", "),
+            dir.display(),
+            if missing.iter().any(|m| m.starts_with("virtio")) {
+                ", or --channel serial"
+            } else {
+                ""
+            }
+        );
+    }
     if order.is_empty() {
         return Ok(None);
     }
@@ -169,16 +190,54 @@ mod tests {
                    kernel/a/top.ko.xz: kernel/b/mid.ko.xz kernel/c/low.ko.xz\n\
                    kernel/b/mid.ko.xz: kernel/c/low.ko.xz\n\
                    kernel/c/low.ko.xz:\n";
+        let order = |builtin: &str, wanted: &[&str]| load_order(dep, builtin, wanted);
+        assert_eq!(order("", &["overlay"]).0, ["kernel/fs/overlayfs/overlay.ko"]);
         assert_eq!(
-            load_order(dep, "", &["overlay"]),
-            ["kernel/fs/overlayfs/overlay.ko"]
-        );
-        assert_eq!(
-            load_order(dep, "", &["top", "mid"]),
+            order("", &["top", "mid"]).0,
             ["kernel/c/low.ko.xz", "kernel/b/mid.ko.xz", "kernel/a/top.ko.xz"]
         );
-        assert!(load_order(dep, "kernel/fs/overlayfs/overlay.ko\n", &["overlay"]).is_empty());
-        assert!(load_order(dep, "", &["missing"]).is_empty());
+        let none: (Vec<String>, Vec<String>) = (vec![], vec![]);
+        assert_eq!(order("kernel/fs/overlayfs/overlay.ko\n", &["overlay"]), none);
+        assert_eq!(
+            order("", &["overlay", "virtio-console"]),
+            (
+                vec!["kernel/fs/overlayfs/overlay.ko".to_string()],
+                vec!["virtio_console".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn a_module_the_kernel_lacks_is_an_error_naming_it() {
+        // A kernel laid out as scripts/fetch-kernel.sh lays it out: a
+        // bzImage header naming its release, lib/modules/<release> beside it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut img = vec![0u8; 0x400];
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        img[0x300..0x30a].copy_from_slice(b"6.1.0-test");
+        let kernel = dir.path().join("vmlinuz");
+        std::fs::write(&kernel, &img).unwrap();
+        let mods = dir.path().join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(mods.join("kernel/fs")).unwrap();
+        std::fs::write(mods.join("kernel/fs/overlay.ko"), b"\x7fELF").unwrap();
+        std::fs::write(mods.join("modules.dep"), "kernel/fs/overlay.ko:\n").unwrap();
+        std::fs::write(
+            mods.join("modules.builtin"),
+            "kernel/drivers/virtio/virtio_pci.ko\n",
+        )
+        .unwrap();
+        let err = modules_tree(&kernel, &["overlay", "virtio_pci", "virtio_console"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("has no module virtio_console ("), "{msg}");
+        assert!(msg.contains("--channel serial"), "{msg}");
+        let tree = modules_tree(&kernel, &["overlay", "virtio_pci"])
+            .unwrap()
+            .unwrap();
+        let load = tree.get(&format!("{MODULES_DIR}/load")).unwrap();
+        assert!(
+            matches!(&load.kind, crate::tree::Kind::File(data) if data.as_slice() == b"/pod1/modules/overlay.ko\n")
+        );
     }
 
     #[test]

@@ -2,12 +2,14 @@
 
 mod build;
 mod cache;
+mod channel;
 mod cmd;
 mod elf;
 mod image;
 mod initramfs;
 mod kernel;
 mod qemu;
+mod session;
 mod tree;
 
 use std::process::ExitCode;

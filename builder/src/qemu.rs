@@ -1,10 +1,12 @@
-//! The QEMU command line: acceleration, machine, kernel command line, and
-//! the two serial ports (console, event channel).
+//! The QEMU command line: acceleration, machine, kernel command line, the
+//! two serial ports (console; ttyS1, the channel's fallback) and the
+//! channel's virtio-serial port.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use pod1_manifest::channel::PORT_NAME;
 
 /// x86's COMMAND_LINE_SIZE, the NUL included.
 const MAX_CMDLINE: usize = 2048;
@@ -98,6 +100,15 @@ pub fn kvm_usable(cpuinfo: &str, dev_kvm: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Which device carries the channel between the init and `pod1 run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChannelKind {
+    /// A virtio-serial port (fast; ttyS1 still carries it if the guest has no virtio).
+    Virtio,
+    /// The second serial port, ttyS1 (an emulated 16550 UART: about 80 KB/s under TCG).
+    Serial,
+}
+
 /// Everything one QEMU run needs.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -119,8 +130,12 @@ pub struct VmConfig {
     pub cpus: u32,
     /// Unix socket QEMU connects ttyS0 (the console) to.
     pub console_socket: PathBuf,
-    /// Unix socket QEMU connects ttyS1 (the event channel) to.
-    pub events_socket: PathBuf,
+    /// Unix socket QEMU connects ttyS1 (the channel's fallback) to.
+    pub serial_socket: PathBuf,
+    /// The channel's device; for virtio, the unix socket of its port.
+    pub channel: ChannelKind,
+    /// Unix socket QEMU connects the virtio-serial port to.
+    pub virtio_socket: PathBuf,
 }
 
 impl VmConfig {
@@ -144,7 +159,7 @@ impl VmConfig {
         ]);
         push(&["-append", &self.cmdline.to_string()]);
         let con = format!("socket,id=con,path={}", self.console_socket.display());
-        let ev = format!("socket,id=ev,path={}", self.events_socket.display());
+        let ev = format!("socket,id=ev,path={}", self.serial_socket.display());
         push(&[
             "-chardev",
             &con,
@@ -155,6 +170,25 @@ impl VmConfig {
             "-serial",
             "chardev:ev",
         ]);
+        if self.channel == ChannelKind::Virtio {
+            // One port: port 0 is kept for a console, so max_ports=2 (the
+            // default, 31, costs the guest 64 virtqueues to set up).
+            let bus = if self.machine.starts_with("microvm") {
+                "virtio-serial-device"
+            } else {
+                "virtio-serial-pci"
+            };
+            let chardev = format!("socket,id=ch,path={}", self.virtio_socket.display());
+            let port = format!("virtserialport,bus=vser.0,chardev=ch,name={PORT_NAME}");
+            push(&[
+                "-device",
+                &format!("{bus},id=vser,max_ports=2"),
+                "-chardev",
+                &chardev,
+                "-device",
+                &port,
+            ]);
+        }
         push(&["-monitor", "none"]);
         a
     }

@@ -8,13 +8,18 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use crate::channel::port::Want;
+
 /// Options taken from `pod1.*` keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// `pod1.debug`: log every event and step on the console.
     pub debug: bool,
-    /// `pod1.events=PATH`: the event port (default `/dev/ttyS1`).
+    /// `pod1.events=PATH`: a serial device for the channel instead of the
+    /// virtio port.
     pub events: Option<String>,
+    /// `pod1.channel=virtio|serial`: which device carries the channel.
+    pub channel: Want,
     /// `pod1.*` keys we do not know (reported as a warning, not an error).
     pub unknown: Vec<String>,
 }
@@ -74,6 +79,11 @@ pub fn parse(cmdline: &str) -> Options {
         match key {
             "debug" => o.debug = truthy(value),
             "events" => o.events = value.map(str::to_string),
+            "channel" => match value {
+                Some("virtio") => o.channel = Want::Virtio,
+                Some("serial") => o.channel = Want::Serial,
+                _ => o.unknown.push(w.clone()),
+            },
             _ => o.unknown.push(w.clone()),
         }
     }
@@ -90,6 +100,12 @@ mod tests {
         assert!(o.debug);
         assert_eq!(o.events.as_deref(), Some("/dev/hvc1"));
         assert_eq!(o.unknown, ["pod1.zzz=1"]);
+        assert_eq!(o.channel, Want::Virtio);
+        let o = parse("pod1.channel=serial pod1.channel=tcp");
+        assert_eq!(
+            (o.channel, o.unknown),
+            (Want::Serial, vec!["pod1.channel=tcp".to_string()])
+        );
     }
 
     #[test]

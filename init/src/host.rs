@@ -17,7 +17,7 @@ use rustix::process::Signal;
 
 use crate::mounts::MsFlags;
 use crate::sys::{self, Errno};
-use crate::{console, namespaces, power, supervisor};
+use crate::{channel, console, namespaces, power, supervisor};
 
 /// The command line of host mode.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,10 +73,10 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
         Err(e) => return fail(&format!("--root {}", args.root), &e),
     };
     let opened = match &args.events {
-        Some(path) => console::open_file(path).map_err(|e| e.to_string()),
+        Some(path) => channel::port::open_file(path).map_err(|e| e.to_string()),
         // Close-on-exec, so the events never reach a container.
         None => rustix::io::fcntl_dupfd_cloexec(sys::stdout(), 3)
-            .map(console::use_fd)
+            .map(channel::port::use_fd)
             .map_err(|e| Errno::from(e).to_string()),
     };
     if let Err(e) = opened {
@@ -98,8 +98,8 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
             // The pod's init did not report the end itself: do it here.
             let message = format!("running the pod in its own PID namespace (host mode needs root): {e}");
             console::log(&message);
-            console::emit(pod1_manifest::events::Event::Error { message });
-            console::emit(pod1_manifest::events::Event::PodExited {
+            channel::event(pod1_manifest::events::Event::Error { message });
+            channel::event(pod1_manifest::events::Event::PodExited {
                 phase: pod1_manifest::events::Phase::Failed,
                 exit_code: power::INIT_FAILED,
             });
@@ -107,6 +107,7 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
         }
     };
     let _ = sys::remove_dir(&state);
+    channel::drain(crate::power::HOST_WAIT_MS);
     code
 }
 

@@ -2,16 +2,17 @@
 //! runtime, in one static binary.
 //!
 //! As PID 1 (in the VM) it boots the minimal system, builds the pod sandbox,
-//! runs the plan's containers through their lifecycle, reports events on
-//! ttyS1 and powers the VM off. Any other PID means host mode (see `host`):
+//! runs the plan's containers through their lifecycle, reports events to
+//! the host and powers the VM off. Any other PID means host mode (see `host`):
 //! `pod1-init --root DIR [--events FILE]` runs the same pod on this host.
 //!
 //! What the init expects in the initramfs:
 //! - `/etc/pod1/plan.json`: the plan (`pod1_manifest::plan::PLAN_PATH`);
 //! - every `ContainerPlan::rootfs` directory (e.g. `/pod1/images/<id>`);
 //! - optionally `/pod1/modules/load`: kernel modules to load, one path a line;
-//! - `/dev/ttyS1` is the event channel (devtmpfs provides it; override with
-//!   `pod1.events=PATH` on the kernel command line); `pod1.debug` logs more.
+//! - the channel to the host: the virtio-serial port `org.pod1.channel`, or
+//!   `/dev/ttyS1` without one (`pod1.channel=serial` asks for ttyS1,
+//!   `pod1.events=PATH` for another serial device); `pod1.debug` logs more.
 //!
 //! No Rust runtime start-up (`no_main`): std's would read /proc/self/maps
 //! (glibc's pthread_getattr_np, for the main thread's stack guard) before
@@ -32,6 +33,7 @@ extern crate alloc;
 
 mod caps;
 mod cgroups;
+mod channel;
 mod cmdline;
 mod console;
 mod host;
@@ -65,9 +67,9 @@ enum Error {
     /// A mount failed.
     #[error(transparent)]
     Mounts(#[from] mounts::Error),
-    /// The event channel could not be opened.
+    /// The channel to the host could not be opened.
     #[error(transparent)]
-    Console(#[from] console::Error),
+    Channel(#[from] channel::port::Error),
     /// The plan could not be read.
     #[error(
         "reading the plan {path}: {source} (the image must hold the plan `pod1 build` writes; rebuild it)"
@@ -288,10 +290,10 @@ fn vm() -> Result<i32, Error> {
     // 7. Off the initial rootfs, so containers can pivot_root.
     mounts::leave_initial_rootfs("/.pod1-root")?;
     console::debug("left the initial rootfs");
-    // 8. The event channel, then the first event.
-    let port = opts.events.as_deref().unwrap_or("/dev/ttyS1");
-    let requests = console::open_serial(port)?;
-    console::debug("event channel open");
+    // 8. The channel to the host (the virtio port, else ttyS1), after the
+    //    modules (Debian's virtio-console is one), before the first event.
+    let requests = channel::port::open_vm(opts.channel, opts.events.as_deref())?;
+    console::debug("channel open");
     // 9. The pod runs as PID 1 of its own PID namespace (as on a host);
     //    this process stays the VM's PID 1 and powers off with its code.
     namespaces::run_as_pid_ns_init(|| match pod("/", "/run/pod1", Some(requests), true) {
@@ -327,7 +329,7 @@ fn console_on_stdio() {
 /// The pod, the same in the VM and on a host: plan, sandbox, lifecycle.
 fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result<i32, Error> {
     let argv0 = sys::args().into_iter().next().unwrap_or_default();
-    console::emit(Event::InitStarted { argv0, pid1 });
+    channel::event(Event::InitStarted { argv0, pid1 });
     let path = sys::join(root, PLAN_PATH);
     let text = sys::read_to_string(&path).map_err(|source| Error::PlanRead {
         path: path.clone(),
@@ -338,7 +340,7 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
     let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;
-    console::emit(Event::SandboxReady {});
+    channel::event(Event::SandboxReady {});
     let cg_name = if pid1 {
         "pod1".to_string()
     } else {

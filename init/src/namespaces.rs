@@ -154,6 +154,9 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError
     // unshare(CLONE_NEWPID) moves only the children: the next fork is the
     // new namespace's PID 1.
     unshare(libc::CLONE_NEWPID).map_err(PodInitError::Unshare)?;
+    // Whatever this process queued for the host goes first: the child gets
+    // a copy of the queue, and only one of them may write it.
+    crate::channel::drain(crate::power::HOST_WAIT_MS);
     // SAFETY: the init is single-threaded, so the child may run any code.
     let child = match unsafe { sys::fork() }.map_err(PodInitError::Fork)? {
         None => {

@@ -9,8 +9,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use pod1_manifest::events::{Event, Phase};
 use rustix::system::{reboot, RebootCommand};
 
-use crate::console;
 use crate::sys;
+use crate::{channel, console};
 
 /// Which process this is; decides how it may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,10 @@ pub fn fatal(message: &str) -> ! {
         unsafe { libc::_exit(INIT_FAILED) }
     }
     console::log(&format!("error: {message}"));
-    console::emit(Event::Error {
+    channel::event(Event::Error {
         message: message.to_string(),
     });
-    console::emit(Event::PodExited {
+    channel::event(Event::PodExited {
         phase: Phase::Failed,
         exit_code: INIT_FAILED,
     });
@@ -84,10 +84,27 @@ pub fn end_now(code: i32) -> ! {
     }
 }
 
-/// Ends the pod with `code`: on the VM, kill what is left, drain the event
-/// channel, sync and power off; on a host, exit with the code.
+/// How long the host may take to read what is queued for it, and then to
+/// acknowledge `pod_exited`, before the VM powers off anyway. `pod1 run`
+/// reads as fast as its own output goes and acknowledges at once; this
+/// bounds the wait for a host that stopped reading (a paused terminal).
+pub const HOST_WAIT_MS: u64 = 60_000;
+
+/// Ends the pod with `code`: on the VM, send everything queued, wait for
+/// the host's acknowledgement (powering off sooner would lose what QEMU
+/// still holds for it), kill what is left, sync and power off; on a host,
+/// send everything and exit with the code.
 pub fn finish(code: i32) -> ! {
-    console::drain();
+    match role() {
+        Role::Child => {}
+        Role::Host => channel::drain(HOST_WAIT_MS),
+        Role::Vm => {
+            channel::drain(HOST_WAIT_MS);
+            if !channel::await_ack(HOST_WAIT_MS) {
+                console::log("the host did not acknowledge the pod's end");
+            }
+        }
+    }
     if role() == Role::Vm {
         // Order matters: nothing may still write once the disks are synced.
         // SAFETY: kill(2) takes no pointers; -1 means every process

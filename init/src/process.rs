@@ -141,6 +141,9 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     }
     if ret == 0 {
         power::set_role(Role::Child);
+        // The child reports through its sync pipe, never the channel: the
+        // parent's queued bytes must not be written twice.
+        crate::channel::forget();
         drop((sync_r, start_w, out_r, err_r));
         child(ctx, sync_w, start_r, out_w, err_w)
     }

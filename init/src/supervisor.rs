@@ -21,6 +21,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use pod1_manifest::channel::{self as wire, LineSplitter};
 use pod1_manifest::events::{Event, Phase, Stream};
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
@@ -30,7 +31,8 @@ use rustix::fs::OFlags;
 use rustix::process::Signal;
 
 use crate::cgroups::Cgroups;
-use crate::console::{self, now_ms, Requests};
+use crate::channel::{self, Requests};
+use crate::console::{self, now_ms};
 use crate::mounts::MsFlags;
 use crate::namespaces::Sandbox;
 use crate::process::{self, Ready};
@@ -185,60 +187,67 @@ struct Ctr {
     last_code: i32,
 }
 
+/// A container's stdout or stderr pipe, forwarded to the host as it is
+/// read: one read of at most one frame's worth per turn of the loop, so
+/// one chatty container cannot hold the loop, and only while the channel
+/// has room, so a slow host makes the container wait on its full pipe.
 #[derive(Debug)]
 struct LogPipe {
     fd: OwnedFd,
     container: String,
     stream: Stream,
-    buf: Vec<u8>,
+    /// Host mode's JSON lines split the output into `log` records.
+    lines: LineSplitter,
     eof: bool,
 }
 
-/// A line longer than this is sent in pieces.
-const MAX_LINE: usize = 16 * 1024;
+/// The most one pipe gives per read (one frame).
+const CHUNK: usize = wire::MAX_DATA;
+/// What a container that has exited may still have in a pipe and is read
+/// at once, ahead of its exit event (a pipe holds 64 KiB unless the
+/// container made it larger; orphans may keep writing to it).
+const EXIT_BUDGET: usize = 1 << 20;
 
 impl LogPipe {
-    /// Reads what is available; emits complete lines; at EOF the rest.
-    fn read(&mut self) {
-        let mut chunk = [0u8; 8192];
+    /// One read; forwards what it got (or the end of the stream). Returns
+    /// how many bytes were read.
+    fn read(&mut self, buf: &mut [u8]) -> usize {
         loop {
-            match rustix::io::read(&self.fd, &mut chunk).map_err(Errno::from) {
+            match rustix::io::read(&self.fd, &mut *buf).map_err(Errno::from) {
                 Ok(0) => {
-                    self.eof = true;
-                    if !self.buf.is_empty() {
-                        let rest = core::mem::take(&mut self.buf);
-                        self.emit(&rest);
-                    }
-                    return;
+                    self.end();
+                    return 0;
                 }
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-                        let line: Vec<u8> = self.buf.drain(..=nl).collect();
-                        self.emit(&line[..line.len() - 1]);
-                    }
-                    if self.buf.len() >= MAX_LINE {
-                        let line = core::mem::take(&mut self.buf);
-                        self.emit(&line);
-                    }
+                    channel::output(&self.container, self.stream, &buf[..n], &mut self.lines);
+                    return n;
                 }
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return,
+                Err(Errno::EAGAIN) => return 0,
                 // Any other error will not go away: treat it as the end.
                 Err(_) => {
-                    self.eof = true;
-                    return;
+                    self.end();
+                    return 0;
                 }
             }
         }
     }
 
-    fn emit(&self, line: &[u8]) {
-        console::emit(Event::Log {
-            container: self.container.clone(),
-            stream: self.stream,
-            line: String::from_utf8_lossy(line).into_owned(),
-        });
+    /// Reads what is in the pipe now, up to `budget` bytes, whatever the
+    /// channel's queue holds.
+    fn read_now(&mut self, buf: &mut [u8], budget: usize) {
+        let mut got = 0;
+        while !self.eof && got < budget {
+            match self.read(buf) {
+                0 => return,
+                n => got += n,
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.eof = true;
+        channel::output(&self.container, self.stream, &[], &mut self.lines);
     }
 }
 
@@ -248,6 +257,8 @@ pub struct Supervisor {
     pod: Pod,
     ctrs: Vec<Ctr>,
     pipes: Vec<LogPipe>,
+    /// The buffer pipes are read into ([`CHUNK`] bytes, allocated once).
+    buf: Vec<u8>,
     /// Children given up before they ran: reaped quietly.
     aborted: Vec<i32>,
     sigfd: OwnedFd,
@@ -303,6 +314,7 @@ impl Supervisor {
             pod,
             ctrs,
             pipes: Vec::new(),
+            buf: vec![0; CHUNK],
             aborted: Vec::new(),
             sigfd,
             requests: Requests::default(),
@@ -375,7 +387,7 @@ impl Supervisor {
                 fd,
                 container: name.clone(),
                 stream,
-                buf: Vec::new(),
+                lines: LineSplitter::default(),
                 eof: false,
             });
         }
@@ -385,7 +397,7 @@ impl Supervisor {
                     pid: child.pid,
                     start: child.start,
                 };
-                console::emit(Event::ContainerCreated { container: name });
+                channel::event(Event::ContainerCreated { container: name });
             }
             Ready::Failed(reason) => {
                 console::log(&format!("container {name}: {reason}"));
@@ -413,7 +425,7 @@ impl Supervisor {
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }
-        console::emit(Event::ContainerStarted { container: name, pid });
+        channel::event(Event::ContainerStarted { container: name, pid });
     }
 
     /// Starts what may start now: due restarts, the next init container, or
@@ -479,7 +491,7 @@ impl Supervisor {
         let stopping = self.stop_deadline.is_some();
         let c = &mut self.ctrs[i];
         c.last_code = code;
-        console::emit(Event::ContainerExited {
+        channel::event(Event::ContainerExited {
             container: c.plan.name.clone(),
             exit_code: code,
             signal,
@@ -537,23 +549,36 @@ impl Supervisor {
         };
         let mut fds = vec![PollFd::new(&self.sigfd, PollFlags::IN)];
         fds.extend(requests.map(|r| PollFd::new(r, PollFlags::IN)));
+        // Bytes waiting for the host: wake when the port takes more.
+        let waiting = channel::waiting_fd();
+        fds.extend(waiting.map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::OUT)));
         let first_pipe = fds.len();
-        fds.extend(self.pipes.iter().map(|p| PollFd::new(&p.fd, PollFlags::IN)));
+        // Containers' output only while the queue has room: beyond it they
+        // wait on their full pipes until the host has read more.
+        let reading = channel::has_room();
+        if reading {
+            fds.extend(self.pipes.iter().map(|p| PollFd::new(&p.fd, PollFlags::IN)));
+        }
         if let Err(e) = rustix::event::poll(&mut fds, timeout.as_ref()) {
             if e != rustix::io::Errno::INTR {
                 return Err(Error::Poll(e.into()));
             }
         }
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        if waiting.is_some() {
+            channel::polled(fds[first_pipe - 1].revents());
+        }
         drop(fds);
         // Output first: every line a container wrote precedes its exit.
-        for (k, p) in self.pipes.iter_mut().enumerate() {
-            if ready[first_pipe + k] {
-                p.read();
+        if reading {
+            for (k, p) in self.pipes.iter_mut().enumerate() {
+                if ready[first_pipe + k] {
+                    p.read(&mut self.buf);
+                }
             }
         }
         self.pipes.retain(|p| !p.eof);
-        if first_pipe == 2 && ready[1] {
+        if requests.is_some() && ready[1] {
             self.read_requests();
         }
         if ready[0] {
@@ -568,17 +593,19 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Reads what the host sent, at most 4 KiB a turn (a host that floods
+    /// the port cannot hold the loop).
     fn read_requests(&mut self) {
         let Some(r) = &self.pod.requests else { return };
         let mut buf = [0u8; 1024];
-        let mut got = Vec::new();
-        loop {
+        let mut reqs = Vec::new();
+        for _ in 0..4 {
             match rustix::io::read(r, &mut buf).map_err(Errno::from) {
                 Ok(0) => {
                     self.requests_closed = true;
                     break;
                 }
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(n) => reqs.extend(self.requests.feed(&buf[..n])),
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => break,
                 Err(e) => {
@@ -588,9 +615,11 @@ impl Supervisor {
                 }
             }
         }
-        for req in self.requests.feed(&got) {
+        for req in reqs {
             match req {
                 pod1_manifest::events::Request::Stop => self.stop("the host asked to stop"),
+                // Only the VM's PID 1 waits for it, once the pod has ended.
+                pod1_manifest::events::Request::Ack => {}
             }
         }
     }
@@ -685,10 +714,11 @@ impl Supervisor {
             State::Running { since, .. } => now_ms().saturating_sub(since),
             _ => 0,
         };
-        // Everything the process wrote is in its pipes by now.
+        // Everything the process wrote is in its pipes by now: it goes
+        // ahead of the exit event.
         let name = self.ctrs[i].plan.name.clone();
         for p in self.pipes.iter_mut().filter(|p| p.container == name) {
-            p.read();
+            p.read_now(&mut self.buf, EXIT_BUDGET);
         }
         self.pipes.retain(|p| !p.eof);
         self.exited(i, code, signal, None, ran);
@@ -715,14 +745,24 @@ impl Supervisor {
                 break;
             }
         }
-        // All writers are gone: read every pipe to its end.
-        let give_up = now_ms() + 5_000;
-        while !self.pipes.is_empty() && now_ms() < give_up {
+        // All writers are gone: read every pipe to its end, as fast as the
+        // host takes it. A pipe that yields nothing for 5 s (a writer that
+        // escaped the kill) is given up.
+        let mut idle_since = now_ms();
+        while !self.pipes.is_empty() && now_ms() < idle_since + 5_000 {
+            if !channel::has_room() {
+                channel::wait_room(crate::power::HOST_WAIT_MS);
+                idle_since = now_ms();
+                continue;
+            }
+            let mut got = 0;
             for p in &mut self.pipes {
-                p.read();
+                got += p.read(&mut self.buf);
             }
             self.pipes.retain(|p| !p.eof);
-            if !self.pipes.is_empty() {
+            if got > 0 {
+                idle_since = now_ms();
+            } else if !self.pipes.is_empty() {
                 sys::sleep_ms(5);
             }
         }
@@ -736,7 +776,7 @@ impl Supervisor {
         } else {
             Phase::Failed
         };
-        console::emit(Event::PodExited {
+        channel::event(Event::PodExited {
             phase,
             exit_code: code,
         });

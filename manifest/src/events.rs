@@ -1,5 +1,9 @@
-//! The event channel between the init and the host: one JSON object per line
-//! on the VM's second serial port (ttyS1), or a file in host mode.
+//! The events the init reports to the host, and the host's requests.
+//!
+//! In the VM each [`Record`] travels as JSON in an event frame of the
+//! channel (see [`crate::channel`]), container output as output frames
+//! that `pod1 run` turns back into [`Event::Log`] records; in host mode
+//! (`pod1-init --root`) the records are written one JSON object per line.
 //!
 //! ```
 //! use pod1_manifest::events::{Event, Record};
@@ -23,7 +27,7 @@ pub struct Record {
 }
 
 /// Which output stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     /// Standard output.
@@ -110,6 +114,9 @@ pub enum Event {
 pub enum Request {
     /// Stop the pod gracefully (as on SIGTERM).
     Stop,
+    /// The host has read everything up to `pod_exited`: the VM may power
+    /// off (powering off sooner would lose what the host had not yet read).
+    Ack,
 }
 
 #[cfg(test)]
@@ -143,6 +150,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Stop).unwrap(),
             r#"{"request":"stop"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Ack).unwrap(),
+            r#"{"request":"ack"}"#
         );
     }
 }

@@ -20,6 +20,7 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 pub mod argv;
+pub mod channel;
 #[cfg(feature = "std")]
 pub mod env;
 pub mod error;

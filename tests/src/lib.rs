@@ -109,3 +109,74 @@ pub fn kernels() -> Vec<(&'static str, PathBuf)> {
         })
         .clone()
 }
+
+/// What one `pod1 run` gave back.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Its stdout, lossily decoded.
+    pub stdout: String,
+    /// Its stderr, lossily decoded.
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The events of a `--json` run.
+    pub fn events(&self) -> Vec<pod1_manifest::events::Event> {
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<pod1_manifest::events::Record>(l).ok())
+            .map(|r| r.event)
+            .collect()
+    }
+
+    /// The lines container `name` printed on stdout (`name | line`, the
+    /// name padded to the longest one seen before).
+    pub fn lines_of(&self, name: &str) -> Vec<&str> {
+        lines_of(&self.stdout, name)
+    }
+
+    /// The lines container `name` printed on stderr.
+    pub fn err_lines_of(&self, name: &str) -> Vec<&str> {
+        lines_of(&self.stderr, name)
+    }
+}
+
+/// The lines of `name` in `pod1 run`'s `name | line` output.
+pub fn lines_of<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.trim_start_matches(' ').strip_prefix("| "))
+        .collect()
+}
+
+/// `pod1 run INPUT --kernel K ARGS...`, with a generous timeout so a broken
+/// boot fails the test instead of hanging it.
+pub fn pod1_run(input: &Path, kernel: &Path, args: &[&str]) -> Ran {
+    let mut cmd = Command::new(bin("pod1"));
+    cmd.arg("run").arg(input).arg("--kernel").arg(kernel).args(args);
+    if !args.contains(&"--timeout") {
+        cmd.args(["--timeout", "180"]);
+    }
+    let out = cmd.output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A pod of one busybox container `c` running `script` with `restartPolicy: Never`.
+pub fn script_pod(name: &str, script: &str) -> PathBuf {
+    script_pod_shared(name, script, false)
+}
+
+/// As [`script_pod`], optionally with one PID namespace for the pod.
+pub fn script_pod_shared(name: &str, script: &str, share_pid: bool) -> PathBuf {
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 10, "shareProcessNamespace": share_pid,
+                 "containers": [{"name": "c", "image": "oci:../busybox:latest", "command": ["sh", "-c", script]}]}
+    });
+    pod_dir(name, &manifest.to_string()).join("pod.json")
+}

@@ -3,59 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use pod1_manifest::events::{Event, Record};
-use pod1_tests::{bin, fixtures, kernels, pod_dir, run, sh, workspace};
-
-/// What one `pod1 run` gave back.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn events(&self) -> Vec<Event> {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Record>(l).ok())
-            .map(|r| r.event)
-            .collect()
-    }
-}
-
-/// `pod1 run INPUT --kernel K ARGS...`, with a generous timeout so a broken
-/// boot fails the test instead of hanging it.
-fn pod1_run(input: &Path, kernel: &Path, args: &[&str]) -> Ran {
-    let mut cmd = Command::new(bin("pod1"));
-    cmd.arg("run").arg(input).arg("--kernel").arg(kernel).args(args);
-    if !args.contains(&"--timeout") {
-        cmd.args(["--timeout", "180"]);
-    }
-    let out = cmd.output().unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// A pod of one busybox container running `script` with `restartPolicy: Never`.
-fn script_pod(name: &str, script: &str) -> std::path::PathBuf {
-    script_pod_shared(name, script, false)
-}
-
-/// As [`script_pod`], optionally with one PID namespace for the pod.
-fn script_pod_shared(name: &str, script: &str, share_pid: bool) -> std::path::PathBuf {
-    let manifest = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
-        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 10, "shareProcessNamespace": share_pid,
-                 "containers": [{"name": "c", "image": "oci:../busybox:latest", "command": ["sh", "-c", script]}]}
-    });
-    pod_dir(name, &manifest.to_string()).join("pod.json")
-}
+use pod1_manifest::events::Event;
+use pod1_tests::{
+    bin, fixtures, kernels, pod1_run, pod_dir, run, script_pod, script_pod_shared, sh, workspace,
+};
 
 #[test]
 fn example_pod_prints_its_line_and_exits_0() {

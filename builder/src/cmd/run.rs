@@ -1,21 +1,22 @@
 //! `pod1 run`: boot the pod under QEMU and give back its output and exit code.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, Write};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
-use pod1_manifest::events::{Event, Record, Request, Stream};
+use pod1_manifest::events::{Event, Request};
 
+use crate::channel::{read_frames, Frame, FromGuest};
 use crate::kernel;
-use crate::qemu::{kvm_usable, Accel, KernelCmdline, VmConfig};
+use crate::qemu::{kvm_usable, Accel, ChannelKind, KernelCmdline, VmConfig};
+use crate::session::{Display, Session};
 
 /// Boot the pod under qemu-system-x86_64; print its output; exit with its exit code.
 #[derive(Debug, clap::Args)]
@@ -52,6 +53,10 @@ pub struct Args {
     /// Print the init's events as JSON lines instead of the containers' output.
     #[arg(long)]
     pub json: bool,
+    /// The device carrying events and output between the guest and pod1:
+    /// a virtio-serial port, or the second serial port (ttyS1, far slower).
+    #[arg(long, value_enum, default_value_t = ChannelKind::Virtio)]
+    pub channel: ChannelKind,
     /// The static init binary, when building a manifest [default: pod1-init next to pod1].
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -97,9 +102,17 @@ const DEFAULT_CMDLINE: &[(&str, Option<&str>)] = &[
     // instead of a few timer ticks: 18 ms less guest time per hello pod on
     // the minimal kernel (HZ=100), 10 ms on Debian's (BENCHMARKS.md).
     ("rcupdate.rcu_expedited", Some("1")),
+    // PCI interrupt routing from the BIOS's table instead of ACPI: the
+    // ACPI way runs the firmware's AML for each device's interrupt link,
+    // 63 ms of guest time for the channel's virtio-serial device on the
+    // minimal kernel and 70 ms of Debian's boot even without it
+    // (kernel-config/README.md). Virtio devices use MSI-X anyway; power-off
+    // still goes through ACPI.
+    ("acpi", Some("noirq")),
 ];
-/// Console lines kept to explain a failure.
-const CONSOLE_TAIL: usize = 40;
+/// Messages from the reader threads not yet handled: the bound on what
+/// `pod1 run` holds of the guest's output (a frame is at most 64 KiB).
+const QUEUE: usize = 64;
 
 /// Runs `pod1 run`; returns the process exit code.
 pub fn run(args: &Args) -> Result<i32> {
@@ -119,7 +132,11 @@ pub fn run(args: &Args) -> Result<i32> {
         .prefix("pod1-run-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let initrd = guest_initrd(&initrd, &kernel, args.memory, work.path())?;
+    let mut modules = kernel::BASE_MODULES.to_vec();
+    if args.channel == ChannelKind::Virtio {
+        modules.extend(kernel::VIRTIO_CHANNEL_MODULES);
+    }
+    let initrd = guest_initrd(&initrd, &kernel, &modules, args.memory, work.path())?;
     let mut user = KernelCmdline::default();
     if let Some(extra) = &args.append {
         user.append(extra)?;
@@ -132,6 +149,9 @@ pub fn run(args: &Args) -> Result<i32> {
         if !user.has(k) {
             cmdline.push(k, *v)?;
         }
+    }
+    if args.channel == ChannelKind::Serial && !user.has("pod1.channel") {
+        cmdline.push("pod1.channel", Some("serial"))?;
     }
     cmdline.append(&user.to_string())?;
     let mut accel = match args.accel {
@@ -161,7 +181,9 @@ pub fn run(args: &Args) -> Result<i32> {
             memory_mib: args.memory,
             cpus: args.cpus,
             console_socket: work.path().join("console.sock"),
-            events_socket: work.path().join("events.sock"),
+            serial_socket: work.path().join("serial.sock"),
+            channel: args.channel,
+            virtio_socket: work.path().join("channel.sock"),
         };
         match boot(&config, args, &signals)? {
             Outcome::Exit(code) => return Ok(code),
@@ -211,8 +233,8 @@ fn file_head(path: &Path) -> Result<Vec<u8>> {
 
 /// The initramfs QEMU loads: the pod's archive, inflated on the host, then a
 /// second archive with the kernel modules the init loads when `kernel` has
-/// overlayfs as a module (the kernel unpacks concatenated archives one after
-/// the other).
+/// `modules` (overlayfs, the channel's virtio drivers) as modules (the
+/// kernel unpacks concatenated archives one after the other).
 ///
 /// Inflating takes the host a few milliseconds; the guest's gunzip took
 /// about 100 ms of a 1.2 s boot under TCG (BENCHMARKS.md). The uncompressed
@@ -220,8 +242,14 @@ fn file_head(path: &Path) -> Result<Vec<u8>> {
 /// that would take more than a quarter of `memory_mib` goes as it is, and so
 /// does one that is not made of gzip members alone (another compressor, zero
 /// padding): the kernel reads those itself, as before.
-fn guest_initrd(initrd: &Path, kernel: &Path, memory_mib: u32, work: &Path) -> Result<PathBuf> {
-    let modules = kernel::modules_tree(kernel)?;
+fn guest_initrd(
+    initrd: &Path,
+    kernel: &Path,
+    modules: &[&str],
+    memory_mib: u32,
+    work: &Path,
+) -> Result<PathBuf> {
+    let modules = kernel::modules_tree(kernel, modules)?;
     let combined = work.join("initrd");
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&combined).with_context(|| format!("creating {}", combined.display()))?,
@@ -273,9 +301,8 @@ enum Outcome {
 enum Msg {
     Console(String),
     ConsoleClosed,
-    Event(Record, String),
-    BadEvent(String),
-    EventsClosed,
+    /// From the virtio port's or ttyS1's reader (the guest uses one).
+    Guest(FromGuest),
     QemuExited(ExitStatus),
     Signal(Signal),
 }
@@ -341,21 +368,39 @@ fn accept(listener: &UnixListener, child: &mut Child, what: &str) -> Result<Unix
 }
 
 fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
-    let _ = std::fs::remove_file(&config.console_socket);
-    let _ = std::fs::remove_file(&config.events_socket);
-    let console_l = UnixListener::bind(&config.console_socket).context("creating the console socket")?;
-    let events_l = UnixListener::bind(&config.events_socket).context("creating the event socket")?;
+    let mut sockets = vec![
+        (&config.console_socket, "console"),
+        (&config.serial_socket, "serial"),
+    ];
+    if config.channel == ChannelKind::Virtio {
+        sockets.push((&config.virtio_socket, "virtio-serial"));
+    }
+    let listeners = sockets
+        .iter()
+        .map(|(path, what)| {
+            let _ = std::fs::remove_file(path);
+            UnixListener::bind(path).with_context(|| format!("creating the {what} socket"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     let mut child = spawn_qemu(config)?;
     let mut vm = Vm {
         pid: Pid::from_raw(child.id() as i32),
         done: false,
     };
-    let console = accept(&console_l, &mut child, "console")?;
-    let events = accept(&events_l, &mut child, "event")?;
-    let mut events_w = events.try_clone()?;
-    let (tx, rx) = mpsc::channel();
-    spawn_readers(console, events, &tx);
+    let mut streams = Vec::new();
+    for (l, (_, what)) in listeners.iter().zip(&sockets) {
+        streams.push(accept(l, &mut child, what)?);
+    }
+    // Requests (stop, ack) go to both channel devices: the guest reads the
+    // one it uses, and the other's bytes wait unread, harmlessly.
+    let writers = streams[1..]
+        .iter()
+        .map(UnixStream::try_clone)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let mut open_streams = streams.len();
+    spawn_readers(streams, &tx);
     let qemu_err = child.stderr.take();
     let stderr_text = std::thread::spawn(move || {
         let mut s = String::new();
@@ -383,258 +428,151 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
         });
     }
     drop(tx);
-    let mut s = Session::new(args);
+    let request = |req: Request| {
+        let mut line = serde_json::to_string(&req).unwrap_or_default();
+        line.push('\n');
+        for mut w in &writers {
+            let _ = w.write_all(line.as_bytes());
+        }
+    };
+    let mut s = Session::new(Display {
+        json: args.json,
+        console: args.console,
+    });
     let timeout = args
         .timeout
         .map(|t| started + Duration::from_secs_f64(t.max(0.0)));
-    // The console and the event channel: both end when QEMU exits.
-    let mut open_streams = 2;
     let exit = loop {
-        let now = Instant::now();
-        let mut deadline = timeout.unwrap_or(now + Duration::from_secs(3600));
-        if config.accel == Accel::Kvm && !s.init_seen {
-            deadline = deadline.min(started + KVM_STALL);
-        }
-        if let Some(t) = s.finished_at {
-            deadline = deadline.min(t + POWEROFF_GRACE);
-        }
-        let msg = match rx.recv_timeout(deadline.saturating_duration_since(now)) {
+        // Everything already received is handled before anything is
+        // flushed: output goes out in large blocks while the guest is busy.
+        let msg = match rx.try_recv() {
             Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                if config.accel == Accel::Kvm && !s.init_seen && Instant::now() >= started + KVM_STALL {
-                    return Ok(Outcome::KvmStalled);
+            Err(TryRecvError::Disconnected) => break s.exit_code(),
+            Err(TryRecvError::Empty) => {
+                s.idle();
+                let mut deadline = timeout;
+                if config.accel == Accel::Kvm && !s.init_seen {
+                    deadline = Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
                 }
-                if s.finished_at
-                    .is_some_and(|t| Instant::now() >= t + POWEROFF_GRACE)
-                {
-                    note("the VM did not power off after the pod finished; killed it");
-                    break s.exit_code();
+                if let Some(t) = s.finished_at {
+                    deadline = Some(deadline.map_or(t + POWEROFF_GRACE, |d| d.min(t + POWEROFF_GRACE)));
                 }
-                s.print_console_tail();
-                note(&format!(
-                    "the pod did not finish within {} s; the VM was killed",
-                    args.timeout.unwrap_or(0.0)
-                ));
-                break exit::TIMEOUT;
+                let got = match deadline {
+                    Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match got {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Disconnected) => break s.exit_code(),
+                    Err(RecvTimeoutError::Timeout) => {
+                        let now = Instant::now();
+                        if config.accel == Accel::Kvm && !s.init_seen && now >= started + KVM_STALL {
+                            return Ok(Outcome::KvmStalled);
+                        }
+                        if s.finished_at.is_some_and(|t| now >= t + POWEROFF_GRACE) {
+                            s.note("the VM did not power off after the pod finished; killed it");
+                            break s.exit_code();
+                        }
+                        if timeout.is_some_and(|t| now >= t) {
+                            s.print_console_tail();
+                            s.note(&format!(
+                                "the pod did not finish within {} s; the VM was killed",
+                                args.timeout.unwrap_or(0.0)
+                            ));
+                            break exit::TIMEOUT;
+                        }
+                        continue;
+                    }
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => break s.exit_code(),
         };
         match msg {
-            Msg::Console(line) => s.console(line),
-            Msg::Event(rec, raw) => s.event(rec, &raw),
-            Msg::BadEvent(line) => s.console(format!("(unreadable event) {line}")),
-            Msg::ConsoleClosed | Msg::EventsClosed => open_streams -= 1,
-            Msg::Signal(Signal::SIGINT | Signal::SIGTERM) if !s.stop_sent => {
-                s.stop_sent = true;
-                note("stopping the pod (grace period honoured); press Ctrl-C again to kill the VM");
-                let mut req = serde_json::to_string(&Request::Stop)?;
-                req.push('\n');
-                let _ = events_w.write_all(req.as_bytes());
-            }
-            Msg::Signal(_) => {
-                note("killed the VM");
-                break exit::INTERRUPTED;
-            }
             Msg::QemuExited(status) => {
                 vm.done = true;
-                // Drain what the readers still hold: every event sent before power-off.
+                // Drain what the readers still hold: every frame sent before power-off.
                 let until = Instant::now() + Duration::from_secs(2);
                 while open_streams > 0 {
                     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                        Ok(Msg::Console(line)) => s.console(line),
-                        Ok(Msg::Event(rec, raw)) => s.event(rec, &raw),
-                        Ok(Msg::ConsoleClosed | Msg::EventsClosed) => open_streams -= 1,
-                        Ok(_) => {}
+                        Ok(Msg::QemuExited(_) | Msg::Signal(_)) => {}
+                        Ok(m) => handle(&mut s, m, &mut open_streams, &request),
                         Err(_) => break,
                     }
                 }
                 break s.finish(status, &stderr_text.join().unwrap_or_default());
             }
+            Msg::Signal(Signal::SIGINT | Signal::SIGTERM) if !s.stop_sent => {
+                s.stop_sent = true;
+                s.note("stopping the pod (grace period honoured); press Ctrl-C again to kill the VM");
+                request(Request::Stop);
+            }
+            Msg::Signal(_) => {
+                s.note("killed the VM");
+                break exit::INTERRUPTED;
+            }
+            m => handle(&mut s, m, &mut open_streams, &request),
         }
     };
+    s.idle();
     drop(vm);
     Ok(Outcome::Exit(exit))
 }
 
-fn spawn_readers(console: UnixStream, events: UnixStream, tx: &Sender<Msg>) {
-    let ctx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(console).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-            if ctx.send(Msg::Console(text)).is_err() {
-                return;
+/// One message from a reader thread.
+fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn(Request)) {
+    match msg {
+        Msg::Console(line) => s.console(line),
+        Msg::Guest(FromGuest::Frame(Frame::Event(rec, raw))) => {
+            let ended = matches!(rec.event, Event::PodExited { .. });
+            s.event(rec, &raw);
+            // Everything before it has been read: the VM may power off.
+            if ended {
+                request(Request::Ack);
             }
         }
-        let _ = ctx.send(Msg::ConsoleClosed);
-    });
-    let etx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(events).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-            if text.trim().is_empty() {
-                continue;
-            }
-            let msg = match serde_json::from_str::<Record>(&text) {
-                Ok(rec) => Msg::Event(rec, text),
-                Err(_) => Msg::BadEvent(text),
-            };
-            if etx.send(msg).is_err() {
-                return;
-            }
+        Msg::Guest(FromGuest::Frame(Frame::Output {
+            container,
+            stream,
+            data,
+            ms,
+        })) => s.output(container, stream, &data, ms),
+        Msg::Guest(FromGuest::Broken(why)) => {
+            s.note(&format!("ignoring the rest of the guest's channel: {why}"))
         }
-        let _ = etx.send(Msg::EventsClosed);
-    });
+        Msg::ConsoleClosed | Msg::Guest(FromGuest::Closed) => *open_streams -= 1,
+        Msg::QemuExited(_) | Msg::Signal(_) => {}
+    }
 }
 
-const COLORS: &[&str] = &["36", "33", "32", "35", "34", "31", "96", "93", "92", "95"];
-
-/// What one boot has seen so far, and how it is shown.
-struct Session<'a> {
-    args: &'a Args,
-    color: bool,
-    colors: HashMap<String, &'static str>,
-    width: usize,
-    tail: VecDeque<String>,
-    init_seen: bool,
-    stop_sent: bool,
-    pod_exit: Option<i32>,
-    init_error: Option<String>,
-    finished_at: Option<Instant>,
-}
-
-impl<'a> Session<'a> {
-    fn new(args: &'a Args) -> Self {
-        Session {
-            args,
-            color: std::io::stdout().is_terminal(),
-            colors: HashMap::new(),
-            width: 0,
-            tail: VecDeque::new(),
-            init_seen: false,
-            stop_sent: false,
-            pod_exit: None,
-            init_error: None,
-            finished_at: None,
-        }
-    }
-
-    fn console(&mut self, line: String) {
-        if self.args.console {
-            eprintln!("{line}");
-        }
-        if self.tail.len() == CONSOLE_TAIL {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line);
-    }
-
-    fn prefix(&mut self, name: &str) -> String {
-        self.width = self.width.max(name.len());
-        let n = self.colors.len();
-        let code = *self
-            .colors
-            .entry(name.to_string())
-            .or_insert(COLORS[n % COLORS.len()]);
-        if self.color {
-            format!("\x1b[{code}m{name:<w$} |\x1b[0m", w = self.width)
-        } else {
-            format!("{name:<w$} |", w = self.width)
-        }
-    }
-
-    fn event(&mut self, rec: Record, raw: &str) {
-        if self.args.json {
-            out(raw);
-        }
-        match rec.event {
-            Event::InitStarted { .. } => self.init_seen = true,
-            Event::Log {
-                container,
-                stream,
-                line,
-            } if !self.args.json => {
-                let p = self.prefix(&container);
-                match stream {
-                    Stream::Stdout => out(&format!("{p} {line}")),
-                    Stream::Stderr => eprintln!("{p} {line}"),
+/// One thread per stream: the console's lines, and the frames of each
+/// channel device.
+fn spawn_readers(streams: Vec<UnixStream>, tx: &SyncSender<Msg>) {
+    let mut streams = streams.into_iter();
+    if let Some(console) = streams.next() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            // Bounded like everything from the guest: a line longer than
+            // this is cut (the console is for people, kernel lines are short).
+            let mut r = BufReader::new(console);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut r).take(4096).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']).to_string();
+                if tx.send(Msg::Console(text)).is_err() {
+                    return;
                 }
             }
-            Event::ContainerExited {
-                container,
-                exit_code,
-                reason,
-                ..
-            } if !self.args.json => {
-                let p = self.prefix(&container);
-                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-                eprintln!("{p} exited with code {exit_code}{why}");
-            }
-            Event::PodExited { exit_code, .. } => {
-                self.pod_exit = Some(exit_code);
-                self.finished_at = Some(Instant::now());
-            }
-            Event::Error { message } => {
-                self.init_error = Some(message);
-                self.finished_at = Some(Instant::now());
-            }
-            _ => {}
-        }
+            let _ = tx.send(Msg::ConsoleClosed);
+        });
     }
-
-    fn exit_code(&self) -> i32 {
-        match (self.pod_exit, &self.init_error) {
-            (_, Some(_)) => exit::POD1_FAILED,
-            (Some(code), None) => code,
-            (None, None) => exit::POD1_FAILED,
-        }
+    for stream in streams {
+        let tx = tx.clone();
+        std::thread::spawn(move || read_frames(stream, &tx, Msg::Guest));
     }
-
-    fn print_console_tail(&self) {
-        if self.args.console || self.tail.is_empty() {
-            return;
-        }
-        eprintln!("pod1: last lines of the guest console:");
-        for l in &self.tail {
-            eprintln!("  {l}");
-        }
-    }
-
-    /// The exit code once QEMU has exited, explaining any failure.
-    fn finish(&self, status: ExitStatus, qemu_stderr: &str) -> i32 {
-        if let Some(msg) = &self.init_error {
-            self.print_console_tail();
-            note(&format!("the init failed: {msg}"));
-            return exit::POD1_FAILED;
-        }
-        if let Some(code) = self.pod_exit {
-            return code;
-        }
-        self.print_console_tail();
-        let panicked = self.tail.iter().any(|l| l.contains("Kernel panic"));
-        let why = if panicked {
-            "the guest kernel panicked before the pod finished".to_string()
-        } else if !self.init_seen {
-            format!("the VM stopped ({status}) before the init started: check the kernel and initramfs")
-        } else {
-            format!("the VM stopped ({status}) before the pod finished")
-        };
-        let qemu = qemu_stderr.trim();
-        if qemu.is_empty() {
-            note(&why);
-        } else {
-            note(&format!("{why}; QEMU said: {qemu}"));
-        }
-        exit::POD1_FAILED
-    }
-}
-
-/// One line to stdout, flushed (a closed stdout is ignored: the VM still runs to its end).
-fn out(line: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{line}");
-    let _ = o.flush();
 }
 
 #[cfg(test)]
