@@ -105,7 +105,7 @@ pub fn kvm_usable(cpuinfo: &str, dev_kvm: &Path) -> Result<(), String> {
 pub enum ChannelKind {
     /// A virtio-serial port (fast; ttyS1 still carries it if the guest has no virtio).
     Virtio,
-    /// The second serial port, ttyS1 (an emulated 16550 UART: about 80 KB/s under TCG).
+    /// The second serial port, ttyS1 (an emulated 16550 UART: a few hundred KB/s under TCG).
     Serial,
 }
 

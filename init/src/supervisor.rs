@@ -747,11 +747,16 @@ impl Supervisor {
         }
         // All writers are gone: read every pipe to its end, as fast as the
         // host takes it. A pipe that yields nothing for 5 s (a writer that
-        // escaped the kill) is given up.
+        // escaped the kill) is given up, and so is a host that takes
+        // nothing for a minute.
         let mut idle_since = now_ms();
         while !self.pipes.is_empty() && now_ms() < idle_since + 5_000 {
             if !channel::has_room() {
-                channel::wait_room(crate::power::HOST_WAIT_MS);
+                // A host that reads nothing for that long will not read
+                // the rest either: stop waiting for it.
+                if !channel::wait_room(crate::power::HOST_WAIT_MS) {
+                    break;
+                }
                 idle_since = now_ms();
                 continue;
             }

@@ -168,16 +168,18 @@ pub fn polled(revents: PollFlags) {
 /// a tty, also waits until the UART has sent it all.
 pub fn drain(timeout_ms: u64) {
     with(|ch| {
-        ch.wait_until(timeout_ms, |ch| ch.head == ch.queue.len());
+        // Whether all of it went or not, what follows is the same.
+        let _ = ch.wait_until(timeout_ms, |ch| ch.head == ch.queue.len());
         if ch.tty {
             let _ = termios::tcdrain(&ch.fd);
         }
     });
 }
 
-/// Waits up to `timeout_ms` until the queue is below [`HIGH_WATER`].
-pub fn wait_room(timeout_ms: u64) {
-    with(|ch| ch.wait_until(timeout_ms, Channel::has_room));
+/// Waits up to `timeout_ms` until the queue is below [`HIGH_WATER`];
+/// false if the host took nothing for that long.
+pub fn wait_room(timeout_ms: u64) -> bool {
+    with(|ch| ch.wait_until(timeout_ms, Channel::has_room)).unwrap_or(true)
 }
 
 /// Waits up to `timeout_ms` for the host's `ack` (it has read everything
@@ -302,13 +304,14 @@ impl Channel {
         }
     }
 
-    /// Writes until `done` holds, the host is gone or `timeout_ms` passed.
-    fn wait_until(&mut self, timeout_ms: u64, done: impl Fn(&Channel) -> bool) {
+    /// Writes until `done` holds or the host is gone (true), or until
+    /// `timeout_ms` passed (false).
+    fn wait_until(&mut self, timeout_ms: u64, done: impl Fn(&Channel) -> bool) -> bool {
         let deadline = now_ms().saturating_add(timeout_ms);
         loop {
             self.flush();
             if self.lost || done(self) {
-                return;
+                return true;
             }
             let now = now_ms();
             if now >= deadline {
@@ -316,7 +319,7 @@ impl Channel {
                 console::log(&format!(
                     "the host read nothing for {timeout_ms} ms: {left} bytes wait"
                 ));
-                return;
+                return false;
             }
             let revents = poll_one(self.fd.as_fd(), PollFlags::OUT, deadline - now);
             if revents.intersects(PollFlags::HUP | PollFlags::ERR) && !revents.contains(PollFlags::OUT) {

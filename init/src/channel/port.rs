@@ -93,9 +93,14 @@ pub fn find_virtio_port(sys_root: &str) -> Option<String> {
         return None;
     }
     let class = sys::join(sys_root, "class/virtio-ports");
-    let deadline = now_ms() + APPEAR_MS;
+    let since = now_ms();
+    let deadline = since + APPEAR_MS;
     loop {
         if let Some(port) = named_port(&class, PORT_NAME) {
+            console::debug(&format!(
+                "{PORT_NAME} is {port}, found after {} ms",
+                now_ms() - since
+            ));
             return Some(format!("/dev/{port}"));
         }
         if now_ms() >= deadline {
@@ -143,7 +148,10 @@ fn open_virtio(dev: &str) -> Result<OwnedFd, Error> {
             break;
         }
     }
-    console::debug(&format!("channel: {dev} ({PORT_NAME})"));
+    console::debug(&format!(
+        "channel: {dev}, the host's side open after {} ms",
+        now_ms() + CONNECT_MS - deadline
+    ));
     finish(file, dev, false)
 }
 
