@@ -8,10 +8,17 @@ use anyhow::{bail, Context, Result};
 use crate::tree::{Node, Tree};
 
 /// Modules the init loads when the kernel has them as modules rather than
-/// built in: overlayfs gives each container a private writable layer.
-pub const BASE_MODULES: &[&str] = &["overlay"];
-/// The channel's virtio-serial port: the PCI transport and the driver.
-pub const VIRTIO_CHANNEL_MODULES: &[&str] = &["virtio_pci", "virtio_console"];
+/// built in: overlayfs gives each container a private writable layer
+/// (without it the init copies each image instead, so it may be missing).
+pub const OPTIONAL_MODULES: &[&str] = &["overlay"];
+/// The channel's virtio-serial port: the transport (PCI, or MMIO on
+/// `microvm`) and the driver.
+pub fn channel_modules(machine: &str) -> &'static [&'static str] {
+    match machine.starts_with("microvm") {
+        true => &["virtio_mmio", "virtio_console"],
+        false => &["virtio_pci", "virtio_console"],
+    }
+}
 /// Where the modules go in the initramfs, and the file listing their load order.
 pub const MODULES_DIR: &str = "pod1/modules";
 
@@ -130,12 +137,12 @@ pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> (Vec<Str
     (order, missing)
 }
 
-/// A tree with the `wanted` modules (and what they need) for the init to
-/// load, or `None` when the kernel needs none (all built in, or a kernel
-/// without a modules directory, such as the minimal one). A module this
-/// kernel has neither built in nor in its modules directory is an error
-/// naming it.
-pub fn modules_tree(kernel: &Path, wanted: &[&str]) -> Result<Option<Tree>> {
+/// A tree with the `required` and `optional` modules (and what they need)
+/// for the init to load, or `None` when the kernel needs none (all built
+/// in, or a kernel without a modules directory, such as the minimal one).
+/// A required module this kernel has neither built in nor in its modules
+/// directory is an error naming it.
+pub fn modules_tree(kernel: &Path, required: &[&str], optional: &[&str]) -> Result<Option<Tree>> {
     // The version string lies in the real-mode setup code (at most 64
     // sectors): no need to read a 14 MB kernel to find it.
     let mut head = Vec::with_capacity(64 << 10);
@@ -148,7 +155,9 @@ pub fn modules_tree(kernel: &Path, wanted: &[&str]) -> Result<Option<Tree>> {
     };
     let dep = std::fs::read_to_string(dir.join("modules.dep"))?;
     let builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
-    let (order, missing) = load_order(&dep, &builtin, wanted);
+    let wanted: Vec<&str> = optional.iter().chain(required).copied().collect();
+    let (order, mut missing) = load_order(&dep, &builtin, &wanted);
+    missing.retain(|m| required.iter().any(|r| r.replace('-', "_") == *m));
     if !missing.is_empty() {
         bail!(
             "kernel {} has no module {} (neither built in nor in {}): use a kernel that has it{}",
@@ -227,11 +236,12 @@ mod tests {
             "kernel/drivers/virtio/virtio_pci.ko\n",
         )
         .unwrap();
-        let err = modules_tree(&kernel, &["overlay", "virtio_pci", "virtio_console"]).unwrap_err();
+        let err = modules_tree(&kernel, channel_modules("pc"), &["overlay"]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("has no module virtio_console ("), "{msg}");
         assert!(msg.contains("--channel serial"), "{msg}");
-        let tree = modules_tree(&kernel, &["overlay", "virtio_pci"])
+        // An optional module may be missing (the init copies images instead).
+        let tree = modules_tree(&kernel, &["virtio_pci"], &["overlay", "fuse"])
             .unwrap()
             .unwrap();
         let load = tree.get(&format!("{MODULES_DIR}/load")).unwrap();

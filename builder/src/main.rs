@@ -7,6 +7,7 @@ mod cmd;
 mod elf;
 mod image;
 mod initramfs;
+mod initrd;
 mod kernel;
 mod qemu;
 mod session;

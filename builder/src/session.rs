@@ -5,10 +5,12 @@
 //!
 //! Output is buffered: on a terminal each line is flushed as it comes, as a
 //! person watching expects; otherwise lines are written in large blocks
-//! and flushed whenever `pod1 run` has nothing more to read (see
-//! [`Session::idle`]), so a pod printing megabytes costs a few system calls
-//! per block instead of one per line, and a quiet pod's last line is never
-//! held back.
+//! and flushed whenever `pod1 run` has nothing more to read, and at least
+//! every 100 ms (see [`Session::idle`]), so a pod printing megabytes costs
+//! a few system calls per block instead of one per line, and a quiet pod's
+//! last line is never held back. When stdout and stderr are the same file
+//! (`>log 2>&1`), both go through one buffer, so their lines keep their
+//! order in it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, IsTerminal, Stderr, Stdout, Write};
@@ -22,10 +24,13 @@ use crate::cmd::run::exit;
 
 /// Console lines kept to explain a failure.
 const CONSOLE_TAIL: usize = 40;
-/// Output streams (container × stdout/stderr) a session keeps a partial
-/// line for; a guest naming more is ignored beyond this (a pod has at most
-/// a few hundred containers).
+/// Pipes a session keeps a partial line for, and names it keeps a colour
+/// for; a guest naming more is ignored beyond this (a pod has at most a
+/// few hundred containers, each with two pipes per run).
 const MAX_STREAMS: usize = 2048;
+/// The widest name the prefixes are padded to (a container name has at
+/// most 63 characters).
+const MAX_WIDTH: usize = 63;
 const COLORS: &[&str] = &["36", "33", "32", "35", "34", "31", "96", "93", "92", "95"];
 
 /// How the session shows things (from `pod1 run`'s options).
@@ -71,15 +76,19 @@ impl<W: Write> Out<W> {
 
 /// The state of one boot.
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<O: Write = Stdout, E: Write = Stderr> {
     display: Display,
     color: bool,
     colors: HashMap<String, &'static str>,
     width: usize,
     tail: VecDeque<String>,
-    lines: HashMap<(String, Stream), LineSplitter>,
-    stdout: Out<Stdout>,
-    stderr: Out<Stderr>,
+    /// The partial line of each pipe, by its number, with its container
+    /// and stream.
+    lines: HashMap<u32, (String, Stream, LineSplitter)>,
+    stdout: Out<O>,
+    stderr: Out<E>,
+    /// stdout and stderr are one file: stderr's lines go through stdout's buffer.
+    one_file: bool,
     /// The init's first event arrived.
     pub init_seen: bool,
     /// The stop request was sent.
@@ -94,17 +103,30 @@ impl Session {
     /// A session writing to this process's stdout and stderr.
     pub fn new(display: Display) -> Self {
         let (out, err) = (std::io::stdout(), std::io::stderr());
-        let color = out.is_terminal();
         let (out_tty, err_tty) = (out.is_terminal(), err.is_terminal());
+        let file = |fd: u32| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| (m.dev(), m.ino()))
+        };
+        let one_file = matches!((file(1), file(2)), (Ok(a), Ok(b)) if a == b);
+        Session::with((out, out_tty), (err, err_tty), one_file, display)
+    }
+}
+
+impl<O: Write, E: Write> Session<O, E> {
+    /// A session writing to `out` and `err`, each with whether it is a
+    /// terminal (colours on stdout's, a flush per line on each).
+    fn with(out: (O, bool), err: (E, bool), one_file: bool, display: Display) -> Self {
         Session {
             display,
-            color,
+            color: out.1,
             colors: HashMap::new(),
             width: 0,
             tail: VecDeque::new(),
             lines: HashMap::new(),
-            stdout: Out::new(out, out_tty),
-            stderr: Out::new(err, err_tty),
+            stdout: Out::new(out.0, out.1),
+            stderr: Out::new(err.0, err.1),
+            one_file,
             init_seen: false,
             stop_sent: false,
             pod_exit: None,
@@ -119,17 +141,25 @@ impl Session {
         self.stderr.flush();
     }
 
+    /// One line for stderr.
+    fn err_line(&mut self, parts: &[&[u8]]) {
+        match self.one_file {
+            true => self.stdout.line(parts),
+            false => self.stderr.line(parts),
+        }
+    }
+
     /// A line of pod1's own on stderr, after everything printed before it.
     pub fn note(&mut self, msg: &str) {
         self.stdout.flush();
-        self.stderr.line(&[b"pod1: ", msg.as_bytes()]);
-        self.stderr.flush();
+        self.err_line(&[b"pod1: ", msg.as_bytes()]);
+        self.idle();
     }
 
     /// A line of the guest console.
     pub fn console(&mut self, line: String) {
         if self.display.console {
-            self.stderr.line(&[line.as_bytes()]);
+            self.err_line(&[line.as_bytes()]);
         }
         if self.tail.len() == CONSOLE_TAIL {
             self.tail.pop_front();
@@ -138,12 +168,16 @@ impl Session {
     }
 
     fn prefix(&mut self, name: &str) -> String {
-        self.width = self.width.max(name.len());
+        self.width = self.width.max(name.len().min(MAX_WIDTH));
         let n = self.colors.len();
-        let code = *self
-            .colors
-            .entry(name.to_string())
-            .or_insert(COLORS[n % COLORS.len()]);
+        let code = match self.colors.get(name) {
+            Some(code) => *code,
+            None if n >= MAX_STREAMS => COLORS[0],
+            None => *self
+                .colors
+                .entry(name.to_string())
+                .or_insert(COLORS[n % COLORS.len()]),
+        };
         if self.color {
             format!("\x1b[{code}m{name:<w$} |\x1b[0m", w = self.width)
         } else {
@@ -151,20 +185,23 @@ impl Session {
         }
     }
 
-    /// Bytes a container wrote (empty: its stream ended), split into lines.
-    pub fn output(&mut self, container: String, stream: Stream, data: &[u8], ms: u64) {
-        let key = (container, stream);
-        if !self.lines.contains_key(&key) && self.lines.len() >= MAX_STREAMS {
+    /// Bytes a container wrote to pipe number `pipe` (empty: the pipe
+    /// ended), split into lines.
+    pub fn output(&mut self, container: &str, stream: Stream, pipe: u32, data: &[u8], ms: u64) {
+        if !self.lines.contains_key(&pipe) && self.lines.len() >= MAX_STREAMS {
             return;
         }
         // Out of the map while it runs, so the lines can be printed as the
         // splitter hands them out.
-        let mut splitter = self.lines.remove(&key).unwrap_or_default();
+        let (name, _, mut splitter) = self
+            .lines
+            .remove(&pipe)
+            .unwrap_or_else(|| (container.to_string(), stream, LineSplitter::default()));
         if data.is_empty() {
-            splitter.finish(|l| self.log_line(&key.0, stream, l, ms));
+            splitter.finish(|l| self.log_line(&name, stream, l, ms));
         } else {
-            splitter.feed(data, |l| self.log_line(&key.0, stream, l, ms));
-            self.lines.insert(key, splitter);
+            splitter.feed(data, |l| self.log_line(&name, stream, l, ms));
+            self.lines.insert(pipe, (name, stream, splitter));
         }
     }
 
@@ -187,23 +224,30 @@ impl Session {
         let out_line = [p.as_bytes(), b" ", line];
         match stream {
             Stream::Stdout => self.stdout.line(&out_line),
-            Stream::Stderr => self.stderr.line(&out_line),
+            Stream::Stderr => self.err_line(&out_line),
         }
     }
 
-    /// The end of every stream: unfinished lines are printed as they are.
+    /// The end of every pipe (the VM is gone): unfinished lines are
+    /// printed as they are.
     pub fn close_streams(&mut self) {
-        let mut keys: Vec<(String, Stream)> = self.lines.keys().cloned().collect();
-        keys.sort();
-        for (container, stream) in keys {
-            self.output(container, stream, &[], 0);
+        let mut pipes: Vec<u32> = self.lines.keys().copied().collect();
+        pipes.sort_unstable();
+        for pipe in pipes {
+            if let Some((name, stream, mut splitter)) = self.lines.remove(&pipe) {
+                splitter.finish(|l| self.log_line(&name, stream, l, 0));
+            }
         }
     }
 
     /// An event from the init.
-    pub fn event(&mut self, rec: Record, raw: &str) {
+    pub fn event(&mut self, rec: Record) {
         if self.display.json {
-            self.stdout.line(&[raw.as_bytes()]);
+            // Written anew from what was parsed: one object per line, only
+            // the fields pod1 knows, whatever the guest sent.
+            if let Ok(json) = serde_json::to_string(&rec) {
+                self.stdout.line(&[json.as_bytes()]);
+            }
         }
         match rec.event {
             Event::InitStarted { .. } => self.init_seen = true,
@@ -250,9 +294,9 @@ impl Session {
         self.note("last lines of the guest console:");
         let tail: Vec<String> = self.tail.iter().map(|l| format!("  {l}")).collect();
         for l in tail {
-            self.stderr.line(&[l.as_bytes()]);
+            self.err_line(&[l.as_bytes()]);
         }
-        self.stderr.flush();
+        self.idle();
     }
 
     /// The exit code once QEMU has exited, explaining any failure.
@@ -283,5 +327,64 @@ impl Session {
             self.note(&format!("{why}; QEMU said: {qemu}"));
         }
         exit::POD1_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(one_file: bool) -> Session<Vec<u8>, Vec<u8>> {
+        let display = Display {
+            json: false,
+            console: false,
+        };
+        Session::with((Vec::new(), false), (Vec::new(), false), one_file, display)
+    }
+
+    fn text(s: &Session<Vec<u8>, Vec<u8>>) -> (String, String) {
+        let get = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        (get(s.stdout.w.get_ref()), get(s.stderr.w.get_ref()))
+    }
+
+    #[test]
+    fn lines_of_two_pipes_never_mix() {
+        // A restarted container's new pipe while an orphan still writes to
+        // the old one: same container, same stream, two pipes.
+        let mut s = session(false);
+        s.output("web", Stream::Stdout, 1, b"old hal", 1);
+        s.output("web", Stream::Stdout, 3, b"new line\nnew hal", 2);
+        s.output("web", Stream::Stdout, 1, b"f\n", 3);
+        s.output("web", Stream::Stdout, 1, b"", 4);
+        s.output("web", Stream::Stdout, 3, b"f\n", 5);
+        s.output("web", Stream::Stderr, 4, b"oops", 6);
+        s.close_streams();
+        s.idle();
+        let (out, err) = text(&s);
+        assert_eq!(out, "web | new line\nweb | old half\nweb | new half\n");
+        assert_eq!(err, "web | oops\n");
+    }
+
+    #[test]
+    fn one_file_keeps_the_order_of_both_streams() {
+        let mut s = session(true);
+        s.output("a", Stream::Stdout, 1, b"1\n", 1);
+        s.output("a", Stream::Stderr, 2, b"2\n", 1);
+        s.output("a", Stream::Stdout, 1, b"3\n", 1);
+        s.note("4");
+        s.idle();
+        assert_eq!(text(&s), ("a | 1\na | 2\na | 3\npod1: 4\n".into(), String::new()));
+    }
+
+    #[test]
+    fn a_guest_naming_endless_containers_is_bounded() {
+        let mut s = session(false);
+        for i in 0..3 * MAX_STREAMS as u32 {
+            let name = format!("{:0>200}", i);
+            s.output(&name, Stream::Stdout, i, b"x", 0);
+            s.output(&name, Stream::Stdout, i, b"", 0);
+        }
+        assert!(s.colors.len() <= MAX_STREAMS && s.lines.is_empty());
+        assert_eq!(s.width, MAX_WIDTH);
     }
 }

@@ -165,7 +165,12 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError
             power::set_role(Role::Host);
             power::finish(pod())
         }
-        Some(child) => child,
+        Some(child) => {
+            // The child reports from now on, with its own copy of anything
+            // still queued.
+            crate::channel::disown();
+            child
+        }
     };
     let set = crate::supervisor::handled_signals();
     loop {

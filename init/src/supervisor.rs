@@ -196,6 +196,8 @@ struct LogPipe {
     fd: OwnedFd,
     container: String,
     stream: Stream,
+    /// Its number, unique in the pod (the host splits lines per pipe).
+    id: u32,
     /// Host mode's JSON lines split the output into `log` records.
     lines: LineSplitter,
     eof: bool,
@@ -203,10 +205,11 @@ struct LogPipe {
 
 /// The most one pipe gives per read (one frame).
 const CHUNK: usize = wire::MAX_DATA;
-/// What a container that has exited may still have in a pipe and is read
-/// at once, ahead of its exit event (a pipe holds 64 KiB unless the
-/// container made it larger; orphans may keep writing to it).
-const EXIT_BUDGET: usize = 1 << 20;
+/// When a container has exited, what is left in its pipes is read at once,
+/// ahead of its exit event, as long as less than this waits for the host
+/// (a pipe holds 64 KiB unless the container made it larger, and orphans
+/// may keep writing to it): the rest follows the event.
+const EXIT_QUEUE: usize = 4 * channel::HIGH_WATER;
 
 impl LogPipe {
     /// One read; forwards what it got (or the end of the stream). Returns
@@ -219,7 +222,7 @@ impl LogPipe {
                     return 0;
                 }
                 Ok(n) => {
-                    channel::output(&self.container, self.stream, &buf[..n], &mut self.lines);
+                    channel::output(&self.container, self.stream, self.id, &buf[..n], &mut self.lines);
                     return n;
                 }
                 Err(Errno::EINTR) => {}
@@ -233,21 +236,15 @@ impl LogPipe {
         }
     }
 
-    /// Reads what is in the pipe now, up to `budget` bytes, whatever the
-    /// channel's queue holds.
-    fn read_now(&mut self, buf: &mut [u8], budget: usize) {
-        let mut got = 0;
-        while !self.eof && got < budget {
-            match self.read(buf) {
-                0 => return,
-                n => got += n,
-            }
-        }
+    /// Reads what is in the pipe now, while less than [`EXIT_QUEUE`]
+    /// waits for the host.
+    fn read_now(&mut self, buf: &mut [u8]) {
+        while !self.eof && channel::queued() < EXIT_QUEUE && self.read(buf) > 0 {}
     }
 
     fn end(&mut self) {
         self.eof = true;
-        channel::output(&self.container, self.stream, &[], &mut self.lines);
+        channel::output(&self.container, self.stream, self.id, &[], &mut self.lines);
     }
 }
 
@@ -259,6 +256,8 @@ pub struct Supervisor {
     pipes: Vec<LogPipe>,
     /// The buffer pipes are read into ([`CHUNK`] bytes, allocated once).
     buf: Vec<u8>,
+    /// Pipes made so far (each gets the next number).
+    pipes_made: u32,
     /// Children given up before they ran: reaped quietly.
     aborted: Vec<i32>,
     sigfd: OwnedFd,
@@ -315,6 +314,7 @@ impl Supervisor {
             ctrs,
             pipes: Vec::new(),
             buf: vec![0; CHUNK],
+            pipes_made: 0,
             aborted: Vec::new(),
             sigfd,
             requests: Requests::default(),
@@ -383,10 +383,12 @@ impl Supervisor {
         let name = c.plan.name.clone();
         for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
             let _ = rustix::fs::fcntl_setfl(&fd, OFlags::NONBLOCK);
+            self.pipes_made += 1;
             self.pipes.push(LogPipe {
                 fd,
                 container: name.clone(),
                 stream,
+                id: self.pipes_made,
                 lines: LineSplitter::default(),
                 eof: false,
             });
@@ -536,13 +538,7 @@ impl Supervisor {
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
-        let timeout = deadline.map(|d| {
-            let ms = d.saturating_sub(now).min(60_000);
-            rustix::event::Timespec {
-                tv_sec: (ms / 1000) as i64,
-                tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-            }
-        });
+        let timeout = deadline.map(|d| sys::timespec_ms(d.saturating_sub(now).min(60_000)));
         let requests = match (&self.pod.requests, self.requests_closed) {
             (Some(r), false) => Some(r),
             _ => None,
@@ -718,7 +714,7 @@ impl Supervisor {
         // ahead of the exit event.
         let name = self.ctrs[i].plan.name.clone();
         for p in self.pipes.iter_mut().filter(|p| p.container == name) {
-            p.read_now(&mut self.buf, EXIT_BUDGET);
+            p.read_now(&mut self.buf);
         }
         self.pipes.retain(|p| !p.eof);
         self.exited(i, code, signal, None, ran);

@@ -484,13 +484,18 @@ pub fn exit(code: i32) -> ! {
     unsafe { libc::exit(code) }
 }
 
+/// A timespec of `ms` milliseconds (for poll and nanosleep).
+pub fn timespec_ms(ms: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    }
+}
+
 /// Sleeps for `ms` milliseconds (at least; EINTR is retried by the kernel's
 /// remaining time).
 pub fn sleep_ms(ms: u64) {
-    let mut req = rustix::thread::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    };
+    let mut req = timespec_ms(ms);
     while let rustix::thread::NanosleepRelativeResult::Interrupted(rest) = rustix::thread::nanosleep(&req) {
         req = rest;
     }

@@ -2,12 +2,19 @@
 //! virtio-serial port named [`PORT_NAME`] (or, as a fallback, the VM's
 //! second serial port ttyS1).
 //!
-//! Each frame is a 16-byte [`Header`] followed by a body of
+//! Each frame is a 20-byte [`Header`] followed by a body of
 //! `name_len + data_len` bytes. An [`Kind::Event`] frame carries one
 //! [`Record`](crate::events::Record) as JSON in its data (no name). An
 //! output frame ([`Kind::Stdout`], [`Kind::Stderr`]) carries raw bytes a
-//! container wrote, named by the container; an output frame with no data
-//! says that stream has ended (the pipe reached end of file).
+//! container wrote, named by the container, with the id of the pipe they
+//! came from (a restarted container gets new pipes, and an orphan may
+//! still write to the old one: lines never mix across pipes); an output
+//! frame with no data says that pipe has ended.
+//!
+//! A frame is at most [`MAX_FRAME`] bytes, what virtio-console takes in
+//! one write(2), and the init writes whole frames only: a writer that dies
+//! (the pod's init, killed) never leaves half a frame in front of the next
+//! writer's.
 //!
 //! Output goes as the raw bytes the init read from a container's pipe, not
 //! as lines: the init does one read and one write per chunk, whatever the
@@ -18,7 +25,7 @@
 //!
 //! ```
 //! use pod1_manifest::channel::{Header, Kind, HEADER_LEN};
-//! let h = Header { kind: Kind::Stdout, name_len: 3, data_len: 6, ms: 840 };
+//! let h = Header { kind: Kind::Stdout, name_len: 3, data_len: 6, pipe: 7, ms: 840 };
 //! let bytes = h.encode();
 //! assert_eq!(bytes.len(), HEADER_LEN);
 //! assert_eq!(Header::parse(&bytes), Ok(h));
@@ -38,13 +45,14 @@ pub const PORT_NAME: &str = "org.pod1.channel";
 /// The first byte of every frame.
 pub const MAGIC: u8 = 0xd1;
 /// Length of a frame header.
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = 20;
 /// The longest name a frame may carry (a container name is at most 63).
 pub const MAX_NAME: usize = 255;
+/// The largest frame, header included: what virtio-console takes in one
+/// write(2) (drivers/char/virtio_console.c caps each write at 32 KiB).
+pub const MAX_FRAME: usize = 32 * 1024;
 /// The most data one frame may carry.
-pub const MAX_DATA: usize = 64 * 1024;
-/// The largest frame, header included.
-pub const MAX_FRAME: usize = HEADER_LEN + MAX_NAME + MAX_DATA;
+pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - MAX_NAME;
 /// A line longer than this is delivered in pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -79,8 +87,8 @@ impl Kind {
     }
 }
 
-/// A frame header (16 bytes, little-endian): magic, kind, name length
-/// (u16), data length (u32), milliseconds since boot (u64).
+/// A frame header (20 bytes, little-endian): magic, kind, name length
+/// (u16), data length (u32), pipe id (u32), milliseconds since boot (u64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// What the body holds.
@@ -89,6 +97,8 @@ pub struct Header {
     pub name_len: u16,
     /// Length of the data after the name.
     pub data_len: u32,
+    /// Which pipe output came from (0 on events).
+    pub pipe: u32,
     /// When the init read or made it (CLOCK_BOOTTIME, ms).
     pub ms: u64,
 }
@@ -125,7 +135,8 @@ impl Header {
         b[1] = self.kind as u8;
         b[2..4].copy_from_slice(&self.name_len.to_le_bytes());
         b[4..8].copy_from_slice(&self.data_len.to_le_bytes());
-        b[8..16].copy_from_slice(&self.ms.to_le_bytes());
+        b[8..12].copy_from_slice(&self.pipe.to_le_bytes());
+        b[12..20].copy_from_slice(&self.ms.to_le_bytes());
         b
     }
 
@@ -142,7 +153,8 @@ impl Header {
         };
         let name_len = u16::from_le_bytes([b[2], b[3]]);
         let data_len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        let ms = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+        let pipe = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+        let ms = u64::from_le_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
         if usize::from(name_len) > MAX_NAME || (kind == Kind::Event && name_len != 0) {
             return Err(FrameError::Name(name_len));
         }
@@ -153,6 +165,7 @@ impl Header {
             kind,
             name_len,
             data_len,
+            pipe,
             ms,
         })
     }
@@ -161,18 +174,41 @@ impl Header {
     pub fn body_len(&self) -> usize {
         usize::from(self.name_len) + self.data_len as usize
     }
+
+    /// Length of the whole frame.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.body_len()
+    }
+}
+
+/// How many bytes of `queued` (frames back to back, starting at a frame
+/// boundary) make up the whole frames that fit in `limit` bytes; 0 if
+/// the first frame is longer (or `queued` does not start with a frame).
+pub fn whole_frames(queued: &[u8], limit: usize) -> usize {
+    let mut at = 0;
+    while let Some(head) = queued.get(at..at + HEADER_LEN) {
+        let Ok(h) = Header::parse(head.try_into().unwrap_or(&[0; HEADER_LEN])) else {
+            break;
+        };
+        if at + h.frame_len() > limit.min(queued.len()) {
+            break;
+        }
+        at += h.frame_len();
+    }
+    at
 }
 
 /// Appends one frame to `out`. `name` is cut to [`MAX_NAME`] bytes and
 /// `data` must hold at most [`MAX_DATA`] bytes (longer data is cut: callers
 /// send it in pieces).
-pub fn encode(out: &mut Vec<u8>, kind: Kind, name: &[u8], data: &[u8], ms: u64) {
+pub fn encode(out: &mut Vec<u8>, kind: Kind, name: &[u8], pipe: u32, data: &[u8], ms: u64) {
     let name = &name[..name.len().min(MAX_NAME)];
     let data = &data[..data.len().min(MAX_DATA)];
     let h = Header {
         kind,
         name_len: name.len() as u16,
         data_len: data.len() as u32,
+        pipe,
         ms,
     };
     out.extend_from_slice(&h.encode());
@@ -270,6 +306,7 @@ mod tests {
             kind: Kind::Event,
             name_len: 0,
             data_len: 70,
+            pipe: 0,
             ms: 1 << 40,
         };
         assert_eq!(Header::parse(&h.encode()), Ok(h));
@@ -278,6 +315,7 @@ mod tests {
                 kind: Kind::Stderr,
                 name_len: 3,
                 data_len: 1,
+                pipe: 9,
                 ms: 0,
             }
             .encode();
@@ -305,11 +343,36 @@ mod tests {
     #[test]
     fn encode_writes_header_name_data() {
         let mut out = vec![7u8];
-        encode(&mut out, Kind::Stdout, b"web", b"hello\n", 5);
-        let h = Header::parse(out[1..17].try_into().unwrap()).unwrap();
-        assert_eq!((h.kind, h.name_len, h.data_len, h.ms), (Kind::Stdout, 3, 6, 5));
-        assert_eq!(&out[17..], b"webhello\n");
-        assert_eq!(h.body_len(), 9);
+        encode(&mut out, Kind::Stdout, b"web", 4, b"hello\n", 5);
+        let h = Header::parse(out[1..21].try_into().unwrap()).unwrap();
+        assert_eq!(
+            (h.kind, h.name_len, h.data_len, h.pipe, h.ms),
+            (Kind::Stdout, 3, 6, 4, 5)
+        );
+        assert_eq!(&out[21..], b"webhello\n");
+        assert_eq!(h.frame_len(), 29);
+        // The largest frame is exactly what one virtio-console write takes.
+        let mut big = Vec::new();
+        encode(&mut big, Kind::Stdout, &[b'n'; 300], 1, &[0; 40_000], 0);
+        assert_eq!(big.len(), MAX_FRAME);
+    }
+
+    #[test]
+    fn whole_frames_never_split_one() {
+        let mut q = Vec::new();
+        encode(&mut q, Kind::Event, b"", 0, &[b'{'; 100], 0);
+        encode(&mut q, Kind::Stdout, b"c", 1, &[1; 1000], 0);
+        encode(&mut q, Kind::Stdout, b"c", 1, &[1; 1000], 0);
+        let (a, b) = (HEADER_LEN + 100, HEADER_LEN + 1001);
+        assert_eq!(whole_frames(&q, usize::MAX), q.len());
+        assert_eq!(whole_frames(&q, a + b + b - 1), a + b);
+        assert_eq!(whole_frames(&q, a - 1), 0);
+        assert_eq!(
+            whole_frames(&q[..a + 5], usize::MAX),
+            a,
+            "a frame not yet all queued"
+        );
+        assert_eq!(whole_frames(b"{\"event\"", usize::MAX), 0);
     }
 
     #[test]

@@ -108,6 +108,44 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event with each free-text field (names, reasons, messages,
+    /// lines) cut to at most `max` bytes (at a character boundary), so
+    /// that any event fits in one frame of the channel.
+    pub fn bounded(mut self, max: usize) -> Event {
+        fn cut(s: &mut String, max: usize) {
+            if s.len() > max {
+                let mut end = max;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+            }
+        }
+        match &mut self {
+            Event::InitStarted { argv0, .. } => cut(argv0, max),
+            Event::ContainerCreated { container } | Event::ContainerStarted { container, .. } => {
+                cut(container, max)
+            }
+            Event::Log { container, line, .. } => {
+                cut(container, max);
+                cut(line, max);
+            }
+            Event::ContainerExited {
+                container, reason, ..
+            } => {
+                cut(container, max);
+                if let Some(r) = reason {
+                    cut(r, max);
+                }
+            }
+            Event::Error { message } => cut(message, max),
+            Event::SandboxReady {} | Event::PodExited { .. } => {}
+        }
+        self
+    }
+}
+
 /// A request from the host to the init, one JSON object per line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
@@ -155,5 +193,26 @@ mod tests {
             serde_json::to_string(&Request::Ack).unwrap(),
             r#"{"request":"ack"}"#
         );
+    }
+
+    #[test]
+    fn bounded_cuts_text_at_a_character_boundary() {
+        let e = Event::Error {
+            message: "é".repeat(10),
+        };
+        assert_eq!(
+            e.bounded(5),
+            Event::Error {
+                message: "éé".into()
+            }
+        );
+        let e = Event::ContainerExited {
+            container: "c".into(),
+            exit_code: 1,
+            signal: None,
+            restarts: 0,
+            reason: Some("x".repeat(100)),
+        };
+        assert!(matches!(e.bounded(10), Event::ContainerExited { reason: Some(r), .. } if r.len() == 10));
     }
 }

@@ -1,11 +1,13 @@
 //! `pod1 run`: boot the pod under QEMU and give back its output and exit code.
 
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +16,7 @@ use nix::unistd::Pid;
 use pod1_manifest::events::{Event, Request};
 
 use crate::channel::{read_frames, Frame, FromGuest};
+use crate::initrd::{guest_initrd, is_initramfs};
 use crate::kernel;
 use crate::qemu::{kvm_usable, Accel, ChannelKind, KernelCmdline, VmConfig};
 use crate::session::{Display, Session};
@@ -110,9 +113,13 @@ const DEFAULT_CMDLINE: &[(&str, Option<&str>)] = &[
     // still goes through ACPI.
     ("acpi", Some("noirq")),
 ];
-/// Messages from the reader threads not yet handled: the bound on what
-/// `pod1 run` holds of the guest's output (a frame is at most 64 KiB).
-const QUEUE: usize = 64;
+/// Console lines read but not yet handled beyond which the console's reader
+/// drops lines rather than stop reading (QEMU would then stop taking the
+/// guest's console output, and the init writes its log there).
+const CONSOLE_PENDING: usize = 10_000;
+/// How long output may sit in `pod1 run`'s buffers while the guest keeps
+/// sending (it is flushed at once whenever the guest pauses).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs `pod1 run`; returns the process exit code.
 pub fn run(args: &Args) -> Result<i32> {
@@ -132,11 +139,12 @@ pub fn run(args: &Args) -> Result<i32> {
         .prefix("pod1-run-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let mut modules = kernel::BASE_MODULES.to_vec();
-    if args.channel == ChannelKind::Virtio {
-        modules.extend(kernel::VIRTIO_CHANNEL_MODULES);
-    }
-    let initrd = guest_initrd(&initrd, &kernel, &modules, args.memory, work.path())?;
+    let required = match args.channel {
+        ChannelKind::Virtio => kernel::channel_modules(&args.machine),
+        ChannelKind::Serial => &[],
+    };
+    let modules = kernel::modules_tree(&kernel, required, kernel::OPTIONAL_MODULES)?;
+    let initrd = guest_initrd(&initrd, modules, args.memory, work.path())?;
     let mut user = KernelCmdline::default();
     if let Some(extra) = &args.append {
         user.append(extra)?;
@@ -212,85 +220,6 @@ fn signal_set() -> SigSet {
 
 fn note(msg: &str) {
     eprintln!("pod1: {msg}");
-}
-
-/// Whether `path` is an initramfs (gzip or newc magic) rather than a manifest.
-fn is_initramfs(path: &Path) -> Result<bool> {
-    let head = file_head(path)?;
-    Ok(head.starts_with(GZIP_MAGIC) || head.starts_with(b"070701"))
-}
-
-/// The first bytes of a gzip stream.
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-
-/// Up to the first 6 bytes of `path`: enough for the gzip and newc magics.
-fn file_head(path: &Path) -> Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(6);
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    f.take(6).read_to_end(&mut head)?;
-    Ok(head)
-}
-
-/// The initramfs QEMU loads: the pod's archive, inflated on the host, then a
-/// second archive with the kernel modules the init loads when `kernel` has
-/// `modules` (overlayfs, the channel's virtio drivers) as modules (the
-/// kernel unpacks concatenated archives one after the other).
-///
-/// Inflating takes the host a few milliseconds; the guest's gunzip took
-/// about 100 ms of a 1.2 s boot under TCG (BENCHMARKS.md). The uncompressed
-/// copy sits in guest memory until the kernel has unpacked it, so an archive
-/// that would take more than a quarter of `memory_mib` goes as it is, and so
-/// does one that is not made of gzip members alone (another compressor, zero
-/// padding): the kernel reads those itself, as before.
-fn guest_initrd(
-    initrd: &Path,
-    kernel: &Path,
-    modules: &[&str],
-    memory_mib: u32,
-    work: &Path,
-) -> Result<PathBuf> {
-    let modules = kernel::modules_tree(kernel, modules)?;
-    let combined = work.join("initrd");
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&combined).with_context(|| format!("creating {}", combined.display()))?,
-    );
-    let limit = u64::from(memory_mib) << 18; // a quarter of the guest's memory, in bytes
-    let inflated = file_head(initrd)?.starts_with(GZIP_MAGIC) && inflate(initrd, &mut out, limit)?;
-    if !inflated && modules.is_none() {
-        return Ok(initrd.to_path_buf());
-    }
-    if !inflated {
-        out.rewind()?;
-        out.get_mut().set_len(0)?;
-        std::io::copy(&mut std::fs::File::open(initrd)?, &mut out)?;
-    }
-    if let Some(modules) = modules {
-        crate::initramfs::write_uncompressed(&modules, &mut out)?;
-    }
-    out.flush()?;
-    Ok(combined)
-}
-
-/// Writes the gzip members of `path` inflated to `out`; false (and `out`
-/// left to be rewritten) when the file is not gzip members alone or inflates
-/// to more than `limit` bytes.
-fn inflate(path: &Path, out: &mut impl Write, limit: u64) -> Result<bool> {
-    let mut gz = flate2::read::MultiGzDecoder::new(BufReader::new(std::fs::File::open(path)?));
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = match gz.read(&mut buf) {
-            Ok(0) => return Ok(true),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Ok(false),
-        };
-        total += n as u64;
-        if total > limit {
-            return Ok(false);
-        }
-        out.write_all(&buf[..n])?;
-    }
 }
 
 enum Outcome {
@@ -398,9 +327,24 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
         .iter()
         .map(UnixStream::try_clone)
         .collect::<std::io::Result<Vec<_>>>()?;
-    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    // One queue for every reader, unbounded so that the console, QEMU's
+    // exit and signals never wait; the frames' own bound is the slots
+    // (crate::channel::IN_FLIGHT), the console's CONSOLE_PENDING.
+    let (tx, rx) = mpsc::channel();
+    let (slots, slots_rx) = mpsc::sync_channel(crate::channel::IN_FLIGHT);
+    let console_pending = Arc::new(AtomicUsize::new(0));
     let mut open_streams = streams.len();
-    spawn_readers(streams, &tx);
+    spawn_readers(streams, &tx, &slots, &console_pending);
+    drop(slots);
+    let handled = |m: &Msg| match m {
+        Msg::Guest(FromGuest::Frame(_) | FromGuest::Skipped(_)) => {
+            let _ = slots_rx.try_recv();
+        }
+        Msg::Console(_) => {
+            console_pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        _ => {}
+    };
     let qemu_err = child.stderr.take();
     let stderr_text = std::thread::spawn(move || {
         let mut s = String::new();
@@ -442,14 +386,21 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     let timeout = args
         .timeout
         .map(|t| started + Duration::from_secs_f64(t.max(0.0)));
+    let mut flushed = Instant::now();
     let exit = loop {
         // Everything already received is handled before anything is
-        // flushed: output goes out in large blocks while the guest is busy.
+        // flushed: output goes out in large blocks while the guest is
+        // busy, and at least every FLUSH_EVERY.
+        if flushed.elapsed() >= FLUSH_EVERY {
+            s.idle();
+            flushed = Instant::now();
+        }
         let msg = match rx.try_recv() {
             Ok(m) => m,
             Err(TryRecvError::Disconnected) => break s.exit_code(),
             Err(TryRecvError::Empty) => {
                 s.idle();
+                flushed = Instant::now();
                 let mut deadline = timeout;
                 if config.accel == Accel::Kvm && !s.init_seen {
                     deadline = Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
@@ -486,6 +437,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 }
             }
         };
+        handled(&msg);
         match msg {
             Msg::QemuExited(status) => {
                 vm.done = true;
@@ -494,7 +446,10 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 while open_streams > 0 {
                     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(Msg::QemuExited(_) | Msg::Signal(_)) => {}
-                        Ok(m) => handle(&mut s, m, &mut open_streams, &request),
+                        Ok(m) => {
+                            handled(&m);
+                            handle(&mut s, m, &mut open_streams, &request)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -521,9 +476,9 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
 fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn(Request)) {
     match msg {
         Msg::Console(line) => s.console(line),
-        Msg::Guest(FromGuest::Frame(Frame::Event(rec, raw))) => {
+        Msg::Guest(FromGuest::Frame(Frame::Event(rec))) => {
             let ended = matches!(rec.event, Event::PodExited { .. });
-            s.event(rec, &raw);
+            s.event(rec);
             // Everything before it has been read: the VM may power off.
             if ended {
                 request(Request::Ack);
@@ -532,9 +487,11 @@ fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn
         Msg::Guest(FromGuest::Frame(Frame::Output {
             container,
             stream,
+            pipe,
             data,
             ms,
-        })) => s.output(container, stream, &data, ms),
+        })) => s.output(&container, stream, pipe, &data, ms),
+        Msg::Guest(FromGuest::Skipped(why)) => s.note(&format!("the guest's channel: {why}")),
         Msg::Guest(FromGuest::Broken(why)) => {
             s.note(&format!("ignoring the rest of the guest's channel: {why}"))
         }
@@ -545,13 +502,19 @@ fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn
 
 /// One thread per stream: the console's lines, and the frames of each
 /// channel device.
-fn spawn_readers(streams: Vec<UnixStream>, tx: &SyncSender<Msg>) {
+fn spawn_readers(
+    streams: Vec<UnixStream>,
+    tx: &Sender<Msg>,
+    slots: &SyncSender<()>,
+    console_pending: &Arc<AtomicUsize>,
+) {
     let mut streams = streams.into_iter();
     if let Some(console) = streams.next() {
-        let tx = tx.clone();
+        let (tx, pending) = (tx.clone(), Arc::clone(console_pending));
         std::thread::spawn(move || {
             // Bounded like everything from the guest: a line longer than
-            // this is cut (the console is for people, kernel lines are short).
+            // this is cut (the console is for people, kernel lines are
+            // short), and lines beyond CONSOLE_PENDING are dropped.
             let mut r = BufReader::new(console);
             let mut line = Vec::new();
             loop {
@@ -560,8 +523,12 @@ fn spawn_readers(streams: Vec<UnixStream>, tx: &SyncSender<Msg>) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
+                if pending.load(Ordering::Relaxed) >= CONSOLE_PENDING {
+                    continue;
+                }
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end_matches(['\n', '\r']).to_string();
+                pending.fetch_add(1, Ordering::Relaxed);
                 if tx.send(Msg::Console(text)).is_err() {
                     return;
                 }
@@ -570,46 +537,7 @@ fn spawn_readers(streams: Vec<UnixStream>, tx: &SyncSender<Msg>) {
         });
     }
     for stream in streams {
-        let tx = tx.clone();
-        std::thread::spawn(move || read_frames(stream, &tx, Msg::Guest));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flate2::{write::GzEncoder, Compression};
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
-
-    fn inflated(file: &[u8], limit: u64) -> Option<Vec<u8>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("initrd");
-        std::fs::write(&path, file).unwrap();
-        let mut out = Vec::new();
-        inflate(&path, &mut out, limit).unwrap().then_some(out)
-    }
-
-    #[test]
-    fn inflates_concatenated_members() {
-        let file = [gz(b"first archive"), gz(b" second")].concat();
-        assert_eq!(
-            inflated(&file, 1 << 20).as_deref(),
-            Some(&b"first archive second"[..])
-        );
-    }
-
-    #[test]
-    fn leaves_what_it_cannot_inflate_whole() {
-        let mut padded = gz(b"archive");
-        padded.extend([0u8; 512]);
-        assert_eq!(inflated(&padded, 1 << 20), None, "zero padding");
-        let whole = gz(b"archive");
-        assert_eq!(inflated(&whole[..whole.len() - 4], 1 << 20), None, "truncated");
-        assert_eq!(inflated(&gz(&[7u8; 100_000]), 50_000), None, "over the limit");
+        let (tx, slots) = (tx.clone(), slots.clone());
+        std::thread::spawn(move || read_frames(stream, slots, &tx, Msg::Guest));
     }
 }

@@ -9,14 +9,20 @@
 //! reads containers' pipes only while the queue holds less than
 //! [`HIGH_WATER`] bytes, so a host that reads slowly makes the containers
 //! block on their full pipes, never the init. Events always go into the
-//! queue (they are few and small, and one lost would change the pod's
-//! story); output never overtakes an event or another chunk of its stream.
+//! queue (they are few and bounded, and one lost would change the pod's
+//! story); output never overtakes an event or another chunk of its pipe.
+//!
+//! Frames are written whole: one write(2) takes only whole frames of at
+//! most 32 KiB, which a virtio port takes entirely or not at all, so a
+//! writer that dies (the pod's init, killed) never leaves half a frame in
+//! front of the next writer's (the VM's PID 1 reporting it). A tty takes
+//! what fits; ttyS1 is the fallback and has no such guarantee.
 //!
 //! The queue is process-wide so that every event source (the supervisor,
 //! the fatal path, the panic handler) reaches it without passing it
 //! around. The init never starts a thread; a forked child that will not
-//! report calls [`forget`] first, so the parent's queued bytes are never
-//! written twice.
+//! report calls [`forget`] first, and a parent whose child reports from
+//! now on calls [`disown`], so queued bytes are never written twice.
 
 pub mod port;
 
@@ -30,19 +36,23 @@ use pod1_manifest::channel::{self as wire, Kind, LineSplitter};
 use pod1_manifest::events::{Event, Record, Request, Stream};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::termios;
 
 use crate::console::{self, now_ms};
-use crate::sys::Errno;
+use crate::sys::{self, Errno};
 
 /// Containers' pipes are read only while less than this waits for the host.
 pub const HIGH_WATER: usize = 256 * 1024;
+/// The longest free text (a reason, a message) an event carries; JSON
+/// escaping can make it 6 times longer, still within one frame.
+const MAX_TEXT: usize = 4096;
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// `pod1_manifest::channel` frames: the VM's port.
+    /// `pod1_manifest::channel` frames on a virtio port: whole frames per write.
     Frames,
+    /// The same frames on a tty (ttyS1), which takes what fits.
+    FramesOnTty,
     /// One JSON record per line, output split into `log` records: host
     /// mode's events file or stdout.
     JsonLines,
@@ -52,13 +62,13 @@ pub enum Encoding {
 struct Channel {
     fd: OwnedFd,
     encoding: Encoding,
-    /// A tty (ttyS1): `tcdrain` waits for the UART to send everything.
-    tty: bool,
     /// Bytes not yet written; `queue[head..]` is what is left.
     queue: Vec<u8>,
     head: usize,
-    /// The host's end went away (a write failed): what is queued is dropped.
+    /// The host's end went away (a write failed): nothing more is kept.
     lost: bool,
+    /// The host took nothing for a whole wait: later waits do not wait.
+    stalled: bool,
 }
 
 /// The one channel of this process.
@@ -72,44 +82,50 @@ unsafe impl Sync for Global {}
 static CHANNEL: Global = Global(UnsafeCell::new(None));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
-/// Runs `f` on the channel; `None` when there is none (or it is in use by
-/// an interrupted caller: the panic path).
-fn with<R>(f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+/// Runs `f` on the slot holding the channel; `None` when it is in use by
+/// an interrupted caller (the panic path).
+fn with_slot<R>(f: impl FnOnce(&mut Option<Channel>) -> R) -> Option<R> {
     if BUSY.swap(true, Ordering::Acquire) {
         return None;
     }
     // SAFETY: BUSY was clear, so no other reference to the cell exists
     // (single thread, and re-entry is turned away above).
-    let r = unsafe { (*CHANNEL.0.get()).as_mut() }.map(f);
+    let r = f(unsafe { &mut *CHANNEL.0.get() });
     BUSY.store(false, Ordering::Release);
-    r
+    Some(r)
+}
+
+/// Runs `f` on the channel; `None` when there is none (or it is busy).
+fn with<R>(f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+    with_slot(|slot| slot.as_mut().map(f)).flatten()
 }
 
 /// Makes `fd` the channel.
-pub fn install(fd: OwnedFd, encoding: Encoding, tty: bool) {
-    let ch = Channel::new(fd, encoding, tty);
-    if BUSY.swap(true, Ordering::Acquire) {
-        return;
-    }
-    // SAFETY: as in `with`.
-    unsafe { *CHANNEL.0.get() = Some(ch) };
-    BUSY.store(false, Ordering::Release);
+pub fn install(fd: OwnedFd, encoding: Encoding) {
+    with_slot(|slot| *slot = Some(Channel::new(fd, encoding)));
 }
 
 /// In a forked child that will never report: drop this copy of the
 /// channel (and of the parent's queued bytes) without writing anything.
 pub fn forget() {
-    if BUSY.swap(true, Ordering::Acquire) {
-        return;
-    }
-    // SAFETY: as in `with`; the descriptor is closed, the parent keeps its own.
-    unsafe { *CHANNEL.0.get() = None };
-    BUSY.store(false, Ordering::Release);
+    with_slot(|slot| *slot = None);
+}
+
+/// In a parent whose forked child now reports (and has its own copy of
+/// what was queued): drop this copy of the queue, keep the channel.
+pub fn disown() {
+    with(|ch| {
+        ch.queue = Vec::new();
+        ch.head = 0;
+    });
 }
 
 /// Sends one event (queued, then written as far as the port takes it).
 pub fn event(event: Event) {
-    let rec = Record { event, ms: now_ms() };
+    let rec = Record {
+        event: event.bounded(MAX_TEXT),
+        ms: now_ms(),
+    };
     let json = match serde_json::to_vec(&rec) {
         Ok(j) => j,
         Err(e) => return console::log(&format!("cannot encode event {rec:?}: {e}")),
@@ -124,12 +140,13 @@ pub fn event(event: Event) {
     }
 }
 
-/// Sends bytes a container wrote; empty `data` says the stream ended. In
-/// host mode's JSON lines, `lines` splits them into `log` records.
-pub fn output(container: &str, stream: Stream, data: &[u8], lines: &mut LineSplitter) {
+/// Sends bytes a container wrote to pipe number `pipe`; empty `data` says
+/// the pipe ended. In host mode's JSON lines, `lines` splits them into
+/// `log` records.
+pub fn output(container: &str, stream: Stream, pipe: u32, data: &[u8], lines: &mut LineSplitter) {
     let ms = now_ms();
     with(|ch| {
-        ch.push_output(container, stream, data, lines, ms);
+        ch.push_output(container, stream, pipe, data, lines, ms);
         ch.flush();
     });
 }
@@ -138,6 +155,11 @@ pub fn output(container: &str, stream: Stream, data: &[u8], lines: &mut LineSpli
 /// [`HIGH_WATER`], or the host is gone and output is dropped anyway).
 pub fn has_room() -> bool {
     with(|ch| ch.has_room()).unwrap_or(true)
+}
+
+/// Bytes waiting for the host.
+pub fn queued() -> usize {
+    with(|ch| ch.queue.len() - ch.head).unwrap_or(0)
 }
 
 /// The port, when bytes wait for it to become writable (poll it for POLLOUT).
@@ -157,29 +179,24 @@ pub fn waiting_fd() -> Option<BorrowedFd<'static>> {
 /// POLLHUP and never POLLOUT: polling it again would spin).
 pub fn polled(revents: PollFlags) {
     with(|ch| {
-        if revents.intersects(PollFlags::HUP | PollFlags::ERR) && !revents.contains(PollFlags::OUT) {
+        if hung_up(revents) {
             ch.lose("the host hung up");
         }
         ch.flush();
     });
 }
 
-/// Writes everything queued, waiting for the host up to `timeout_ms`; on
-/// a tty, also waits until the UART has sent it all.
-pub fn drain(timeout_ms: u64) {
-    with(|ch| {
-        // Whether all of it went or not, what follows is the same.
-        let _ = ch.wait_until(timeout_ms, |ch| ch.head == ch.queue.len());
-        if ch.tty {
-            let _ = termios::tcdrain(&ch.fd);
-        }
-    });
+/// Writes everything queued, waiting for the host while it takes bytes;
+/// gives up once it has taken nothing for `idle_ms` (or did so before).
+pub fn drain(idle_ms: u64) {
+    // Whether all of it went or not, what follows is the same.
+    let _ = with(|ch| ch.wait_until(idle_ms, |ch| ch.head == ch.queue.len()));
 }
 
-/// Waits up to `timeout_ms` until the queue is below [`HIGH_WATER`];
-/// false if the host took nothing for that long.
-pub fn wait_room(timeout_ms: u64) -> bool {
-    with(|ch| ch.wait_until(timeout_ms, Channel::has_room)).unwrap_or(true)
+/// Waits until the queue is below [`HIGH_WATER`]; false if the host took
+/// nothing for `idle_ms` (or did so before).
+pub fn wait_room(idle_ms: u64) -> bool {
+    with(|ch| ch.wait_until(idle_ms, Channel::has_room)).unwrap_or(true)
 }
 
 /// Waits up to `timeout_ms` for the host's `ack` (it has read everything
@@ -191,7 +208,7 @@ pub fn await_ack(timeout_ms: u64) -> bool {
         let mut buf = [0u8; 256];
         loop {
             let now = now_ms();
-            if now >= deadline || ch.lost {
+            if now >= deadline || ch.lost || ch.encoding == Encoding::JsonLines {
                 return false;
             }
             let revents = poll_one(ch.fd.as_fd(), PollFlags::IN, deadline - now);
@@ -213,30 +230,31 @@ pub fn await_ack(timeout_ms: u64) -> bool {
     .unwrap_or(false)
 }
 
+/// Whether a poll says the other end is gone: POLLHUP or POLLERR without
+/// POLLOUT (a virtio port whose host side closed reports POLLHUP alone).
+fn hung_up(revents: PollFlags) -> bool {
+    revents.intersects(PollFlags::HUP | PollFlags::ERR) && !revents.contains(PollFlags::OUT)
+}
+
 /// poll(2) on one descriptor for up to `ms`; the events seen (none on a
 /// timeout or an interrupted call).
 fn poll_one(fd: BorrowedFd<'_>, events: PollFlags, ms: u64) -> PollFlags {
-    let ms = ms.min(60_000);
-    let timeout = rustix::event::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    };
     let mut fds = [PollFd::from_borrowed_fd(fd, events)];
-    match rustix::event::poll(&mut fds, Some(&timeout)) {
+    match rustix::event::poll(&mut fds, Some(&sys::timespec_ms(ms.min(60_000)))) {
         Ok(_) => fds[0].revents(),
         Err(_) => PollFlags::empty(),
     }
 }
 
 impl Channel {
-    fn new(fd: OwnedFd, encoding: Encoding, tty: bool) -> Channel {
+    fn new(fd: OwnedFd, encoding: Encoding) -> Channel {
         Channel {
             fd,
             encoding,
-            tty,
             queue: Vec::new(),
             head: 0,
             lost: false,
+            stalled: false,
         }
     }
 
@@ -244,13 +262,15 @@ impl Channel {
         self.lost || self.queue.len() - self.head < HIGH_WATER
     }
 
-    /// Queues one event record, already JSON.
+    /// Queues one event record, already JSON (bounded by [`MAX_TEXT`]).
     fn push_event(&mut self, json: &[u8], ms: u64) {
+        if self.lost {
+            return;
+        }
         match self.encoding {
-            Encoding::Frames if json.len() > wire::MAX_DATA => {
-                console::log(&format!("an event of {} bytes is too large to send", json.len()));
+            Encoding::Frames | Encoding::FramesOnTty => {
+                wire::encode(&mut self.queue, Kind::Event, b"", 0, json, ms)
             }
-            Encoding::Frames => wire::encode(&mut self.queue, Kind::Event, b"", json, ms),
             Encoding::JsonLines => {
                 self.queue.extend_from_slice(json);
                 self.queue.push(b'\n');
@@ -258,11 +278,12 @@ impl Channel {
         }
     }
 
-    /// Queues output of a container's stream (see [`output`]).
+    /// Queues output of a container's pipe (see [`output`]).
     fn push_output(
         &mut self,
         container: &str,
         stream: Stream,
+        pipe: u32,
         data: &[u8],
         lines: &mut LineSplitter,
         ms: u64,
@@ -271,13 +292,13 @@ impl Channel {
             return;
         }
         match self.encoding {
-            Encoding::Frames => {
+            Encoding::Frames | Encoding::FramesOnTty => {
                 let kind = Kind::of(stream);
                 if data.is_empty() {
-                    wire::encode(&mut self.queue, kind, container.as_bytes(), b"", ms);
+                    wire::encode(&mut self.queue, kind, container.as_bytes(), pipe, b"", ms);
                 }
                 for piece in data.chunks(wire::MAX_DATA) {
-                    wire::encode(&mut self.queue, kind, container.as_bytes(), piece, ms);
+                    wire::encode(&mut self.queue, kind, container.as_bytes(), pipe, piece, ms);
                 }
             }
             Encoding::JsonLines => {
@@ -304,25 +325,32 @@ impl Channel {
         }
     }
 
-    /// Writes until `done` holds or the host is gone (true), or until
-    /// `timeout_ms` passed (false).
-    fn wait_until(&mut self, timeout_ms: u64, done: impl Fn(&Channel) -> bool) -> bool {
-        let deadline = now_ms().saturating_add(timeout_ms);
+    /// Writes until `done` holds or the host is gone (true), or until the
+    /// host has taken nothing for `idle_ms` (false; later waits then only
+    /// write what the port takes at once).
+    fn wait_until(&mut self, idle_ms: u64, done: impl Fn(&Channel) -> bool) -> bool {
+        let mut deadline = now_ms().saturating_add(idle_ms);
         loop {
+            let before = self.head;
             self.flush();
             if self.lost || done(self) {
                 return true;
             }
             let now = now_ms();
-            if now >= deadline {
-                let left = self.queue.len() - self.head;
-                console::log(&format!(
-                    "the host read nothing for {timeout_ms} ms: {left} bytes wait"
-                ));
+            if self.head != before {
+                deadline = now.saturating_add(idle_ms);
+            }
+            if self.stalled || now >= deadline {
+                if !self.stalled {
+                    let left = self.queue.len() - self.head;
+                    console::log(&format!(
+                        "the host took nothing for {idle_ms} ms: {left} bytes wait; not waiting for it again"
+                    ));
+                }
+                self.stalled = true;
                 return false;
             }
-            let revents = poll_one(self.fd.as_fd(), PollFlags::OUT, deadline - now);
-            if revents.intersects(PollFlags::HUP | PollFlags::ERR) && !revents.contains(PollFlags::OUT) {
+            if hung_up(poll_one(self.fd.as_fd(), PollFlags::OUT, deadline - now)) {
                 self.lose("the host hung up");
             }
         }
@@ -331,15 +359,29 @@ impl Channel {
     /// Writes from the queue until it is empty or the port would block.
     fn flush(&mut self) {
         while !self.lost && self.head < self.queue.len() {
-            match rustix::io::write(&self.fd, &self.queue[self.head..]).map_err(Errno::from) {
+            let rest = &self.queue[self.head..];
+            let len = match self.encoding {
+                // Whole frames only (at least one frame: the queue holds
+                // nothing but whole frames of at most MAX_FRAME bytes).
+                Encoding::Frames => wire::whole_frames(rest, wire::MAX_FRAME).max(1),
+                Encoding::FramesOnTty | Encoding::JsonLines => rest.len(),
+            };
+            match rustix::io::write(&self.fd, &rest[..len]).map_err(Errno::from) {
                 Ok(0) => self.lose("the port took no bytes"),
-                Ok(n) => self.head += n,
+                Ok(n) => {
+                    self.head += n;
+                    self.stalled = false;
+                }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => break,
                 Err(e) => self.lose(&format!("writing to the host: {e}")),
             }
         }
         if self.head == self.queue.len() {
+            // Keep the memory of a burst no longer than it lasts.
+            if self.queue.capacity() > 4 * HIGH_WATER {
+                self.queue = Vec::new();
+            }
             self.queue.clear();
             self.head = 0;
         } else if self.head >= HIGH_WATER / 2 {
@@ -406,13 +448,14 @@ const MAX_REQUEST: usize = 4096;
 mod tests {
     use super::*;
     use pod1_manifest::channel::{Header, HEADER_LEN};
+    use rustix::fd::FromRawFd;
 
     /// A channel into a non-blocking pipe (64 KiB: far less than is sent).
     fn piped() -> (Channel, OwnedFd) {
         let (r, w) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)
                 .unwrap();
-        (Channel::new(w, Encoding::Frames, false), r)
+        (Channel::new(w, Encoding::Frames), r)
     }
 
     /// Reads what the pipe holds now.
@@ -435,7 +478,7 @@ mod tests {
         while sent < data.len() {
             if ch.has_room() {
                 let end = (sent + 40_000).min(data.len());
-                ch.push_output("web", Stream::Stdout, &data[sent..end], &mut lines, 1);
+                ch.push_output("web", Stream::Stdout, 7, &data[sent..end], &mut lines, 1);
                 ch.push_event(br#"{"event":"sandbox_ready","ms":2}"#, 2);
                 sent = end;
             } else {
@@ -444,7 +487,7 @@ mod tests {
             ch.flush();
             assert!(ch.queue.len() - ch.head < HIGH_WATER + 2 * wire::MAX_FRAME);
         }
-        ch.push_output("web", Stream::Stdout, b"", &mut lines, 3);
+        ch.push_output("web", Stream::Stdout, 7, b"", &mut lines, 3);
         while ch.head < ch.queue.len() {
             take(&r, &mut wire);
             ch.flush();
@@ -459,7 +502,7 @@ mod tests {
                 Kind::Event => events += 1,
                 Kind::Stdout if h.data_len == 0 => ended = true,
                 Kind::Stdout => {
-                    assert_eq!(&body[..3], b"web");
+                    assert_eq!((&body[..3], h.pipe), (&b"web"[..], 7));
                     got.extend_from_slice(&body[3..]);
                 }
                 Kind::Stderr => panic!("nothing was sent on stderr"),
@@ -471,13 +514,68 @@ mod tests {
     }
 
     #[test]
+    fn each_write_holds_whole_frames_only() {
+        // A SOCK_SEQPACKET pair keeps each write(2) as one message, taken
+        // whole or not at all, as a virtio port takes it.
+        let mut sv = [0; 2];
+        // SAFETY: sv is a writable array of two ints for the new descriptors.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK,
+                0,
+                sv.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: both descriptors are fresh and owned from here on.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        let mut ch = Channel::new(a, Encoding::Frames);
+        let mut lines = LineSplitter::default();
+        for i in 0..200u32 {
+            ch.push_output("c", Stream::Stderr, 1, &[i as u8; 20_000], &mut lines, 0);
+            ch.push_event(b"{}", 0);
+        }
+        let mut buf = vec![0u8; 2 * wire::MAX_FRAME];
+        let (mut frames, mut messages) = (0, 0);
+        while ch.head < ch.queue.len() {
+            ch.flush();
+            while let Ok(n @ 1..) = rustix::io::read(&b, &mut buf) {
+                assert!(n <= wire::MAX_FRAME);
+                assert_eq!(
+                    wire::whole_frames(&buf[..n], n),
+                    n,
+                    "a write ended inside a frame"
+                );
+                messages += 1;
+                let mut at = 0;
+                while at < n {
+                    at += Header::parse(buf[at..at + HEADER_LEN].try_into().unwrap())
+                        .unwrap()
+                        .frame_len();
+                    frames += 1;
+                }
+            }
+        }
+        assert_eq!(frames, 400);
+        assert!(messages < frames, "small frames share a write");
+    }
+
+    #[test]
     fn a_host_that_hangs_up_closes_the_channel() {
         let (mut ch, r) = piped();
         ch.push_event(b"{}", 1);
         drop(r);
         ch.flush();
         assert!(ch.lost && ch.has_room() && ch.queue.is_empty());
-        ch.push_output("web", Stream::Stdout, &[1; 1000], &mut LineSplitter::default(), 1);
+        ch.push_output(
+            "web",
+            Stream::Stdout,
+            7,
+            &[1; 1000],
+            &mut LineSplitter::default(),
+            1,
+        );
         assert!(
             ch.queue.is_empty(),
             "nothing more is kept for a host that is gone"

@@ -120,7 +120,9 @@ fn named_port(class: &str, name: &str) -> Option<String> {
 }
 
 /// Opens the virtio port and waits (briefly) for the host's side to be
-/// open: until it is, the port reads as closed and writes wait.
+/// open. QEMU connects its side before the guest starts, so it is open by
+/// now under `pod1 run`; until it is, the port polls as hung up (the
+/// channel would be given up at once), so the wait sleeps rather than polls.
 fn open_virtio(dev: &str) -> Result<OwnedFd, Error> {
     let file = sys::open(dev, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0).map_err(|source| {
         Error::Open {
@@ -128,31 +130,24 @@ fn open_virtio(dev: &str) -> Result<OwnedFd, Error> {
             source,
         }
     })?;
-    let deadline = now_ms() + CONNECT_MS;
+    let since = now_ms();
     loop {
         let mut fds = [PollFd::new(&file, PollFlags::OUT)];
-        let ready = rustix::event::poll(
-            &mut fds,
-            Some(&rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 1_000_000,
-            }),
-        );
+        let ready = rustix::event::poll(&mut fds, Some(&sys::timespec_ms(0)));
         if ready.is_ok() && fds[0].revents().contains(PollFlags::OUT) {
             break;
         }
-        if now_ms() >= deadline {
-            console::log(&format!(
-                "{dev}: the host has not opened its side of the channel yet"
-            ));
+        if now_ms() >= since + CONNECT_MS {
+            console::log(&format!("{dev}: the host has not opened its side of the channel"));
             break;
         }
+        sys::sleep_ms(1);
     }
     console::debug(&format!(
         "channel: {dev}, the host's side open after {} ms",
-        now_ms() + CONNECT_MS - deadline
+        now_ms() - since
     ));
-    finish(file, dev, false)
+    finish(file, dev, Encoding::Frames)
 }
 
 /// Opens a serial port read-write in raw mode (no echo, no line editing,
@@ -172,16 +167,16 @@ pub fn open_serial(path: &str) -> Result<OwnedFd, Error> {
     t.make_raw();
     termios::tcsetattr(&file, termios::OptionalActions::Now, &t).map_err(raw)?;
     console::debug(&format!("channel: {path}"));
-    finish(file, path, true)
+    finish(file, path, Encoding::FramesOnTty)
 }
 
 /// Installs `file` as the channel; returns a duplicate for reading requests.
-fn finish(file: OwnedFd, path: &str, tty: bool) -> Result<OwnedFd, Error> {
+fn finish(file: OwnedFd, path: &str, encoding: Encoding) -> Result<OwnedFd, Error> {
     let reader = rustix::io::fcntl_dupfd_cloexec(&file, 3).map_err(|e| Error::Open {
         path: path.to_string(),
         source: IoError::from(e),
     })?;
-    super::install(file, Encoding::Frames, tty);
+    super::install(file, encoding);
     Ok(reader)
 }
 
@@ -194,13 +189,13 @@ pub fn open_file(path: &str) -> Result<(), Error> {
             source,
         }
     })?;
-    super::install(file, Encoding::JsonLines, false);
+    super::install(file, Encoding::JsonLines);
     Ok(())
 }
 
 /// Host mode: events go to an open descriptor (stdout), one JSON record per line.
 pub fn use_fd(fd: OwnedFd) {
-    super::install(fd, Encoding::JsonLines, false);
+    super::install(fd, Encoding::JsonLines);
 }
 
 #[cfg(test)]
