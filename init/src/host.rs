@@ -17,7 +17,7 @@ use rustix::process::Signal;
 
 use crate::mounts::MsFlags;
 use crate::sys::{self, Errno};
-use crate::{channel, console, namespaces, power, supervisor};
+use crate::{channel, console, namespaces, power, signals};
 
 /// The command line of host mode.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
     }
     // Order matters: block before the child exists, so no signal is lost
     // and the child inherits the mask (its signalfd reads them).
-    if let Err(e) = supervisor::block(&supervisor::handled_signals()) {
+    if let Err(e) = signals::block(&signals::handled_signals()) {
         return fail("blocking signals", &e);
     }
     let pid = rustix::process::getpid().as_raw_nonzero();

@@ -43,6 +43,7 @@ mod namespaces;
 mod power;
 mod process;
 mod rootfs;
+mod signals;
 mod supervisor;
 mod sys;
 mod tree;
@@ -264,7 +265,7 @@ fn init_main() {
 fn vm() -> Result<i32, Error> {
     // 1. Block the signals the supervisor reads from its signalfd. Order
     //    matters: first, so no SIGCHLD is lost and nothing kills PID 1.
-    supervisor::block(&supervisor::handled_signals()).map_err(Error::Signals)?;
+    signals::block(&signals::handled_signals()).map_err(Error::Signals)?;
     let entered = console::now_us();
     // 2. The early filesystems; nothing reads /proc before this.
     mounts::mount_early(mounts::EARLY)?;

@@ -172,7 +172,7 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError
             child
         }
     };
-    let set = crate::supervisor::handled_signals();
+    let set = crate::signals::handled_signals();
     loop {
         loop {
             match sys::waitpid(None, true) {
@@ -187,7 +187,7 @@ pub fn run_as_pid_ns_init(pod: impl FnOnce() -> i32) -> Result<i32, PodInitError
             }
         }
         if let Some(sig @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGPWR)) =
-            crate::supervisor::wait_signal(&set)
+            crate::signals::wait_signal(&set)
         {
             // SAFETY: kill(2) takes no pointers.
             let _ = unsafe { libc::kill(child, sig) };

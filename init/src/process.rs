@@ -329,7 +329,7 @@ fn clean_for_exec() {
             };
         }
     }
-    crate::supervisor::unblock_all();
+    crate::signals::unblock_all();
     // SAFETY: close_range takes no pointers; CLOEXEC only marks descriptors.
     let marked = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
     if marked != 0 {

@@ -58,9 +58,10 @@ fn printk_ms(console: &str, what: &str) -> Option<f64> {
 /// the next timer). Returns the kernel's "Run /init" and "Power down" times
 /// and the init's events, all in guest ms: exact and repeatable, whatever
 /// else the machine is doing, but blind to QEMU's translation cost.
-fn guest_time(pod1: &Path, img: &Path, kernel: &Path, qemu: &Path) -> (f64, f64, Vec<Record>) {
+fn guest_time(pod1: &Path, img: &Path, kernel: &Path, qemu: &Path, serial: bool) -> (f64, f64, Vec<Record>) {
     let out = Command::new(pod1)
         .arg("run")
+        .args(if serial { &["--channel", "serial"][..] } else { &[] })
         .arg(img)
         .arg("--kernel")
         .arg(kernel)
@@ -232,7 +233,7 @@ fn main() {
     sh(&format!("chmod +x {}", icount.display()));
     eprintln!("bench: boots, {runs} interleaved runs per kernel");
     for (kname, kernel) in kernels() {
-        let boot = |img: &Path, json: bool| {
+        let boot = |img: &Path, json: bool, serial: bool| {
             let mut c = Command::new(&pod1);
             c.arg("run")
                 .arg(img)
@@ -242,13 +243,16 @@ fn main() {
             if json {
                 c.arg("--json");
             }
+            if serial {
+                c.args(["--channel", "serial"]);
+            }
             timed(c.stderr(Stdio::null()))
         };
-        let (mut pod_t, mut floor_t) = (Vec::new(), Vec::new());
+        let (mut pod_t, mut floor_t, mut serial_t) = (Vec::new(), Vec::new(), Vec::new());
         let mut marks: Vec<Vec<f64>> = vec![Vec::new(); 5];
-        boot(&floor_img, false); // warm the page cache
+        boot(&floor_img, false, false); // warm the page cache
         for _ in 0..runs {
-            let (t, o) = boot(&hello_img, true);
+            let (t, o) = boot(&hello_img, true, false);
             assert_eq!(o.status.code(), Some(0), "hello pod failed on {kname}");
             pod_t.push(t.as_secs_f64());
             let recs = events(&o.stdout);
@@ -262,10 +266,13 @@ fn main() {
             for (m, p) in marks.iter_mut().zip(points) {
                 m.push(p.unwrap_or(f64::NAN));
             }
-            let (t, _) = boot(&floor_img, false);
+            let (t, _) = boot(&floor_img, false, false);
             floor_t.push(t.as_secs_f64());
+            let (t, o) = boot(&hello_img, false, true);
+            assert_eq!(o.status.code(), Some(0), "hello pod over ttyS1 failed on {kname}");
+            serial_t.push(t.as_secs_f64());
         }
-        let (p, f) = (median(&mut pod_t), median(&mut floor_t));
+        let (p, f, ps) = (median(&mut pod_t), median(&mut floor_t), median(&mut serial_t));
         // median sorted the runs: first and last are the extremes.
         let spread = |v: &[f64]| format!("{:.2}–{:.2}", v[0], v[v.len() - 1]);
         rows.push(Row(
@@ -274,14 +281,21 @@ fn main() {
             format!("floor init {f:.2} s ({})", spread(&floor_t)),
             format!("{:.2}× (target ≤ 1.10)", p / f),
         ));
+        rows.push(Row(
+            format!("1. Boot, the same over ttyS1 (`--channel serial`: no virtio-serial device or modules; {kname})"),
+            format!("hello pod {ps:.2} s ({})", spread(&serial_t)),
+            format!("floor init {f:.2} s (the runs above)"),
+            format!("{:.2}×; the virtio channel's hello pod is {:.2}× this", ps / f, p / ps),
+        ));
         let m: Vec<f64> = marks.iter_mut().map(|v| median(v)).collect();
         let _ = writeln!(
             timeline,
             "| {kname} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
             m[0], m[1], m[2], m[3], m[4]
         );
-        let (f_run, f_down, _) = guest_time(&pod1, &floor_img, &kernel, &icount);
-        let (run, down, recs) = guest_time(&pod1, &hello_img, &kernel, &icount);
+        let (f_run, f_down, _) = guest_time(&pod1, &floor_img, &kernel, &icount, false);
+        let (run, down, recs) = guest_time(&pod1, &hello_img, &kernel, &icount, false);
+        let (s_run, s_down, _) = guest_time(&pod1, &hello_img, &kernel, &icount, true);
         let stages = [
             at(&recs, |e| matches!(e, Event::InitStarted { .. })),
             at(&recs, |e| matches!(e, Event::SandboxReady {})),
@@ -298,9 +312,12 @@ fn main() {
             .collect();
         let _ = writeln!(
             guest,
-            "| {kname} | {:.1} | {:.1} | {} |",
+            "| {kname} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
             f_down - f_run,
             down - run,
+            s_down - s_run,
+            run,
+            s_run,
             steps.join(" | ")
         );
     }
@@ -516,8 +533,8 @@ fn main() {
          idle skipped to the next timer): exact and repeatable, but blind to QEMU's translation cost, \
          which is most of a TCG boot. Guest ms from the kernel's \"Run /init\" to \"Power down\" (printk \
          time), and between the init's events (whole ms):\n\n\
-         | kernel | floor: Run /init → power down | hello pod: Run /init → power down | init started → sandbox ready | → container created | → container started | → pod exited |\n\
-         |---|---|---|---|---|---|---|\n{guest}"
+         | kernel | floor: Run /init → power down | hello pod: Run /init → power down | the same over ttyS1 | hello pod: boot to Run /init | over ttyS1: boot to Run /init | init started → sandbox ready | → container created | → container started | → pod exited |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n{guest}"
     );
     let _ = writeln!(
         md,

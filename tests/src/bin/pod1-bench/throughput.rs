@@ -111,7 +111,7 @@ pub fn table(pod1: &Path, kname: &str, kernel: &Path) -> String {
         let host_bytes = n.div_ceil(3) * 4 + n.div_ceil(57);
         let serial_too = n < 50_000_000;
         for (what, manifest) in [
-            ("`head -c N /dev/urandom | base64`", &direct),
+            ("`head -c N /dev/urandom \\| base64`", &direct),
             ("`cat` of prepared base64", &prepared),
         ] {
             let (tv, bv) = stream(pod1, manifest, kernel, "virtio");

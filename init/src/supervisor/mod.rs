@@ -21,21 +21,23 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use pod1_manifest::channel::{self as wire, LineSplitter};
 use pod1_manifest::events::{Event, Phase, Stream};
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
 use rustix::event::{PollFd, PollFlags};
-use rustix::fd::{FromRawFd, OwnedFd};
-use rustix::fs::OFlags;
+use rustix::fd::OwnedFd;
 use rustix::process::Signal;
 
+mod logs;
+
+use self::logs::{LogPipe, CHUNK};
 use crate::cgroups::Cgroups;
 use crate::channel::{self, Requests};
 use crate::console::{self, now_ms};
 use crate::mounts::MsFlags;
 use crate::namespaces::Sandbox;
 use crate::process::{self, Ready};
+use crate::signals::{handled_signals, read_signal, signalfd};
 use crate::sys::{self, Errno, Sig, WaitStatus};
 use crate::{mounts, rootfs};
 
@@ -59,94 +61,6 @@ pub enum Error {
         /// The cause.
         source: mounts::Error,
     },
-}
-
-/// A set of signals (libc's sigset_t: rustix has no signal masks).
-#[derive(Clone, Copy)]
-pub struct SigSet(libc::sigset_t);
-
-impl core::fmt::Debug for SigSet {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("SigSet")
-    }
-}
-
-impl SigSet {
-    fn empty() -> SigSet {
-        // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-        let mut set = unsafe { core::mem::zeroed::<libc::sigset_t>() };
-        // SAFETY: set is a valid, writable sigset_t.
-        unsafe { libc::sigemptyset(&mut set) };
-        SigSet(set)
-    }
-
-    fn add(&mut self, sig: i32) {
-        // SAFETY: self.0 is an initialised sigset_t; sig is a valid signal.
-        unsafe { libc::sigaddset(&mut self.0, sig) };
-    }
-}
-
-/// The signals the init handles; blocked before anything else happens so
-/// none is lost and none kills PID 1.
-pub fn handled_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [
-        libc::SIGCHLD,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGPWR,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
-        s.add(sig);
-    }
-    s
-}
-
-/// Blocks `set` in this thread (pthread_sigmask, as nix's thread_block).
-pub fn block(set: &SigSet) -> Result<(), Errno> {
-    // SAFETY: set is an initialised sigset_t; the old mask is not asked for.
-    match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, core::ptr::null_mut()) } {
-        0 => Ok(()),
-        e => Err(Errno(e)),
-    }
-}
-
-/// Unblocks every signal (before a container's exec).
-pub fn unblock_all() {
-    let none = SigSet::empty();
-    // SAFETY: none is an initialised sigset_t; the old mask is not asked for.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &none.0, core::ptr::null_mut()) };
-}
-
-/// Waits for one of the (blocked) signals in `set`; `None` on error.
-pub fn wait_signal(set: &SigSet) -> Option<i32> {
-    let mut sig = 0;
-    // SAFETY: set is an initialised sigset_t and sig a writable int.
-    (unsafe { libc::sigwait(&set.0, &mut sig) } == 0).then_some(sig)
-}
-
-/// A non-blocking signalfd for `set` (rustix has none).
-fn signalfd(set: &SigSet) -> Result<OwnedFd, Errno> {
-    // SAFETY: -1 asks for a new descriptor; set is an initialised sigset_t.
-    let fd = unsafe { libc::signalfd(-1, &set.0, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: fd is a fresh descriptor we own from here on.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The next signal a non-blocking signalfd holds, if any.
-fn read_signal(fd: &OwnedFd) -> Option<i32> {
-    // struct signalfd_siginfo: 128 bytes, ssi_signo (u32) first.
-    let mut info = [0u8; 128];
-    match rustix::io::read(fd, &mut info) {
-        Ok(128) => Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32),
-        _ => None,
-    }
 }
 
 /// Where the pod's files live.
@@ -185,67 +99,6 @@ struct Ctr {
     attempt: u32,
     /// The exit code of its last run.
     last_code: i32,
-}
-
-/// A container's stdout or stderr pipe, forwarded to the host as it is
-/// read: one read of at most one frame's worth per turn of the loop, so
-/// one chatty container cannot hold the loop, and only while the channel
-/// has room, so a slow host makes the container wait on its full pipe.
-#[derive(Debug)]
-struct LogPipe {
-    fd: OwnedFd,
-    container: String,
-    stream: Stream,
-    /// Its number, unique in the pod (the host splits lines per pipe).
-    id: u32,
-    /// Host mode's JSON lines split the output into `log` records.
-    lines: LineSplitter,
-    eof: bool,
-}
-
-/// The most one pipe gives per read (one frame).
-const CHUNK: usize = wire::MAX_DATA;
-/// When a container has exited, what is left in its pipes is read at once,
-/// ahead of its exit event, as long as less than this waits for the host
-/// (a pipe holds 64 KiB unless the container made it larger, and orphans
-/// may keep writing to it): the rest follows the event.
-const EXIT_QUEUE: usize = 4 * channel::HIGH_WATER;
-
-impl LogPipe {
-    /// One read; forwards what it got (or the end of the stream). Returns
-    /// how many bytes were read.
-    fn read(&mut self, buf: &mut [u8]) -> usize {
-        loop {
-            match rustix::io::read(&self.fd, &mut *buf).map_err(Errno::from) {
-                Ok(0) => {
-                    self.end();
-                    return 0;
-                }
-                Ok(n) => {
-                    channel::output(&self.container, self.stream, self.id, &buf[..n], &mut self.lines);
-                    return n;
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return 0,
-                // Any other error will not go away: treat it as the end.
-                Err(_) => {
-                    self.end();
-                    return 0;
-                }
-            }
-        }
-    }
-
-    /// Reads what is in the pipe now, while less than [`EXIT_QUEUE`]
-    /// waits for the host.
-    fn read_now(&mut self, buf: &mut [u8]) {
-        while !self.eof && channel::queued() < EXIT_QUEUE && self.read(buf) > 0 {}
-    }
-
-    fn end(&mut self) {
-        self.eof = true;
-        channel::output(&self.container, self.stream, self.id, &[], &mut self.lines);
-    }
 }
 
 /// Runs the pod to its end; returns its phase and exit code.
@@ -382,16 +235,9 @@ impl Supervisor {
         let child = process::create(&ctx)?;
         let name = c.plan.name.clone();
         for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
-            let _ = rustix::fs::fcntl_setfl(&fd, OFlags::NONBLOCK);
             self.pipes_made += 1;
-            self.pipes.push(LogPipe {
-                fd,
-                container: name.clone(),
-                stream,
-                id: self.pipes_made,
-                lines: LineSplitter::default(),
-                eof: false,
-            });
+            self.pipes
+                .push(LogPipe::new(fd, name.clone(), stream, self.pipes_made));
         }
         match process::wait_ready(child.sync) {
             Ready::Created => {
