@@ -230,3 +230,69 @@ fn the_serial_fallback_runs_the_basic_pod() {
         );
     }
 }
+
+#[test]
+fn a_flooding_container_holds_nothing_up() {
+    // `flood` writes as fast as it can and never stops; `quiet` prints its
+    // lines and exits 3 meanwhile; then a Ctrl-C: `yes` (PID 1 of its PID
+    // namespace, no handler) ignores the SIGTERM, so the grace period ends
+    // in SIGKILL.
+    let manifest = serde_json::json!({
+        "metadata": {"name": "flood"},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2, "containers": [
+            {"name": "flood", "image": "oci:../busybox", "command": ["yes"]},
+            {"name": "quiet", "image": "oci:../busybox", "command": ["sh", "-c", "sleep 1; seq 1 1000; exit 3"]}]}
+    });
+    let manifest = pod_dir("flood", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let mut child = Command::new(bin("pod1"))
+            .arg("run")
+            .arg(&manifest)
+            .arg("--kernel")
+            .arg(&kernel)
+            .args(["--timeout", "300"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let counter = std::thread::spawn(move || {
+            let (mut floods, mut quiet) = (0u64, Vec::new());
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let line = line.unwrap();
+                match line.strip_prefix("quiet | ") {
+                    Some(l) => quiet.push(l.to_string()),
+                    None => floods += u64::from(line == "flood | y"),
+                }
+            }
+            (floods, quiet)
+        });
+        let mut stderr = Vec::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+            let line = line.unwrap();
+            if line == "quiet | exited with code 3" {
+                // Reaped and reported while the flood goes on: now stop.
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGINT,
+                )
+                .unwrap();
+            }
+            stderr.push(line);
+        }
+        let code = child.wait().unwrap().code();
+        let (floods, quiet) = counter.join().unwrap();
+        assert_eq!(
+            code,
+            Some(3),
+            "{name}: the first failure is the pod's code: {stderr:?}"
+        );
+        let want: Vec<String> = (1..=1000).map(|i| i.to_string()).collect();
+        assert!(quiet == want, "{name}: quiet's lines: {} of 1000", quiet.len());
+        assert!(floods > 1000, "{name}: only {floods} lines of the flood");
+        assert!(
+            stderr.iter().any(|l| l == "flood | exited with code 137"),
+            "{name}: the grace period's SIGKILL: {stderr:?}"
+        );
+    }
+}

@@ -575,16 +575,26 @@ impl Supervisor {
             // SAFETY: kill(2) takes no pointers (rustix has no kill(-1)).
             let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
         }
+        // Reap everything; a child that outlives the SIGKILL by 10 s (stuck
+        // in the kernel) is given up. Waits on the signalfd for SIGCHLD, so
+        // the give-up holds (a blocking waitpid would never return).
         let give_up = now_ms() + 10_000;
         loop {
-            match sys::waitpid(None, false) {
+            match sys::waitpid(None, true) {
                 Ok(WaitStatus::Exited(pid, code)) => self.attribute(pid, code, None),
                 Ok(WaitStatus::Signaled(pid, sig, _)) => self.attribute(pid, 128 + sig.0, Some(sig.0)),
+                Ok(WaitStatus::StillAlive) => {
+                    let now = now_ms();
+                    if now >= give_up {
+                        console::log("children still alive 10 s after SIGKILL: not waiting for them");
+                        break;
+                    }
+                    let mut fds = [PollFd::new(&self.sigfd, PollFlags::IN)];
+                    let _ = rustix::event::poll(&mut fds, Some(&sys::timespec_ms(give_up - now)));
+                    while read_signal(&self.sigfd).is_some() {}
+                }
                 Err(Errno::EINTR) | Ok(_) => {}
                 Err(_) => break,
-            }
-            if now_ms() > give_up {
-                break;
             }
         }
         // All writers are gone: read every pipe to its end, as fast as the
