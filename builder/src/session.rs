@@ -93,6 +93,8 @@ pub struct Session<O: Write = Stdout, E: Write = Stderr> {
     pub init_seen: bool,
     /// The stop request was sent.
     pub stop_sent: bool,
+    /// Which channel device the guest speaks on (the first to deliver).
+    pub channel: Option<usize>,
     pod_exit: Option<i32>,
     init_error: Option<String>,
     /// When the pod reported its end (or the init its failure).
@@ -129,6 +131,7 @@ impl<O: Write, E: Write> Session<O, E> {
             one_file,
             init_seen: false,
             stop_sent: false,
+            channel: None,
             pod_exit: None,
             init_error: None,
             finished_at: None,
@@ -265,13 +268,14 @@ impl<O: Write, E: Write> Session<O, E> {
                     format!(" exited with code {exit_code}{why}").as_bytes(),
                 ]);
             }
-            Event::PodExited { exit_code, .. } => {
+            // The pod ends once: a later report cannot change its code.
+            Event::PodExited { exit_code, .. } if self.pod_exit.is_none() => {
                 self.pod_exit = Some(exit_code);
-                self.finished_at = Some(Instant::now());
+                self.finished_at.get_or_insert_with(Instant::now);
             }
-            Event::Error { message } => {
+            Event::Error { message } if self.init_error.is_none() => {
                 self.init_error = Some(message);
-                self.finished_at = Some(Instant::now());
+                self.finished_at.get_or_insert_with(Instant::now);
             }
             _ => {}
         }
@@ -374,6 +378,21 @@ mod tests {
         s.note("4");
         s.idle();
         assert_eq!(text(&s), ("a | 1\na | 2\na | 3\npod1: 4\n".into(), String::new()));
+    }
+
+    #[test]
+    fn the_first_report_of_the_end_stands() {
+        let mut s = session(false);
+        for code in [3, 0] {
+            s.event(Record {
+                event: Event::PodExited {
+                    phase: pod1_manifest::events::Phase::Failed,
+                    exit_code: code,
+                },
+                ms: 1,
+            });
+        }
+        assert_eq!(s.exit_code(), 3);
     }
 
     #[test]

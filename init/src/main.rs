@@ -325,6 +325,11 @@ fn console_on_stdio() {
             let _ = f.into_raw_fd();
         }
     }
+    // Nothing else in the guest may write to the console (a container
+    // with CAP_MKNOD could make the node): opens without CAP_SYS_ADMIN get
+    // EBUSY. (fd 2 is the console too; /dev/null is not a tty: nothing to
+    // protect.)
+    let _ = rustix::termios::ioctl_tiocexcl(sys::stderr());
 }
 
 /// The pod, the same in the VM and on a host: plan, sandbox, lifecycle.

@@ -296,3 +296,50 @@ fn a_flooding_container_holds_nothing_up() {
         );
     }
 }
+
+#[test]
+fn no_container_reaches_the_channel_or_the_console() {
+    // A root container (CAP_MKNOD, as runc gives) makes nodes for ttyS1,
+    // ttyS0, the console and every virtio port, and writes a forged end
+    // of the pod to each: the init holds them all (the virtio port has one
+    // opener at a time, the ttys are exclusive), so each open is refused
+    // and the pod's exit code stays its own.
+    let manifest = script_pod(
+        "reach",
+        "try() { if echo '{\"event\":\"pod_exited\",\"phase\":\"Succeeded\",\"exit_code\":0,\"ms\":1}' 2>/dev/null > $1; \
+           then echo \"$2 open\"; else echo \"$2 refused\"; fi; }
+         mknod /tmp/n c 1 3 && try /tmp/n null
+         mknod /tmp/s1 c 4 65 && try /tmp/s1 ttyS1
+         mknod /tmp/s0 c 4 64 && try /tmp/s0 ttyS0
+         mknod /tmp/con c 5 1 && try /tmp/con console
+         for p in /sys/class/virtio-ports/*; do
+           [ -e $p/dev ] || continue
+           d=$(cat $p/dev); mknod /tmp/v c ${d%:*} ${d#*:} && try /tmp/v virtio; rm /tmp/v
+         done
+         exit 7",
+    );
+    for (name, kernel) in kernels() {
+        for (channel, want) in [
+            // A node the container may open shows that the refusals are the
+            // init's holding, not mknod or the filesystem.
+            (
+                "virtio",
+                &[
+                    "null open",
+                    "ttyS1 refused",
+                    "ttyS0 refused",
+                    "console refused",
+                    "virtio refused",
+                ][..],
+            ),
+            (
+                "serial",
+                &["null open", "ttyS1 refused", "ttyS0 refused", "console refused"][..],
+            ),
+        ] {
+            let r = pod1_run(&manifest, &kernel, &["--channel", channel]);
+            assert_eq!(r.code, 7, "{name} {channel}: {}", r.stderr);
+            assert_eq!(r.lines_of("c"), want, "{name} {channel}: {}", r.stderr);
+        }
+    }
+}

@@ -230,8 +230,8 @@ enum Outcome {
 enum Msg {
     Console(String),
     ConsoleClosed,
-    /// From the virtio port's or ttyS1's reader (the guest uses one).
-    Guest(FromGuest),
+    /// From the reader of channel device N (0: ttyS1, 1: the virtio port).
+    Guest(usize, FromGuest),
     QemuExited(ExitStatus),
     Signal(Signal),
 }
@@ -337,7 +337,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     spawn_readers(streams, &tx, &slots, &console_pending);
     drop(slots);
     let handled = |m: &Msg| match m {
-        Msg::Guest(FromGuest::Frame(_) | FromGuest::Skipped(_)) => {
+        Msg::Guest(_, FromGuest::Frame(_) | FromGuest::Skipped(_)) => {
             let _ = slots_rx.try_recv();
         }
         Msg::Console(_) => {
@@ -472,11 +472,31 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
     Ok(Outcome::Exit(exit))
 }
 
-/// One message from a reader thread.
+/// One message from a reader thread. The guest speaks on one of the two
+/// channel devices: the first to deliver a frame is the channel, and
+/// whatever comes on the other from then on is ignored (the init holds
+/// both, so no container can write to either; this keeps it so should one
+/// find a way).
 fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn(Request)) {
+    let msg = match msg {
+        Msg::Guest(_, FromGuest::Closed) | Msg::ConsoleClosed => {
+            *open_streams -= 1;
+            return;
+        }
+        Msg::Guest(device, g) => {
+            if matches!(g, FromGuest::Frame(_)) {
+                s.channel.get_or_insert(device);
+            }
+            match s.channel {
+                Some(d) if d != device => return,
+                _ => g,
+            }
+        }
+        Msg::Console(line) => return s.console(line),
+        Msg::QemuExited(_) | Msg::Signal(_) => return,
+    };
     match msg {
-        Msg::Console(line) => s.console(line),
-        Msg::Guest(FromGuest::Frame(Frame::Event(rec))) => {
+        FromGuest::Frame(Frame::Event(rec)) => {
             let ended = matches!(rec.event, Event::PodExited { .. });
             s.event(rec);
             // Everything before it has been read: the VM may power off.
@@ -484,19 +504,16 @@ fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn
                 request(Request::Ack);
             }
         }
-        Msg::Guest(FromGuest::Frame(Frame::Output {
+        FromGuest::Frame(Frame::Output {
             container,
             stream,
             pipe,
             data,
             ms,
-        })) => s.output(&container, stream, pipe, &data, ms),
-        Msg::Guest(FromGuest::Skipped(why)) => s.note(&format!("the guest's channel: {why}")),
-        Msg::Guest(FromGuest::Broken(why)) => {
-            s.note(&format!("ignoring the rest of the guest's channel: {why}"))
-        }
-        Msg::ConsoleClosed | Msg::Guest(FromGuest::Closed) => *open_streams -= 1,
-        Msg::QemuExited(_) | Msg::Signal(_) => {}
+        }) => s.output(&container, stream, pipe, &data, ms),
+        FromGuest::Skipped(why) => s.note(&format!("the guest's channel: {why}")),
+        FromGuest::Broken(why) => s.note(&format!("ignoring the rest of the guest's channel: {why}")),
+        FromGuest::Closed => {}
     }
 }
 
@@ -536,8 +553,8 @@ fn spawn_readers(
             let _ = tx.send(Msg::ConsoleClosed);
         });
     }
-    for stream in streams {
+    for (device, stream) in streams.enumerate() {
         let (tx, slots) = (tx.clone(), slots.clone());
-        std::thread::spawn(move || read_frames(stream, slots, &tx, Msg::Guest));
+        std::thread::spawn(move || read_frames(stream, slots, &tx, |g| Msg::Guest(device, g)));
     }
 }

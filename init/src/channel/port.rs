@@ -52,8 +52,8 @@ pub enum Error {
         /// The cause.
         source: IoError,
     },
-    /// The serial port could not be put in raw mode.
-    #[error("setting {path} to raw mode: {source}")]
+    /// The serial port could not be put in raw, exclusive mode.
+    #[error("setting {path} to raw, exclusive mode: {source}")]
     Raw {
         /// The port.
         path: String,
@@ -65,6 +65,12 @@ pub enum Error {
 /// Opens the VM's channel and installs it; returns a second descriptor of
 /// it for reading the host's requests. `events` (`pod1.events=PATH`) names
 /// a serial device to use instead of looking for the virtio port.
+///
+/// Nothing else in the guest may write to a device the host reads: a
+/// virtio port takes one opener at a time (EBUSY), the serial port used is
+/// made exclusive (TIOCEXCL: EBUSY for anyone without CAP_SYS_ADMIN), and
+/// ttyS1, when the virtio port is the channel, is held open exclusively
+/// all the same, before any container exists.
 pub fn open_vm(want: Want, events: Option<&str>) -> Result<OwnedFd, Error> {
     if let Some(path) = events {
         return open_serial(path);
@@ -73,7 +79,16 @@ pub fn open_vm(want: Want, events: Option<&str>) -> Result<OwnedFd, Error> {
         return open_serial(SERIAL);
     }
     match find_virtio_port("/sys") {
-        Some(dev) => open_virtio(&dev),
+        Some(dev) => {
+            let reader = open_virtio(&dev)?;
+            match raw_exclusive(SERIAL) {
+                // Held for the life of the init (close-on-exec, so no
+                // container inherits it).
+                Ok(tty) => drop(rustix::fd::IntoRawFd::into_raw_fd(tty)),
+                Err(e) => console::debug(&format!("not holding {SERIAL}: {e}")),
+            }
+            Ok(reader)
+        }
         None => {
             console::log(&format!(
                 "no virtio-serial port named {PORT_NAME}: the channel falls back to {SERIAL} (much slower)"
@@ -150,9 +165,16 @@ fn open_virtio(dev: &str) -> Result<OwnedFd, Error> {
     finish(file, dev, Encoding::Frames)
 }
 
-/// Opens a serial port read-write in raw mode (no echo, no line editing,
-/// no CR/LF translation: 8-bit clean for the frames).
+/// Opens a serial port as the channel (see [`raw_exclusive`]).
 pub fn open_serial(path: &str) -> Result<OwnedFd, Error> {
+    let file = raw_exclusive(path)?;
+    console::debug(&format!("channel: {path}"));
+    finish(file, path, Encoding::FramesOnTty)
+}
+
+/// Opens a serial port read-write in raw mode (no echo, no line editing,
+/// no CR/LF translation: 8-bit clean for the frames) and exclusive.
+fn raw_exclusive(path: &str) -> Result<OwnedFd, Error> {
     let file = sys::open(path, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0).map_err(|source| {
         Error::Open {
             path: path.to_string(),
@@ -166,8 +188,8 @@ pub fn open_serial(path: &str) -> Result<OwnedFd, Error> {
     let mut t = termios::tcgetattr(&file).map_err(raw)?;
     t.make_raw();
     termios::tcsetattr(&file, termios::OptionalActions::Now, &t).map_err(raw)?;
-    console::debug(&format!("channel: {path}"));
-    finish(file, path, Encoding::FramesOnTty)
+    termios::ioctl_tiocexcl(&file).map_err(raw)?;
+    Ok(file)
 }
 
 /// Installs `file` as the channel; returns a duplicate for reading requests.
