@@ -345,3 +345,26 @@ fn whiteouts_from_a_real_layer() {
     assert!(!has("/etc/passwd"), "opaque etc hides the lower passwd");
     assert!(has("/etc/motd"), "opaque etc keeps this layer's motd");
 }
+
+#[test]
+fn a_tree_on_the_host_is_for_its_owner_only() {
+    // `--tree` writes the images' setuid files and device nodes onto the
+    // host: the directory holding them is 0700, and pod1 says so.
+    let dir = fixtures().join("tree-mode");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pod.json"), FOUR_TRANSPORTS).unwrap();
+    let tree = dir.join("tree");
+    let out = pod1(&[
+        "build",
+        dir.join("pod.json").to_str().unwrap(),
+        "--init",
+        STATIC_INIT,
+        "--tree",
+        tree.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mode 0700"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&tree).unwrap().permissions());
+    assert_eq!(mode & 0o7777, 0o700);
+    assert!(tree.join("etc/pod1/plan.json").is_file());
+}

@@ -43,7 +43,11 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(dir) = &args.tree {
         write_tree(&assembled.tree, dir)?;
-        println!("{}: {} entries", dir.display(), assembled.tree.len());
+        println!(
+            "{}: {} entries (mode 0700: it holds the images' setuid files and device nodes)",
+            dir.display(),
+            assembled.tree.len()
+        );
     }
     for img in &assembled.images {
         println!(
@@ -101,6 +105,9 @@ fn write_tree(tree: &tree::Tree, dir: &Path) -> Result<()> {
         .prefix(".pod1-tree-")
         .tempdir_in(parent)?;
     tree::materialize(tree, tmp.path())?;
+    // The images' setuid files and device nodes are in it: only its owner
+    // may enter (pod1-init --root runs as root and needs nothing more).
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir)
             .with_context(|| format!("removing the earlier tree {}", dir.display()))?;
