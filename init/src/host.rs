@@ -132,7 +132,8 @@ fn inner(root: &str, state: &str, run_pod: impl FnOnce(&str, &str) -> i32) -> i3
     if let Err(e) = crate::mounts::mount_fs("proc", "/proc", "proc", flags, None) {
         return step("mounting /proc", &e);
     }
-    if let Err(e) = crate::mounts::mount_fs("tmpfs", state, "tmpfs", MsFlags::empty(), Some("mode=0755")) {
+    // nodev, as the VM's /run: volumes and layers live here.
+    if let Err(e) = crate::mounts::mount_fs("tmpfs", state, "tmpfs", MsFlags::MS_NODEV, Some("mode=0755")) {
         return step("mounting the state tmpfs", &e);
     }
     // PID 1 of its namespace reaps orphans anyway; as a subreaper it also

@@ -90,11 +90,17 @@ fn mount_layers(spec: &Spec) -> Result<String, Error> {
         mkdir_p(d)?;
     }
     let data = format!("lowerdir={},upperdir={upper},workdir={work}", spec.image);
-    match mount_fs("overlay", &merged, "overlay", MsFlags::empty(), Some(&data)) {
+    // A device node in the root filesystem (shipped in the image, or made
+    // with CAP_MKNOD) cannot be opened; privileged containers keep them.
+    let flags = match spec.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_NODEV,
+    };
+    match mount_fs("overlay", &merged, "overlay", flags, Some(&data)) {
         Ok(()) => {}
         Err(e) => {
             console::debug(&format!("no overlayfs ({e}); copying the image instead"));
-            mount_fs("tmpfs", &merged, "tmpfs", MsFlags::empty(), Some("mode=0755"))?;
+            mount_fs("tmpfs", &merged, "tmpfs", flags, Some("mode=0755"))?;
             tree::copy_contents(&spec.image, &merged, &[])?;
         }
     }

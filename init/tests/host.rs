@@ -447,6 +447,28 @@ fn read_only_root_filesystem() {
 }
 
 #[test]
+fn device_nodes_in_writable_filesystems_cannot_be_opened() {
+    // A root container keeps CAP_MKNOD (as with runc), but every writable
+    // filesystem it has is nodev: its root, an emptyDir and a sized one.
+    // /dev/null, on the container's /dev, still works.
+    let script = "for d in / /v /s; do mknod $d/n c 1 3 && { echo x > $d/n && echo \"$d open\" || echo \"$d refused\"; }; done; \
+                  echo x > /dev/null && echo dev open";
+    let c = mount(mount(sh("a", script), "v", "/v"), "s", "/s");
+    let mut p = pod(vec![c]);
+    volume(&mut p, "v");
+    p.volumes.push(pod1_manifest::plan::VolumePlan {
+        name: "s".into(),
+        size_limit_bytes: Some(1 << 20),
+    });
+    let o = run(&p);
+    check(&o);
+    assert_eq!(
+        o.stdout("a"),
+        ["/ refused", "/v refused", "/s refused", "dev open"]
+    );
+}
+
+#[test]
 fn directories_made_for_a_container_are_0755_and_devices_0666() {
     // The root's upper layer, a volume's parent directories and the working
     // directory are made by the init: a user other than root must not be

@@ -140,7 +140,9 @@ impl Supervisor {
             mounts::mkdir_p(&dir).map_err(fail)?;
             if let Some(size) = v.size_limit_bytes {
                 let data = format!("mode=0777,size={size}");
-                mounts::mount_fs("tmpfs", &dir, "tmpfs", MsFlags::empty(), Some(&data)).map_err(fail)?;
+                // No device node in a volume can be opened (the state
+                // tmpfs the others live on is nodev too).
+                mounts::mount_fs("tmpfs", &dir, "tmpfs", MsFlags::MS_NODEV, Some(&data)).map_err(fail)?;
             } else {
                 let _ = sys::chmod(&dir, 0o777);
             }
