@@ -140,8 +140,7 @@ fn make_devices(dev: &str) -> Result<(), Error> {
 }
 
 fn mount_dev(root: &str) -> Result<(), Error> {
-    let dev = sys::join(root, "dev");
-    mkdir_p(&dev)?;
+    let dev = tree::create_dir_all_no_symlinks(root, "/dev")?;
     mount_fs(
         "tmpfs",
         &dev,
@@ -216,12 +215,12 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
         let dst = tree::create_dir_all_no_symlinks(&root, path)?;
         bind(src, &dst, *ro)?;
     }
-    let proc = sys::join(&root, "proc");
-    mkdir_p(&proc)?;
+    // The kernel's filesystems go on /proc, /sys and /dev: a symlink there
+    // in the image would take them anywhere (as runc, refuse it).
+    let proc = tree::create_dir_all_no_symlinks(&root, "/proc")?;
     let nsne = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("proc", &proc, "proc", nsne, None)?;
-    let sysfs = sys::join(&root, "sys");
-    mkdir_p(&sysfs)?;
+    let sysfs = tree::create_dir_all_no_symlinks(&root, "/sys")?;
     let sys_flags = if spec.privileged {
         nsne
     } else {

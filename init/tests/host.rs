@@ -653,6 +653,38 @@ fn a_container_that_fails_preparation_is_reported_with_the_reason() {
 }
 
 #[test]
+fn proc_sys_and_dev_that_are_symlinks_in_the_image_are_refused() {
+    // The kernel filesystems are mounted on /proc, /sys and /dev: an image
+    // whose entry is a symlink (here to a directory outside the container)
+    // would have them mounted wherever it points. Refused, as runc does.
+    for name in ["proc", "sys", "dev"] {
+        let p = pod(vec![sh("a", "echo never")]);
+        let t = tree(&p);
+        let outside = t.root().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let image = t.root().join(IMAGE.trim_start_matches('/'));
+        let _ = std::fs::remove_dir(image.join(name));
+        std::os::unix::fs::symlink(&outside, image.join(name)).unwrap();
+        let o = spawn_tree(t, &[]).finish();
+        check(&o);
+        let reason = o
+            .events
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::ContainerExited { reason, .. } => reason.clone(),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(
+            reason.contains("symlink at ") && reason.contains(&format!("/{name}")),
+            "{name}: {reason}"
+        );
+        assert!(o.stdout("a").is_empty(), "{name}");
+        assert_eq!(o.pod_exit(), (Phase::Failed, 125), "{name}");
+    }
+}
+
+#[test]
 fn bad_command_line_and_missing_plan_exit_125() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pod1-init"))
         .arg("--bogus")

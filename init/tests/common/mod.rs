@@ -278,7 +278,11 @@ pub fn spawn(plan: &Plan) -> Running {
 
 /// Starts the init on the tree with extra environment variables.
 pub fn spawn_env(plan: &Plan, env: &[(&str, &str)]) -> Running {
-    let tree = tree(plan);
+    spawn_tree(tree(plan), env)
+}
+
+/// Starts the init on a tree made by [`tree`] (and changed by the test).
+pub fn spawn_tree(tree: Tree, env: &[(&str, &str)]) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_pod1-init"))
         .envs(env.iter().copied())
         .arg("--root")
