@@ -107,20 +107,27 @@ fn mount_layers(spec: &Spec) -> Result<String, Error> {
     Ok(merged)
 }
 
-/// The standard device nodes in `dev`, mode 0666 (the caller clears the umask).
-fn make_devices(dev: &str) -> Result<(), Error> {
+/// The standard device nodes in `dev`: made with mknod, mode 0666 (the
+/// caller clears the umask), or, with `bind` (a nodev /dev) or without
+/// CAP_MKNOD, bind mounts of the init's own nodes (as runc does rootless):
+/// a bind mount keeps its source's flags, so these open on a nodev /dev
+/// where nothing else does.
+fn make_devices(dev: &str, bind_nodes: bool) -> Result<(), Error> {
     for (name, major, minor) in DEVICES {
         let path = sys::join(dev, name);
-        let made = rustix::fs::mknodat(
-            CWD,
-            path.as_str(),
-            FileType::CharacterDevice,
-            Mode::from_raw_mode(0o666),
-            makedev(*major, *minor),
-        );
-        match made.map_err(Errno::from) {
+        let made = match bind_nodes {
+            true => Err(Errno::EPERM),
+            false => rustix::fs::mknodat(
+                CWD,
+                path.as_str(),
+                FileType::CharacterDevice,
+                Mode::from_raw_mode(0o666),
+                makedev(*major, *minor),
+            )
+            .map_err(Errno::from),
+        };
+        match made {
             Ok(()) => {}
-            // Without CAP_MKNOD, bind the host's node instead (as runc does).
             Err(Errno::EPERM) => {
                 sys::write(&path, b"").map_err(|source| Error::MountPoint {
                     path: path.clone(),
@@ -139,17 +146,24 @@ fn make_devices(dev: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn mount_dev(root: &str) -> Result<(), Error> {
+/// The container's /dev: a tmpfs with the standard nodes and links,
+/// devpts, shm and mqueue. Unless privileged it is nodev, so a node made
+/// there with CAP_MKNOD cannot be opened; the standard ones are bind mounts.
+fn mount_dev(root: &str, privileged: bool) -> Result<(), Error> {
     let dev = tree::create_dir_all_no_symlinks(root, "/dev")?;
+    let nodev = match privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_NODEV,
+    };
     mount_fs(
         "tmpfs",
         &dev,
         "tmpfs",
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME | nodev,
         Some("mode=755,size=65536k"),
     )?;
     let umask_before = umask(Mode::empty());
-    let made = make_devices(&dev);
+    let made = make_devices(&dev, !privileged);
     umask(umask_before);
     made?;
     for (link, target) in DEV_LINKS {
@@ -230,7 +244,7 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
         console::debug(&format!("sysfs: {e}; binding the host's /sys instead"));
         bind("/sys", &sysfs, !spec.privileged)?;
     }
-    mount_dev(&root)?;
+    mount_dev(&root, spec.privileged)?;
     if !spec.privileged {
         for p in MASKED {
             mask(&root, p)?;

@@ -449,10 +449,10 @@ fn read_only_root_filesystem() {
 #[test]
 fn device_nodes_in_writable_filesystems_cannot_be_opened() {
     // A root container keeps CAP_MKNOD (as with runc), but every writable
-    // filesystem it has is nodev: its root, an emptyDir and a sized one.
-    // /dev/null, on the container's /dev, still works.
-    let script = "for d in / /v /s; do mknod $d/n c 1 3 && { echo x > $d/n && echo \"$d open\" || echo \"$d refused\"; }; done; \
-                  echo x > /dev/null && echo dev open";
+    // filesystem it has is nodev: its root, an emptyDir, a sized one and
+    // /dev, where the standard nodes still work.
+    let script = "for d in / /v /s /dev; do mknod $d/n c 1 3 && { echo x > $d/n && echo \"$d open\" || echo \"$d refused\"; }; done; \
+                  echo x > /dev/null && head -c 1 /dev/zero | wc -c && head -c 1 /dev/urandom | wc -c && echo dev open";
     let c = mount(mount(sh("a", script), "v", "/v"), "s", "/s");
     let mut p = pod(vec![c]);
     volume(&mut p, "v");
@@ -464,7 +464,15 @@ fn device_nodes_in_writable_filesystems_cannot_be_opened() {
     check(&o);
     assert_eq!(
         o.stdout("a"),
-        ["/ refused", "/v refused", "/s refused", "dev open"]
+        [
+            "/ refused",
+            "/v refused",
+            "/s refused",
+            "/dev refused",
+            "1",
+            "1",
+            "dev open"
+        ]
     );
 }
 
