@@ -95,6 +95,8 @@ pub struct Session<O: Write = Stdout, E: Write = Stderr> {
     pub stop_sent: bool,
     /// Which channel device the guest speaks on (the first to deliver).
     pub channel: Option<usize>,
+    /// The guest broke the channel's format.
+    pub channel_broken: bool,
     pod_exit: Option<i32>,
     init_error: Option<String>,
     /// When the pod reported its end (or the init its failure).
@@ -132,6 +134,7 @@ impl<O: Write, E: Write> Session<O, E> {
             init_seen: false,
             stop_sent: false,
             channel: None,
+            channel_broken: false,
             pod_exit: None,
             init_error: None,
             finished_at: None,

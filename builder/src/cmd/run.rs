@@ -466,6 +466,11 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
             }
             m => handle(&mut s, m, &mut open_streams, &request),
         }
+        if s.channel_broken {
+            s.print_console_tail();
+            s.note("the guest broke the channel, so the pod's end can never be reported: the VM was killed");
+            break exit::POD1_FAILED;
+        }
     };
     s.idle();
     drop(vm);
@@ -512,7 +517,12 @@ fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn
             ms,
         }) => s.output(&container, stream, pipe, &data, ms),
         FromGuest::Skipped(why) => s.note(&format!("the guest's channel: {why}")),
-        FromGuest::Broken(why) => s.note(&format!("ignoring the rest of the guest's channel: {why}")),
+        // Nothing can come from the guest any more, the pod's end included:
+        // the loop ends the run.
+        FromGuest::Broken(why) => {
+            s.note(&format!("ignoring the rest of the guest's channel: {why}"));
+            s.channel_broken = true;
+        }
         FromGuest::Closed => {}
     }
 }
