@@ -166,6 +166,21 @@ pub fn pod1_run(input: &Path, kernel: &Path, args: &[&str]) -> Ran {
     }
 }
 
+/// `pod1 run INPUT --kernel K ARGS...` started with its stdout and stderr
+/// piped, for tests that read them while it runs.
+pub fn pod1_spawn(input: &Path, kernel: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(bin("pod1"))
+        .arg("run")
+        .arg(input)
+        .arg("--kernel")
+        .arg(kernel)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A pod of one busybox container `c` running `script` with `restartPolicy: Never`.
 pub fn script_pod(name: &str, script: &str) -> PathBuf {
     script_pod_shared(name, script, false)

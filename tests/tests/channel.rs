@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pod1_tests::{bin, kernels, pod1_run, pod_dir, script_pod};
+use pod1_tests::{kernels, pod1_run, pod1_spawn, pod_dir, script_pod};
 
 /// A pod whose init container `prep` runs `prep` with an emptyDir at /d,
 /// then app containers (name, script) with /d too.
@@ -155,16 +155,7 @@ fn a_host_that_pauses_reading_loses_nothing() {
         &[("c", "for i in $(seq 1 170); do cat /d/chunk; done")],
     );
     for (name, kernel) in kernels() {
-        let mut child = Command::new(bin("pod1"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--kernel")
-            .arg(&kernel)
-            .args(["--memory", "1G", "--timeout", "300"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = pod1_spawn(&manifest, &kernel, &["--memory", "1G", "--timeout", "300"]);
         let mut stdout = child.stdout.take().unwrap();
         // Wait for the first byte (the app is writing), then stop reading.
         let mut first = [0u8; 1];
@@ -245,16 +236,7 @@ fn a_flooding_container_holds_nothing_up() {
     });
     let manifest = pod_dir("flood", &manifest.to_string()).join("pod.json");
     for (name, kernel) in kernels() {
-        let mut child = Command::new(bin("pod1"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--kernel")
-            .arg(&kernel)
-            .args(["--timeout", "300"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = pod1_spawn(&manifest, &kernel, &["--timeout", "300"]);
         let stdout = child.stdout.take().unwrap();
         let counter = std::thread::spawn(move || {
             let (mut floods, mut quiet) = (0u64, Vec::new());

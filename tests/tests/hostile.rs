@@ -5,13 +5,12 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pod1_manifest::channel::{MAX_DATA, MAX_LINE};
-use pod1_tests::{bin, fixtures, kernels, pod1_run, sh};
+use pod1_tests::{bin, fixtures, kernels, pod1_run, pod1_spawn, sh};
 
 /// An initramfs whose init is `pod1-hostile-init` (made with GNU cpio, once).
 fn hostile_image() -> PathBuf {
@@ -61,16 +60,7 @@ fn garbage_on_the_channel_ends_in_125_with_a_sentence() {
 fn a_flood_from_the_guest_keeps_the_host_bounded() {
     let img = hostile_image();
     let (_, kernel) = &kernels()[0];
-    let mut child = Command::new(bin("pod1"))
-        .arg("run")
-        .arg(&img)
-        .arg("--kernel")
-        .arg(kernel)
-        .args(["--append", "hostile=flood", "--timeout", "300"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = pod1_spawn(&img, kernel, &["--append", "hostile=flood", "--timeout", "300"]);
     let pid = child.id();
     let (peak, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let sampler = {

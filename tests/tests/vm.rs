@@ -3,11 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use pod1_manifest::events::Event;
 use pod1_tests::{
-    bin, fixtures, kernels, pod1_run, pod_dir, run, script_pod, script_pod_shared, sh, workspace,
+    bin, fixtures, kernels, pod1_run, pod1_spawn, pod_dir, run, script_pod, script_pod_shared, sh, workspace,
 };
 
 #[test]
@@ -263,16 +263,7 @@ fn stop_request_lets_a_container_trap_sigterm() {
         "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
     );
     for (name, kernel) in kernels() {
-        let mut child = Command::new(bin("pod1"))
-            .arg("run")
-            .arg(&manifest)
-            .arg("--kernel")
-            .arg(&kernel)
-            .args(["--timeout", "180"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = pod1_spawn(&manifest, &kernel, &["--timeout", "180"]);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut seen = Vec::new();
         for line in lines.by_ref() {
