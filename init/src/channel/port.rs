@@ -139,12 +139,7 @@ fn named_port(class: &str, name: &str) -> Option<String> {
 /// now under `pod1 run`; until it is, the port polls as hung up (the
 /// channel would be given up at once), so the wait sleeps rather than polls.
 fn open_virtio(dev: &str) -> Result<OwnedFd, Error> {
-    let file = sys::open(dev, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0).map_err(|source| {
-        Error::Open {
-            path: dev.to_string(),
-            source,
-        }
-    })?;
+    let file = open(dev, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0)?;
     let since = now_ms();
     loop {
         let mut fds = [PollFd::new(&file, PollFlags::OUT)];
@@ -175,12 +170,7 @@ pub fn open_serial(path: &str) -> Result<OwnedFd, Error> {
 /// Opens a serial port read-write in raw mode (no echo, no line editing,
 /// no CR/LF translation: 8-bit clean for the frames) and exclusive.
 fn raw_exclusive(path: &str) -> Result<OwnedFd, Error> {
-    let file = sys::open(path, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0).map_err(|source| {
-        Error::Open {
-            path: path.to_string(),
-            source,
-        }
-    })?;
+    let file = open(path, OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK, 0)?;
     let raw = |e: rustix::io::Errno| Error::Raw {
         path: path.to_string(),
         source: e.into(),
@@ -190,6 +180,14 @@ fn raw_exclusive(path: &str) -> Result<OwnedFd, Error> {
     termios::tcsetattr(&file, termios::OptionalActions::Now, &t).map_err(raw)?;
     termios::ioctl_tiocexcl(&file).map_err(raw)?;
     Ok(file)
+}
+
+/// Opens the channel's device or file, naming it in the error.
+fn open(path: &str, flags: OFlags, mode: u32) -> Result<OwnedFd, Error> {
+    sys::open(path, flags, mode).map_err(|source| Error::Open {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// Installs `file` as the channel; returns a duplicate for reading requests.
@@ -205,12 +203,7 @@ fn finish(file: OwnedFd, path: &str, encoding: Encoding) -> Result<OwnedFd, Erro
 /// Host mode: events go to `path` (created or truncated), one JSON record
 /// per line.
 pub fn open_file(path: &str) -> Result<(), Error> {
-    let file = sys::open(path, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC, 0o666).map_err(|source| {
-        Error::Open {
-            path: path.to_string(),
-            source,
-        }
-    })?;
+    let file = open(path, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC, 0o666)?;
     super::install(file, Encoding::JsonLines);
     Ok(())
 }
