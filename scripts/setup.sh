@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86: boots the pod; busybox-static, umoci, skopeo: make real test
 # images; cpio: checks the initramfs with GNU cpio; crun: the benchmark's peer;
 # linux-source-6.1 and the tool chain: the minimal kernel (scripts/build-kernel.sh);
-# python3: writes hostile layers for the tests.
-packages=(qemu-system-x86 qemu-utils busybox-static umoci skopeo cpio crun python3
+# python3: writes hostile layers for the tests; libseccomp-dev: the builder
+# compiles seccomp profiles with it (linked statically).
+packages=(qemu-system-x86 qemu-utils busybox-static umoci skopeo cpio crun python3 libseccomp-dev
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev xz-utils kmod)
 missing=()
 for p in "${packages[@]}"; do

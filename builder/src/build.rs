@@ -111,7 +111,9 @@ impl Manifest {
                 .1
                 .push(name);
         }
-        let plan = plan::resolve(&self.pod, &infos)
+        let mut plan = plan::resolve(&self.pod, &infos)
+            .with_context(|| format!("invalid manifest {}", self.path.display()))?;
+        crate::seccomp::compile_plan(&mut plan, &self.dir)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;
         let mut tree = Tree::default();
         for dir in ["dev", "proc", "sys", "run", "etc/pod1", "sbin", IMAGES_DIR] {

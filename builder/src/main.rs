@@ -10,6 +10,7 @@ mod initramfs;
 mod initrd;
 mod kernel;
 mod qemu;
+mod seccomp;
 mod session;
 mod tree;
 

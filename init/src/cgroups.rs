@@ -7,8 +7,19 @@ use alloc::string::{String, ToString};
 
 use pod1_manifest::plan::Limits;
 
-use crate::console;
+use rustix::fs::OFlags;
+
 use crate::sys;
+use crate::{bpf, console};
+
+/// Loads the plan's device program and attaches it to the cgroup `dir`.
+fn attach_devices(dir: &str, program: &str) -> Result<(), String> {
+    let insns = pod1_manifest::plan::unhex(program).ok_or("the plan's program is not hex; rebuild")?;
+    let prog = bpf::load_device_program(&insns).map_err(|e| format!("loading: {e}"))?;
+    let cgroup =
+        sys::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, 0).map_err(|e| format!("opening: {e}"))?;
+    bpf::attach_device_program(&cgroup, &prog).map_err(|e| format!("attaching: {e}"))
+}
 
 /// statfs's f_type of a cgroup2 filesystem (linux/magic.h).
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -52,31 +63,44 @@ impl Cgroups {
         Cgroups { base: Some(base) }
     }
 
-    /// Puts `pid` into the container's cgroup with its limits. Failures are
-    /// logged: a limit the kernel cannot apply does not stop the pod.
-    pub fn add(&self, container: &str, limits: &Limits, pid: i32) {
-        let Some(base) = &self.base else { return };
+    /// Puts `pid` into the container's cgroup with its limits and, unless
+    /// `devices` is `None` (privileged), its device program. A limit the
+    /// kernel cannot apply is logged and the pod goes on; a device program
+    /// that cannot be attached is an error: the container must not start
+    /// with every device open to it. Without cgroup v2 (a host-mode run on a
+    /// v1 host) there is no device program; the nodev mounts still hold.
+    pub fn add(
+        &self,
+        container: &str,
+        limits: &Limits,
+        devices: Option<&str>,
+        pid: i32,
+    ) -> Result<(), String> {
+        let Some(base) = &self.base else { return Ok(()) };
         let dir = sys::join(base, container);
-        let res = sys::create_dir_all(&dir)
-            .map_err(|e| format!("creating {dir}: {e}"))
-            .and_then(|()| {
-                if let Some(m) = limits.memory_bytes {
-                    write(&sys::join(&dir, "memory.max"), &m.to_string())?;
-                }
-                if let Some(c) = limits.cpu_millis {
-                    write(
-                        &sys::join(&dir, "cpu.max"),
-                        &format!("{} 100000", (c * 100).max(1000)),
-                    )?;
-                }
-                if let Some(p) = limits.pids {
-                    write(&sys::join(&dir, "pids.max"), &p.to_string())?;
-                }
-                write(&sys::join(&dir, "cgroup.procs"), &pid.to_string())
-            });
+        sys::create_dir_all(&dir).map_err(|e| format!("creating {dir}: {e}"))?;
+        let res = (|| {
+            if let Some(m) = limits.memory_bytes {
+                write(&sys::join(&dir, "memory.max"), &m.to_string())?;
+            }
+            if let Some(c) = limits.cpu_millis {
+                write(
+                    &sys::join(&dir, "cpu.max"),
+                    &format!("{} 100000", (c * 100).max(1000)),
+                )?;
+            }
+            if let Some(p) = limits.pids {
+                write(&sys::join(&dir, "pids.max"), &p.to_string())?;
+            }
+            Ok::<(), String>(())
+        })();
         if let Err(e) = res {
             console::log(&format!("cgroup of {container}: {e}"));
         }
+        if let Some(program) = devices {
+            attach_devices(&dir, program).map_err(|e| format!("the device program of {dir}: {e}"))?;
+        }
+        write(&sys::join(&dir, "cgroup.procs"), &pid.to_string())
     }
 
     /// Removes the (by now empty) cgroups.

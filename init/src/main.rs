@@ -31,6 +31,7 @@
 
 extern crate alloc;
 
+mod bpf;
 mod caps;
 mod cgroups;
 mod channel;
@@ -43,6 +44,7 @@ mod namespaces;
 mod power;
 mod process;
 mod rootfs;
+mod seccomp;
 mod signals;
 mod supervisor;
 mod sys;
@@ -343,6 +345,11 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
     })?;
     let plan: Plan = serde_json::from_str(&text).map_err(|source| Error::PlanParse { path, source })?;
     console::debug("plan read");
+    // The pause is never the OOM killer's choice (each container sets its
+    // own value before it runs).
+    if let Err(e) = sys::write("/proc/self/oom_score_adj", "-1000") {
+        console::log(&format!("setting the init's oom_score_adj: {e}"));
+    }
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
     let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;

@@ -65,6 +65,9 @@ pub struct Context<'a> {
     pub share_pid: bool,
     /// The root filesystem layout.
     pub rootfs: rootfs::Spec<'a>,
+    /// The kubelet's value for the pod's QoS class (the init's own -1000
+    /// must not be inherited).
+    pub oom_score_adj: i32,
 }
 
 /// A created container process, parked before exec.
@@ -224,6 +227,14 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
 fn prepare(ctx: &Context) -> Result<(), String> {
     let name = &ctx.plan.name;
     console::debug(&format!("container {name}: cloned"));
+    // Lowering it needs CAP_SYS_RESOURCE, which a host-mode init may lack
+    // (in the VM it has every capability): then the inherited value stays.
+    if let Err(e) = sys::write("/proc/self/oom_score_adj", ctx.oom_score_adj.to_string()) {
+        console::log(&format!(
+            "container {name}: setting oom_score_adj to {}: {e}",
+            ctx.oom_score_adj
+        ));
+    }
     ctx.sandbox.join().map_err(|e| e.to_string())?;
     console::debug(&format!("container {name}: joined the sandbox"));
     rootfs::enter(&ctx.rootfs).map_err(|e| format!("preparing the root filesystem: {e}"))?;
@@ -280,6 +291,11 @@ fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
     let prog_c = CString::new(prog.as_str()).map_err(|_| fail(format!("{prog} contains a NUL byte")))?;
     console::debug(&format!("container {}: exec {prog}", plan.name));
     clean_for_exec();
+    // Last, as runc does with no_new_privs set: every call after this one
+    // is filtered, and the profile must allow execve.
+    if let Some(filter) = &plan.seccomp {
+        crate::seccomp::install(filter).map_err(fail)?;
+    }
     let e = execve(&prog_c, &argv, &env);
     Err(match e {
         Errno::ENOENT | Errno::ENOTDIR => (NOT_FOUND, format!("exec {prog}: no such file or directory")),

@@ -807,3 +807,79 @@ fn a_killed_pod_init_is_still_reported() {
     );
     assert_eq!(o.pod_exit(), (Phase::Failed, 125));
 }
+
+/// One BPF instruction in the plan's hex form (`struct sock_filter`, little-endian).
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> String {
+    let mut b = code.to_le_bytes().to_vec();
+    b.extend([jt, jf]);
+    b.extend(k.to_le_bytes());
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn the_seccomp_filter_holds_from_the_first_instruction() {
+    use pod1_manifest::plan::Seccomp;
+    use pod1_manifest::pod::SeccompProfileType;
+    // mkdir and mkdirat fail with EACCES, everything else is allowed.
+    let program = [
+        insn(0x20, 0, 0, 0),                                 // ld [nr]
+        insn(0x15, 2, 0, libc::SYS_mkdir as u32),            // jeq mkdir → deny
+        insn(0x15, 1, 0, libc::SYS_mkdirat as u32),          // jeq mkdirat → deny
+        insn(0x06, 0, 0, 0x7fff_0000),                       // ret ALLOW
+        insn(0x06, 0, 0, 0x0005_0000 | libc::EACCES as u32), // ret ERRNO(EACCES)
+    ]
+    .concat();
+    let script = "grep Seccomp: /proc/self/status; mkdir /made 2>&1 || echo refused";
+    let mut filtered = sh("filtered", script);
+    filtered.seccomp = Some(Seccomp {
+        profile: SeccompProfileType::Localhost,
+        localhost_profile: Some("deny-mkdir.json".into()),
+        flags: 0,
+        bpf: program,
+    });
+    let mut broken = sh("broken", "echo ran");
+    broken.seccomp = filtered.seccomp.clone().map(|mut s| {
+        s.bpf = "zz".into();
+        s
+    });
+    let o = run(&pod(vec![filtered, sh("free", script)]));
+    check(&o);
+    assert_eq!(
+        o.stdout("filtered")[0].split_whitespace().collect::<Vec<_>>(),
+        ["Seccomp:", "2"]
+    );
+    assert!(
+        o.stdout("filtered")[1].contains("Permission denied"),
+        "{:?}",
+        o.stdout("filtered")
+    );
+    assert_eq!(
+        o.stdout("free")[0].split_whitespace().collect::<Vec<_>>(),
+        ["Seccomp:", "0"]
+    );
+    assert_eq!(o.stdout("free").len(), 1, "{:?}", o.stdout("free"));
+    // A plan whose program is not one fails the container before exec.
+    let o = run(&pod(vec![broken]));
+    assert!(o.stdout("broken").is_empty());
+    let logs = o.logs("broken");
+    assert!(logs.iter().any(|l| l.contains("no valid program")), "{logs:?}");
+    assert_ne!(o.exits("broken"), [(0, None)]);
+}
+
+#[test]
+fn oom_score_adj_follows_the_qos_class() {
+    // Raising the value needs no capability; lowering it (Guaranteed's
+    // -997, the pause's -1000) needs CAP_SYS_RESOURCE, which the VM has and
+    // a host may not: the VM test checks those.
+    use pod1_manifest::plan::QosClass;
+    let mut p = pod(vec![sh("a", "cat /proc/self/oom_score_adj")]);
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("a"), ["1000"]);
+    p.qos_class = QosClass::Burstable;
+    p.containers[0].memory_request_bytes = Some(1 << 20);
+    let o = run(&p);
+    let adj: i32 = o.stdout("a")[0].parse().unwrap();
+    // 1 MiB of the host's memory: just under 1000.
+    assert!((990..=999).contains(&adj), "{adj}");
+}

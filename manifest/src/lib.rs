@@ -21,6 +21,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 pub mod argv;
 pub mod channel;
+pub mod devices;
 #[cfg(feature = "std")]
 pub mod env;
 pub mod error;

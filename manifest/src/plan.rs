@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::image::{ImageConfig, UserDb};
 #[cfg(feature = "std")]
 use crate::pod::{Container, Pod};
-use crate::pod::{RestartPolicy, Sysctl};
+use crate::pod::{RestartPolicy, SeccompProfileType, Sysctl};
 #[cfg(feature = "std")]
 use crate::{argv, env, validate};
 
@@ -77,6 +77,42 @@ pub struct Plan {
     pub volumes: Vec<VolumePlan>,
     /// Restart backoff.
     pub backoff: Backoff,
+    /// The pod's QoS class, from which the containers' oom_score_adj follows.
+    pub qos_class: QosClass,
+}
+
+/// Kubernetes' QoS classes (`status.qosClass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QosClass {
+    /// Every container has cpu and memory limits equal to its requests.
+    Guaranteed,
+    /// Some requests or limits, not Guaranteed.
+    Burstable,
+    /// No cpu or memory request or limit anywhere.
+    BestEffort,
+}
+
+/// A container's `oom_score_adj` as the kubelet sets it: -997 when
+/// Guaranteed, 1000 when BestEffort, and for Burstable
+/// `1000 - 1000 * memory request / memory capacity`, kept within 3..=999 so
+/// it stays above Guaranteed and below BestEffort.
+pub fn oom_score_adj(qos: QosClass, memory_request: Option<u64>, capacity: u64) -> i32 {
+    match qos {
+        QosClass::Guaranteed => -997,
+        QosClass::BestEffort => 1000,
+        QosClass::Burstable => {
+            let request = u128::from(memory_request.unwrap_or(0));
+            let share = (1000 * request).checked_div(u128::from(capacity)).unwrap_or(0);
+            let adj = 1000 - share.min(1000) as i32;
+            if adj < 3 {
+                3
+            } else if adj == 1000 {
+                999
+            } else {
+                adj
+            }
+        }
+    }
 }
 
 /// Restart backoff, as the kubelet does it: `initial_ms` doubling up to
@@ -141,6 +177,30 @@ pub struct ContainerPlan {
     pub volume_mounts: Vec<MountPlan>,
     /// cgroup limits.
     pub limits: Limits,
+    /// `resources.requests.memory` (the limit when only that is set, as
+    /// the API server defaults it), for the oom_score_adj.
+    pub memory_request_bytes: Option<u64>,
+    /// The seccomp filter, installed last before exec; `None`: unconfined.
+    pub seccomp: Option<Seccomp>,
+    /// The cgroup device program ([`crate::devices`]) in hex: eBPF
+    /// instructions, little-endian. `None`: every device (privileged).
+    pub devices: Option<String>,
+}
+
+/// A container's seccomp filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seccomp {
+    /// `RuntimeDefault` or `Localhost`.
+    pub profile: SeccompProfileType,
+    /// With `Localhost`: the file, as the manifest names it.
+    pub localhost_profile: Option<String>,
+    /// `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
+    pub flags: u32,
+    /// The compiled classic BPF program in hex: 8 bytes per instruction, the
+    /// kernel's `struct sock_filter` in little-endian order. The builder
+    /// compiles it after [`resolve`]; empty until then.
+    pub bpf: String,
 }
 
 /// uid and gid; supplementary groups are cleared.
@@ -196,6 +256,29 @@ impl Plan {
     pub fn all_containers(&self) -> impl Iterator<Item = &ContainerPlan> {
         self.init_containers.iter().chain(&self.containers)
     }
+}
+
+/// Lowercase hex, as the plan carries programs (seccomp, devices).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| {
+            [
+                DIGITS[(b >> 4) as usize] as char,
+                DIGITS[(b & 15) as usize] as char,
+            ]
+        })
+        .collect()
+}
+
+/// The inverse of [`hex`]; `None` unless it is whole bytes of hex digits.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nibble(*p.first()?)? << 4 | nibble(*p.get(1)?)?))
+        .collect()
 }
 
 /// Validates `pod` and resolves it against its images, keyed by the
@@ -265,7 +348,51 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
             })
             .collect(),
         backoff,
+        qos_class: qos_class(spec.init_containers.iter().chain(&spec.containers)),
     })
+}
+
+/// The pod's QoS class as the kubelet computes it (only cpu and memory
+/// count; a request defaults to the limit when unset, as the API server
+/// defaults it): BestEffort with no request or limit; Guaranteed when every
+/// container limits both and the summed requests equal the summed limits.
+#[cfg(feature = "std")]
+fn qos_class<'a>(containers: impl Iterator<Item = &'a Container>) -> QosClass {
+    let mut requests: BTreeMap<&str, u128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, u128> = BTreeMap::new();
+    let mut guaranteed = true;
+    for c in containers {
+        let r = c.resources.as_ref();
+        let mut limited = 0;
+        for key in ["cpu", "memory"] {
+            let limit = r
+                .and_then(|r| r.limits.get(key))
+                .and_then(|q| q.millis())
+                .filter(|m| *m > 0);
+            let request = r
+                .and_then(|r| r.requests.get(key))
+                .and_then(|q| q.millis())
+                .or(limit)
+                .filter(|m| *m > 0);
+            if let Some(v) = request {
+                *requests.entry(key).or_default() += v;
+            }
+            if let Some(v) = limit {
+                *limits.entry(key).or_default() += v;
+                limited += 1;
+            }
+        }
+        if limited < 2 {
+            guaranteed = false;
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        QosClass::BestEffort
+    } else if guaranteed && requests == limits {
+        QosClass::Guaranteed
+    } else {
+        QosClass::Burstable
+    }
 }
 
 #[cfg(feature = "std")]
@@ -315,6 +442,20 @@ fn resolve_container(
         )
     })?;
     let privileged = sc.privileged.unwrap_or(false);
+    // containerd gives a privileged container no filter, whatever its
+    // profile; absent a profile, the runtime's default applies (as the
+    // kubelet's --seccomp-default and Docker do).
+    let profile = sc.seccomp_profile.or(psc.seccomp_profile);
+    let seccomp = match profile.as_ref().map(|p| p.kind) {
+        _ if privileged => None,
+        Some(SeccompProfileType::Unconfined) => None,
+        kind => Some(Seccomp {
+            profile: kind.unwrap_or(SeccompProfileType::RuntimeDefault),
+            localhost_profile: profile.and_then(|p| p.localhost_profile),
+            flags: 0,
+            bpf: String::new(),
+        }),
+    };
     let working_dir = match (&c.working_dir, cfg.working_dir.as_str()) {
         (Some(dir), _) => dir.clone(),
         (None, "") => "/".to_string(),
@@ -349,6 +490,14 @@ fn resolve_container(
                 .and_then(|m| u64::try_from(m).ok()),
             pids,
         },
+        memory_request_bytes: c
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.get("memory"))
+            .or(limit("memory"))
+            .and_then(|q| q.whole()),
+        seccomp,
+        devices: (!privileged).then(|| hex(&crate::devices::program(crate::devices::DEFAULT_RULES))),
     })
 }
 
@@ -520,5 +669,83 @@ mod tests {
         );
         let back: Plan = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
+    }
+}
+
+#[cfg(test)]
+mod qos_tests {
+    use super::*;
+
+    fn class(containers: serde_json::Value) -> QosClass {
+        let pod = serde_json::json!({"metadata": {"name": "q"}, "spec": {"containers": containers}});
+        let pod = Pod::parse(&pod.to_string()).expect("pod");
+        qos_class(pod.spec.init_containers.iter().chain(&pod.spec.containers))
+    }
+
+    #[test]
+    fn qos_class_as_the_kubelet_computes_it() {
+        let c = |resources: serde_json::Value| serde_json::json!({"name": "c", "image": "oci:x", "resources": resources});
+        let both = serde_json::json!({"cpu": "500m", "memory": "64Mi"});
+        assert_eq!(
+            class(serde_json::json!([c(serde_json::json!({}))])),
+            QosClass::BestEffort
+        );
+        // Limits alone: requests default to them.
+        assert_eq!(
+            class(serde_json::json!([c(serde_json::json!({"limits": both}))])),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            class(serde_json::json!([c(
+                serde_json::json!({"limits": both, "requests": both})
+            )])),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            class(serde_json::json!([c(
+                serde_json::json!({"limits": both, "requests": {"memory": "32Mi"}})
+            )])),
+            QosClass::Burstable
+        );
+        assert_eq!(
+            class(serde_json::json!([c(
+                serde_json::json!({"limits": {"memory": "64Mi"}})
+            )])),
+            QosClass::Burstable
+        );
+        assert_eq!(
+            class(serde_json::json!([c(
+                serde_json::json!({"requests": {"cpu": "1"}})
+            )])),
+            QosClass::Burstable
+        );
+        // One container without limits makes the pod Burstable.
+        let mut other = c(serde_json::json!({}));
+        other["name"] = "d".into();
+        assert_eq!(
+            class(serde_json::json!([c(serde_json::json!({"limits": both})), other])),
+            QosClass::Burstable
+        );
+        // Other resources do not count.
+        assert_eq!(
+            class(serde_json::json!([c(
+                serde_json::json!({"requests": {"ephemeral-storage": "1Gi"}})
+            )])),
+            QosClass::BestEffort
+        );
+    }
+
+    #[test]
+    fn oom_score_adj_as_the_kubelet_sets_it() {
+        let gib = 1 << 30;
+        assert_eq!(oom_score_adj(QosClass::Guaranteed, Some(gib), gib), -997);
+        assert_eq!(oom_score_adj(QosClass::BestEffort, None, gib), 1000);
+        assert_eq!(oom_score_adj(QosClass::Burstable, Some(gib / 4), gib), 750);
+        // No memory request: 1000 would equal BestEffort, so 999.
+        assert_eq!(oom_score_adj(QosClass::Burstable, None, gib), 999);
+        // A request at or over capacity: still above Guaranteed.
+        assert_eq!(oom_score_adj(QosClass::Burstable, Some(gib), gib), 3);
+        assert_eq!(oom_score_adj(QosClass::Burstable, Some(4 * gib), gib), 3);
+        assert_eq!(oom_score_adj(QosClass::Burstable, Some(gib), 0), 999);
     }
 }

@@ -103,6 +103,8 @@ pub struct PodSecurityContext {
     /// Namespaced sysctls set in the pod's namespaces.
     #[serde(default)]
     pub sysctls: Vec<Sysctl>,
+    /// The seccomp profile of every container that sets none.
+    pub seccomp_profile: Option<SeccompProfile>,
 }
 
 /// One sysctl.
@@ -193,6 +195,32 @@ pub struct SecurityContext {
     pub privileged: Option<bool>,
     /// Added to or dropped from the default capability set.
     pub capabilities: Option<Capabilities>,
+    /// Overrides the pod's seccomp profile.
+    pub seccomp_profile: Option<SeccompProfile>,
+}
+
+/// `securityContext.seccompProfile`.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeccompProfile {
+    /// `RuntimeDefault`, `Unconfined` or `Localhost`.
+    #[serde(rename = "type")]
+    pub kind: SeccompProfileType,
+    /// With `Localhost`: an OCI or Docker seccomp profile (JSON), relative
+    /// to the manifest's directory.
+    pub localhost_profile: Option<String>,
+}
+
+/// `seccompProfile.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum SeccompProfileType {
+    /// The container runtimes' default profile.
+    RuntimeDefault,
+    /// No seccomp filter.
+    Unconfined,
+    /// A profile from a file.
+    Localhost,
 }
 
 /// `capabilities`.
@@ -262,7 +290,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "valueFrom",
     // SecurityContext, PodSecurityContext
     "allowPrivilegeEscalation", "appArmorProfile", "procMount", "runAsNonRoot",
-    "seLinuxOptions", "seccompProfile", "windowsOptions", "fsGroup", "fsGroupChangePolicy",
+    "seLinuxOptions", "windowsOptions", "fsGroup", "fsGroupChangePolicy",
     "supplementalGroups", "supplementalGroupsPolicy", "seLinuxChangePolicy",
     // Volume sources, VolumeMount
     "hostPath", "configMap", "secret", "persistentVolumeClaim", "projected", "downwardAPI",

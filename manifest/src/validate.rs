@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::error::Error;
 use crate::image::ImageRef;
 use crate::plan::{capability_name, ANNOTATIONS, CAPABILITIES};
-use crate::pod::{Container, Pod};
+use crate::pod::{Container, Pod, SeccompProfile, SeccompProfileType};
 
 /// Checks `pod`; the first problem found is returned with its JSON path.
 pub fn validate(pod: &Pod) -> Result<(), Error> {
@@ -76,6 +76,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
     if let Some(sc) = &spec.security_context {
         id_range("spec.securityContext.runAsUser", sc.run_as_user)?;
         id_range("spec.securityContext.runAsGroup", sc.run_as_group)?;
+        seccomp("spec.securityContext.seccompProfile", sc.seccomp_profile.as_ref())?;
         for (i, s) in sc.sysctls.iter().enumerate() {
             sysctl(
                 &format!("spec.securityContext.sysctls[{i}]"),
@@ -145,6 +146,10 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
     if let Some(sc) = &c.security_context {
         id_range(&format!("{at}.securityContext.runAsUser"), sc.run_as_user)?;
         id_range(&format!("{at}.securityContext.runAsGroup"), sc.run_as_group)?;
+        seccomp(
+            &format!("{at}.securityContext.seccompProfile"),
+            sc.seccomp_profile.as_ref(),
+        )?;
         if let Some(caps) = &sc.capabilities {
             for (list, names) in [("add", &caps.add), ("drop", &caps.drop)] {
                 for (i, name) in names.iter().enumerate() {
@@ -183,6 +188,24 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// As Kubernetes validates it: `localhostProfile` is set with `Localhost`
+/// and only then.
+fn seccomp(at: &str, profile: Option<&SeccompProfile>) -> Result<(), Error> {
+    let Some(p) = profile else { return Ok(()) };
+    match (p.kind, p.localhost_profile.as_deref()) {
+        (SeccompProfileType::Localhost, None | Some("")) => Err(Error::new(
+            format!("{at}.localhostProfile"),
+            "required with type Localhost: the path of a seccomp profile (JSON), relative to the manifest",
+        )),
+        (SeccompProfileType::Localhost, Some(_)) => Ok(()),
+        (_, Some(_)) => Err(Error::new(
+            format!("{at}.localhostProfile"),
+            "only allowed with type Localhost",
+        )),
+        (_, None) => Ok(()),
+    }
 }
 
 /// Kubernetes allows only namespaced sysctls in a pod.

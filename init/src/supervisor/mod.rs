@@ -22,6 +22,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use pod1_manifest::events::{Event, Phase, Stream};
+use pod1_manifest::plan::oom_score_adj;
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
 use rustix::event::{PollFd, PollFlags};
@@ -233,6 +234,7 @@ impl Supervisor {
                 privileged: c.plan.privileged,
                 working_dir: &c.plan.working_dir,
             },
+            oom_score_adj: oom_score_adj(pod.plan.qos_class, c.plan.memory_request_bytes, memory_capacity()),
         };
         let child = process::create(&ctx)?;
         let name = c.plan.name.clone();
@@ -269,9 +271,17 @@ impl Supervisor {
         else {
             return;
         };
-        self.pod.cgroups.add(&c.plan.name, &c.plan.limits, pid);
-        console::debug(&format!("container {}: in its cgroup", c.plan.name));
         let name = c.plan.name.clone();
+        let devices = c.plan.devices.as_deref();
+        if let Err(e) = self.pod.cgroups.add(&name, &c.plan.limits, devices, pid) {
+            // Dropping `start` makes the parked child exit unrun.
+            console::log(&format!("container {name}: {e}"));
+            drop(start);
+            self.aborted.push(pid);
+            self.exited(i, crate::power::INIT_FAILED, None, Some(e), 0);
+            return;
+        }
+        console::debug(&format!("container {name}: in its cgroup"));
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }
@@ -641,4 +651,10 @@ impl Supervisor {
         });
         (phase, code)
     }
+}
+
+/// The machine's memory (the node's capacity, as the kubelet reads it).
+fn memory_capacity() -> u64 {
+    let info = rustix::system::sysinfo();
+    info.totalram.saturating_mul(u64::from(info.mem_unit))
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pod1_manifest::events::{Event, Phase, Record, Stream};
 use pod1_manifest::plan::{
-    Backoff, ContainerPlan, Limits, MountPlan, User, VolumePlan, DEFAULT_CAPABILITIES,
+    Backoff, ContainerPlan, Limits, MountPlan, QosClass, User, VolumePlan, DEFAULT_CAPABILITIES,
 };
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::Plan;
@@ -57,6 +57,9 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
         volume_mounts: vec![],
         limits: Limits::default(),
+        memory_request_bytes: None,
+        seccomp: None,
+        devices: None,
     }
 }
 
@@ -89,6 +92,7 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
             max_ms: 400,
             reset_ms: 600_000,
         },
+        qos_class: QosClass::BestEffort,
     }
 }
 

@@ -1,0 +1,167 @@
+//! VM tests of the sandbox: what a container can reach, and what a hostile
+//! container cannot do to the pod (both guest kernels).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use pod1_tests::{kernels, pod1_run, pod_dir};
+
+/// `grep Seccomp:` and an attempt at a user namespace, then a mkdir.
+const PROBE: &str = "grep Seccomp: /proc/self/status; \
+    if unshare -U true 2>/dev/null; then echo userns=made; else echo userns=refused; fi; \
+    mkdir /tmp/d 2>&1 | sed 's/.*: //'; if [ -d /tmp/d ]; then echo mkdir=ok; fi";
+
+#[test]
+fn seccomp_profiles_as_the_runtimes_apply_them() {
+    let container = |name: &str, profile: serde_json::Value| {
+        serde_json::json!({"name": name, "image": "oci:../busybox:latest", "command": ["sh", "-c", PROBE],
+                           "securityContext": {"seccompProfile": profile}})
+    };
+    let manifest = serde_json::json!({
+        "metadata": {"name": "seccomp"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            // No profile anywhere: RuntimeDefault.
+            {"name": "default", "image": "oci:../busybox:latest", "command": ["sh", "-c", PROBE]},
+            container("unconfined", serde_json::json!({"type": "Unconfined"})),
+            container("local", serde_json::json!({"type": "Localhost", "localhostProfile": "profiles/no-mkdir.json"})),
+            // Privileged: no filter whatever the profile, as containerd does.
+            {"name": "privileged", "image": "oci:../busybox:latest", "command": ["sh", "-c", "grep Seccomp: /proc/self/status"],
+             "securityContext": {"privileged": true, "seccompProfile": {"type": "RuntimeDefault"}}}]}
+    });
+    let dir = pod_dir("seccomp", &manifest.to_string());
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    std::fs::write(
+        dir.join("profiles/no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&dir.join("pod.json"), &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}\n{}", r.stdout, r.stderr);
+        let lines = |c: &str| -> Vec<String> {
+            r.lines_of(c)
+                .iter()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        assert_eq!(
+            lines("default"),
+            ["Seccomp: 2", "userns=refused", "mkdir=ok"],
+            "{name}"
+        );
+        assert_eq!(
+            lines("unconfined"),
+            ["Seccomp: 0", "userns=made", "mkdir=ok"],
+            "{name}"
+        );
+        assert_eq!(
+            lines("local"),
+            ["Seccomp: 2", "userns=made", "Permission denied"],
+            "{name}"
+        );
+        assert_eq!(lines("privileged"), ["Seccomp: 0"], "{name}");
+    }
+}
+
+#[test]
+fn a_missing_or_broken_localhost_profile_is_a_build_error() {
+    let manifest = serde_json::json!({
+        "metadata": {"name": "bad-profile"},
+        "spec": {"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+                 "containers": [{"name": "c", "image": "oci:../busybox:latest"}]}
+    });
+    let dir = pod_dir("bad-profile", &manifest.to_string());
+    let plan = || {
+        let out = std::process::Command::new(pod1_tests::bin("pod1"))
+            .arg("plan")
+            .arg(dir.join("pod.json"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let _ = std::fs::remove_file(dir.join("p.json"));
+    let (code, err) = plan();
+    assert_eq!(code, Some(125), "{err}");
+    assert!(
+        err.contains("cannot read the seccomp profile") && err.contains("p.json"),
+        "{err}"
+    );
+    std::fs::write(dir.join("p.json"), r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOPE"}]}"#).unwrap();
+    let (code, err) = plan();
+    assert_eq!(code, Some(125), "{err}");
+    assert!(
+        err.contains("syscalls[0].action") && err.contains("SCMP_ACT_NOPE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn devices_open_only_as_runc_allows_them() {
+    // With CAP_SYS_ADMIN (not privileged) a container can mount a tmpfs
+    // that is not nodev: there only the cgroup's device program stands
+    // between a node and its device. A privileged container has none.
+    let script = "mkdir /tmp/d && mount -t tmpfs t /tmp/d && cd /tmp/d || exit 9
+        try() { mknod $1 $2 $3 $4 || { echo \"$1 mknod refused\"; return; }
+                if (: <$1) 2>err; then echo \"$1 open\"; else echo \"$1 $(sed 's/.*: //' err)\"; fi; }
+        try null c 1 3; try zero c 1 5; try urandom c 1 9; try tty c 5 0
+        try mem c 1 1; try kmsg c 1 11; try console c 5 1; try ttyS1 c 4 65; try disk b 254 0";
+    let container = |name: &str, sc: serde_json::Value| {
+        serde_json::json!({"name": name, "image": "oci:../busybox:latest", "command": ["sh", "-c", script],
+                           "securityContext": sc})
+    };
+    let manifest = serde_json::json!({
+        "metadata": {"name": "devices"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            container("admin", serde_json::json!({"capabilities": {"add": ["SYS_ADMIN"]}})),
+            container("privileged", serde_json::json!({"privileged": true}))]}
+    });
+    let dir = pod_dir("devices", &manifest.to_string());
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&dir.join("pod.json"), &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}\n{}", r.stdout, r.stderr);
+        let denied = "Operation not permitted";
+        assert_eq!(
+            r.lines_of("admin"),
+            [
+                "null open".to_string(),
+                "zero open".into(),
+                "urandom open".into(),
+                // tty: allowed, but the container has no controlling terminal.
+                "tty No such device or address".into(),
+                format!("mem {denied}"),
+                format!("kmsg {denied}"),
+                format!("console {denied}"),
+                format!("ttyS1 {denied}"),
+                format!("disk {denied}"),
+            ],
+            "{name}: {}",
+            r.stderr
+        );
+        // Privileged: no program; each open reaches its driver (kmsg opens,
+        // no disk exists).
+        let p = r.lines_of("privileged");
+        for want in ["null open", "kmsg open", "disk No such device"] {
+            assert!(p.iter().any(|l| l.starts_with(want)), "{name}: {want}: {p:?}");
+        }
+        assert!(!p.iter().any(|l| l.ends_with(denied)), "{name}: {p:?}");
+    }
+}
+
+#[test]
+fn oom_score_adj_spares_the_pause_and_follows_the_qos_class() {
+    let limits = serde_json::json!({"limits": {"cpu": "250m", "memory": "64Mi"}});
+    let manifest = serde_json::json!({
+        "metadata": {"name": "oom"},
+        "spec": {"restartPolicy": "Never", "shareProcessNamespace": true, "containers": [
+            {"name": "c", "image": "oci:../busybox:latest", "resources": limits,
+             "command": ["sh", "-c", "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"]}]}
+    });
+    let dir = pod_dir("oom", &manifest.to_string());
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&dir.join("pod.json"), &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert_eq!(r.lines_of("c"), ["-997", "-1000"], "{name}: {}", r.stderr);
+    }
+}
