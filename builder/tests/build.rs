@@ -368,3 +368,39 @@ fn a_tree_on_the_host_is_for_its_owner_only() {
     assert_eq!(mode & 0o7777, 0o700);
     assert!(tree.join("etc/pod1/plan.json").is_file());
 }
+
+#[test]
+fn images_over_the_size_limit_are_refused_by_name() {
+    fixtures();
+    let plan = |image: &str, limit: &str| {
+        let d = pod_with_image(&format!("limit-{}", image.replace([':', '/', '.'], "-")), image);
+        let o = Command::new(POD1)
+            .arg("plan")
+            .arg(d.join("pod.json"))
+            .env("POD1_MAX_IMAGE_SIZE", limit)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // busybox is about 1 MiB in each form: a 100 KiB limit stops each
+    // transport at the first thing too large (a blob, the archive, a file
+    // or the unpacked layer), naming it and the setting.
+    for image in [
+        "oci:../busybox:latest",
+        "oci-archive:../busybox-oci.tar:latest",
+        "docker-archive:../busybox-docker.tar",
+        "dir:../rootfs",
+    ] {
+        let (code, err) = plan(image, "100Ki");
+        assert_eq!(code, Some(125), "{image}: {err}");
+        assert!(
+            err.contains("102400 bytes") && err.contains("POD1_MAX_IMAGE_SIZE"),
+            "{image}: {err}"
+        );
+        let (code, err) = plan(image, "64Mi");
+        assert_eq!(code, Some(0), "{image}: {err}");
+    }
+    let (code, err) = plan("oci:../busybox:latest", "lots");
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("POD1_MAX_IMAGE_SIZE=\"lots\""), "{err}");
+}

@@ -13,7 +13,7 @@ use crate::tree::{Kind, Node, Tree};
 
 /// Reads a directory tree; modes, owners, symlinks and hard links are kept,
 /// timestamps are not (the initramfs must not depend on them).
-pub(super) fn import(root: &Path) -> Result<Image> {
+pub(super) fn import(root: &Path, limit: u64) -> Result<Image> {
     if !root.is_dir() {
         bail!("{} is not a directory", root.display());
     }
@@ -29,7 +29,8 @@ pub(super) fn import(root: &Path) -> Result<Image> {
             gid: meta.gid(),
         },
     )?;
-    walk(root, "", &mut tree, &mut inodes)?;
+    let mut left = limit;
+    walk(root, "", &mut tree, &mut inodes, &mut left)?;
     if tree.is_empty() {
         bail!(
             "{} is empty: a dir: image is a root filesystem directory",
@@ -47,6 +48,7 @@ fn walk(
     rel: &str,
     tree: &mut Tree,
     inodes: &mut HashMap<(u64, u64), Arc<Vec<u8>>>,
+    left: &mut u64,
 ) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -73,9 +75,9 @@ fn walk(
             let data = match inodes.get(&key) {
                 Some(d) if meta.nlink() > 1 => d.clone(),
                 _ => {
-                    let d = Arc::new(
-                        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                    );
+                    // `left` is what the image size limit still allows.
+                    let d = Arc::new(super::read_bounded(&path, *left)?);
+                    *left -= d.len() as u64;
                     inodes.insert(key, d.clone());
                     d
                 }
@@ -83,7 +85,10 @@ fn walk(
             Kind::File(data)
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).with_context(|| format!("reading {}", path.display()))?;
-            Kind::Symlink(target.to_string_lossy().into_owned())
+            let Some(target) = target.to_str() else {
+                bail!("{}: symlink target is not UTF-8", path.display());
+            };
+            Kind::Symlink(target.to_string())
         } else if ft.is_char_device() {
             let (a, b) = rdev();
             Kind::Char(a, b)
@@ -106,7 +111,7 @@ fn walk(
             },
         )?;
         if is_dir {
-            walk(&path, &at, tree, inodes)?;
+            walk(&path, &at, tree, inodes, left)?;
         }
     }
     Ok(())

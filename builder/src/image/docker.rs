@@ -29,7 +29,7 @@ fn digest_in_name(name: &str) -> Option<String> {
 }
 
 /// Imports a docker-archive, picking `tag` among its RepoTags if given.
-pub(super) fn import(store: &dyn Store, tag: Option<&str>) -> Result<Image> {
+pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result<Image> {
     let entries: Vec<Entry> = serde_json::from_slice(&store.read("manifest.json")?)
         .context("manifest.json is not a docker-archive manifest")?;
     let entry = match tag {
@@ -62,7 +62,7 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>) -> Result<Image> {
         if let Some(digest) = digest_in_name(layer).filter(|_| layer.starts_with("blobs/")) {
             verify("layer", &digest, &data)?;
         }
-        apply_layer(&mut tree, layer, &data, Some(diff_id))?;
+        apply_layer(&mut tree, layer, &data, Some(diff_id), limit)?;
     }
     Ok(Image {
         config: image_config(&config)?,

@@ -28,9 +28,44 @@ pub struct Image {
     pub tree: Tree,
 }
 
+/// The default bound of an image: any file the import reads (a blob, an
+/// archive) and the unpacked root filesystem's data. The whole image is
+/// held in memory and then in the VM's memory, so it is far more than any
+/// pod can boot with.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 4 << 30;
+
+/// The image size bound: `POD1_MAX_IMAGE_SIZE` (bytes, or a quantity such
+/// as `8Gi`), else [`DEFAULT_MAX_IMAGE_BYTES`].
+pub fn max_image_bytes() -> Result<u64> {
+    match std::env::var("POD1_MAX_IMAGE_SIZE") {
+        Err(_) => Ok(DEFAULT_MAX_IMAGE_BYTES),
+        Ok(v) => pod1_manifest::quantity::Quantity::Text(v.clone())
+            .whole()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("POD1_MAX_IMAGE_SIZE={v:?} is not a size (e.g. 8Gi or 8589934592)")),
+    }
+}
+
+/// Reads at most `limit` bytes of `path`, refusing a larger file.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut data = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if data.len() as u64 > limit {
+        bail!(
+            "{} is larger than the image size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
+            path.display()
+        );
+    }
+    Ok(data)
+}
+
 /// Imports the image named by a manifest's `image` field; relative paths
 /// resolve against `base` (the manifest's directory).
 pub fn import(reference: &str, base: &Path) -> Result<Image> {
+    let limit = max_image_bytes()?;
     let r = ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
     let path = base.join(&r.path);
     if !path.exists() {
@@ -40,10 +75,10 @@ pub fn import(reference: &str, base: &Path) -> Result<Image> {
         );
     }
     match r.transport {
-        Transport::Oci => oci::import(&DirStore(path), r.tag.as_deref()),
-        Transport::OciArchive => oci::import(&TarStore::open(&path)?, r.tag.as_deref()),
-        Transport::DockerArchive => docker::import(&TarStore::open(&path)?, r.tag.as_deref()),
-        Transport::Dir => dir::import(&path),
+        Transport::Oci => oci::import(&DirStore(path, limit), r.tag.as_deref(), limit),
+        Transport::OciArchive => oci::import(&TarStore::open(&path, limit)?, r.tag.as_deref(), limit),
+        Transport::DockerArchive => docker::import(&TarStore::open(&path, limit)?, r.tag.as_deref(), limit),
+        Transport::Dir => dir::import(&path, limit),
     }
 }
 
@@ -56,12 +91,11 @@ trait Store {
 }
 
 /// An image layout directory.
-struct DirStore(PathBuf);
+struct DirStore(PathBuf, u64);
 
 impl Store for DirStore {
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let full = self.0.join(path);
-        std::fs::read(&full).with_context(|| format!("reading {}", full.display()))
+        read_bounded(&self.0.join(path), self.1)
     }
     fn exists(&self, path: &str) -> bool {
         self.0.join(path).exists()
@@ -75,9 +109,11 @@ struct TarStore {
 }
 
 impl TarStore {
-    fn open(path: &Path) -> Result<TarStore> {
+    /// Holds the archive's regular files, at most `limit` bytes of them.
+    fn open(path: &Path, limit: u64) -> Result<TarStore> {
         let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut files = BTreeMap::new();
+        let mut total = 0u64;
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let entries = archive
             .entries()
@@ -91,9 +127,17 @@ impl TarStore {
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let name = crate::tree::clean(&name).map_err(anyhow::Error::msg)?;
             let mut data = Vec::new();
-            entry
+            (&mut entry)
+                .take(limit - total + 1)
                 .read_to_end(&mut data)
                 .with_context(|| format!("reading {name} in {}", path.display()))?;
+            total += data.len() as u64;
+            if total > limit {
+                bail!(
+                    "{}: {name} takes the archive past the image size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
+                    path.display()
+                );
+            }
             files.insert(name, data);
         }
         Ok(TarStore {
@@ -139,7 +183,7 @@ fn verify(what: &str, digest: &str, data: &[u8]) -> Result<()> {
 
 /// Applies one layer blob (gzip'd or plain tar) to `tree`, checking the
 /// uncompressed stream against `diff_id` when the config gives one.
-fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>) -> Result<()> {
+fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>, limit: u64) -> Result<()> {
     let reader: Box<dyn Read + '_> = match blob {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(blob)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => bail!("layer {name} is zstd-compressed; pod1 reads gzip'd and plain tar layers: convert the image (e.g. skopeo copy) first"),
@@ -149,7 +193,7 @@ fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>) 
         inner: reader,
         hasher: Sha256::new(),
     };
-    tree.apply_layer(&mut hashing)
+    tree.apply_layer(&mut hashing, limit)
         .with_context(|| format!("layer {name}"))?;
     // tar stops at its end marker; hash the rest of the stream too.
     io::copy(&mut hashing, &mut io::sink()).with_context(|| format!("layer {name}: reading to its end"))?;

@@ -79,7 +79,7 @@ fn pick_manifest(store: &dyn Store, tag: Option<&str>) -> Result<Descriptor> {
 }
 
 /// Imports an OCI image layout.
-pub(super) fn import(store: &dyn Store, tag: Option<&str>) -> Result<Image> {
+pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result<Image> {
     let desc = pick_manifest(store, tag)?;
     let manifest =
         ImageManifest::from_reader(&blob(store, &desc)?[..]).context("the image manifest is invalid")?;
@@ -96,7 +96,7 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>) -> Result<Image> {
     let mut tree = Tree::default();
     for (layer, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let data = blob(store, layer)?;
-        apply_layer(&mut tree, layer.digest().as_ref(), &data, Some(diff_id))?;
+        apply_layer(&mut tree, layer.digest().as_ref(), &data, Some(diff_id), limit)?;
     }
     Ok(Image {
         config: image_config(&config)?,

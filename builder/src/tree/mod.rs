@@ -133,6 +133,25 @@ pub enum LayerError {
     /// The tree is larger than a newc archive can describe.
     #[error("entry {0:?} is larger than 4 GiB, which a newc cpio archive cannot hold")]
     TooLarge(String),
+    /// The image grew past the size limit.
+    #[error("entry {entry:?} takes the image past its size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)")]
+    OverLimit {
+        /// The entry's path.
+        entry: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A name that is not UTF-8 (two such names could not be told apart).
+    #[error("entry {0:?} has a name or link target that is not UTF-8, which pod1 does not store")]
+    NotUtf8(String),
+}
+
+/// A name from a layer, which must be UTF-8: the tree, the plan and the
+/// cpio writer hold names as strings, and a lossy conversion could make
+/// two names one.
+fn utf8(bytes: &[u8]) -> Result<String, LayerError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| LayerError::NotUtf8(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// Normalises a path from a layer: strips `./` and trailing `/`; refuses
@@ -280,7 +299,12 @@ impl Tree {
     /// Applies one layer (an uncompressed tar stream) with OCI whiteouts:
     /// `.wh.NAME` deletes NAME from the layers below, `.wh..wh..opq` empties
     /// its directory of what the layers below put there.
-    pub fn apply_layer(&mut self, tar: impl Read) -> Result<(), LayerError> {
+    ///
+    /// `limit` bounds the image's file data in bytes (what the tree holds
+    /// already counts, and each entry costs its 512-byte header too): tar
+    /// headers are never trusted for an allocation.
+    pub fn apply_layer(&mut self, tar: impl Read, limit: u64) -> Result<(), LayerError> {
+        let mut used = self.data_size();
         let mut archive = tar::Archive::new(tar);
         // Within a layer, opaque markers and whiteouts only hide lower
         // layers, so entries this layer adds must survive them whatever the
@@ -289,8 +313,12 @@ impl Tree {
         let mut deletions: Vec<(String, bool)> = Vec::new();
         for entry in archive.entries()? {
             let mut entry = entry?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let raw = utf8(&entry.path_bytes())?;
             let path = clean(&raw)?;
+            used = used.saturating_add(512);
+            if used > limit {
+                return Err(LayerError::OverLimit { entry: raw, limit });
+            }
             let name = path.rsplit('/').next().unwrap_or("");
             if name == ".wh..wh..opq" {
                 deletions.push((parent_of(&path).to_string(), true));
@@ -320,17 +348,22 @@ impl Tree {
             let (kind, link) = match ty {
                 tar::EntryType::Directory => (Kind::Dir, None),
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut data = Vec::with_capacity(entry.size() as usize);
-                    entry.read_to_end(&mut data)?;
+                    // Read at most one byte past the budget, whatever the
+                    // header claims.
+                    let mut data = Vec::new();
+                    (&mut entry).take(limit - used + 1).read_to_end(&mut data)?;
+                    used = used.saturating_add(data.len() as u64);
+                    if used > limit {
+                        return Err(LayerError::OverLimit { entry: raw, limit });
+                    }
                     (Kind::File(Arc::new(data)), None)
                 }
                 tar::EntryType::Symlink => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
-                    (Kind::Symlink(String::from_utf8_lossy(&target).into_owned()), None)
+                    let target = utf8(&entry.link_name_bytes().unwrap_or_default())?;
+                    (Kind::Symlink(target), None)
                 }
                 tar::EntryType::Link => {
-                    let target = entry.link_name_bytes().unwrap_or_default();
-                    let target = String::from_utf8_lossy(&target).into_owned();
+                    let target = utf8(&entry.link_name_bytes().unwrap_or_default())?;
                     (Kind::Fifo, Some(target))
                 }
                 tar::EntryType::Char => {
@@ -489,160 +522,4 @@ pub fn materialize(tree: &Tree, dest: &std::path::Path) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A tar stream built with the tar crate's writer.
-    struct Layer(tar::Builder<Vec<u8>>);
-
-    impl Layer {
-        fn new() -> Self {
-            Layer(tar::Builder::new(Vec::new()))
-        }
-        fn entry(mut self, path: &str, ty: tar::EntryType, data: &[u8], link: Option<&str>) -> Self {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(ty);
-            h.set_mode(if ty == tar::EntryType::Directory {
-                0o755
-            } else {
-                0o644
-            });
-            h.set_size(data.len() as u64);
-            h.set_uid(1000);
-            h.set_gid(1000);
-            // Write names raw so hostile ones are not refused by the writer.
-            let name = path.as_bytes();
-            h.as_old_mut().name[..name.len()].copy_from_slice(name);
-            if let Some(l) = link {
-                h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
-            }
-            h.set_cksum();
-            self.0.append(&h, data).unwrap();
-            self
-        }
-        fn file(self, path: &str, data: &str) -> Self {
-            self.entry(path, tar::EntryType::Regular, data.as_bytes(), None)
-        }
-        fn dir(self, path: &str) -> Self {
-            self.entry(path, tar::EntryType::Directory, b"", None)
-        }
-        fn bytes(self) -> Vec<u8> {
-            self.0.into_inner().unwrap()
-        }
-    }
-
-    fn apply(tree: &mut Tree, layer: Layer) -> Result<(), LayerError> {
-        tree.apply_layer(&layer.bytes()[..])
-    }
-
-    #[test]
-    fn layers_and_whiteouts() {
-        let mut t = Tree::default();
-        apply(
-            &mut t,
-            Layer::new()
-                .dir("etc/")
-                .file("etc/a", "1")
-                .file("etc/b", "2")
-                .file("./var/lib/x", "x")
-                .entry("bin/sh", tar::EntryType::Symlink, b"", Some("/bin/busybox"))
-                .entry("etc/hard", tar::EntryType::Link, b"", Some("etc/a")),
-        )
-        .unwrap();
-        assert_eq!(t.read("etc/a"), Some(&b"1"[..]));
-        assert_eq!(t.get("var/lib").map(|n| n.kind.clone()), Some(Kind::Dir));
-        assert_eq!(
-            t.get("bin/sh").unwrap().kind,
-            Kind::Symlink("/bin/busybox".into())
-        );
-        match (&t.get("etc/a").unwrap().kind, &t.get("etc/hard").unwrap().kind) {
-            (Kind::File(a), Kind::File(b)) => assert!(Arc::ptr_eq(a, b)),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(t.get("etc/a").unwrap().uid, 1000);
-        // Whiteout a file and a directory; opaque /var keeps what this layer adds.
-        apply(
-            &mut t,
-            Layer::new()
-                .file("etc/.wh.b", "")
-                .file("var/new", "n")
-                .file("var/.wh..wh..opq", ""),
-        )
-        .unwrap();
-        assert!(t.get("etc/b").is_none());
-        assert!(t.get("var/lib").is_none() && t.get("var/lib/x").is_none());
-        assert_eq!(t.read("var/new"), Some(&b"n"[..]));
-        // A file replaced by a directory, and a directory replaced by a file.
-        apply(&mut t, Layer::new().dir("etc/a").file("var", "now a file")).unwrap();
-        assert_eq!(t.get("etc/a").unwrap().kind, Kind::Dir);
-        assert!(t.get("var/new").is_none());
-        assert_eq!(t.read("var"), Some(&b"now a file"[..]));
-    }
-
-    #[test]
-    fn hostile_entries_are_refused() {
-        for (layer, want) in [
-            (Layer::new().file("/etc/passwd", "x"), "escapes"),
-            (Layer::new().file("a/../../etc/passwd", "x"), "escapes"),
-            (Layer::new().file("../x", "x"), "escapes"),
-            (
-                Layer::new()
-                    .entry("etc", tar::EntryType::Symlink, b"", Some("/tmp"))
-                    .file("etc/passwd", "x"),
-                "through the symlink",
-            ),
-            (
-                Layer::new()
-                    .entry("e", tar::EntryType::Symlink, b"", Some(".."))
-                    .file("e/x", "x"),
-                "through the symlink",
-            ),
-            (
-                Layer::new().entry("h", tar::EntryType::Link, b"", Some("/etc/shadow")),
-                "escapes",
-            ),
-            (
-                Layer::new().entry("h", tar::EntryType::Link, b"", Some("missing")),
-                "not a regular file",
-            ),
-            (
-                Layer::new()
-                    .entry("l", tar::EntryType::Symlink, b"", Some("/"))
-                    .entry("h", tar::EntryType::Link, b"", Some("l/etc/passwd")),
-                "not a regular file",
-            ),
-        ] {
-            let mut t = Tree::default();
-            let err = apply(&mut t, layer).unwrap_err().to_string();
-            assert!(err.contains(want), "{err} should contain {want}");
-        }
-        // A whiteout through a symlink a lower layer made.
-        let mut t = Tree::default();
-        apply(
-            &mut t,
-            Layer::new().entry("l", tar::EntryType::Symlink, b"", Some("/etc")),
-        )
-        .unwrap();
-        let err = apply(&mut t, Layer::new().file("l/.wh.passwd", ""))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("through the symlink"), "{err}");
-    }
-
-    #[test]
-    fn digest_sees_content_mode_and_links() {
-        let base = |mode: u32| {
-            let mut t = Tree::default();
-            t.insert("a", Node::file(b"x".to_vec(), mode)).unwrap();
-            t
-        };
-        assert_eq!(base(0o644).digest(), base(0o644).digest());
-        assert_ne!(base(0o644).digest(), base(0o755).digest());
-        let mut linked = base(0o644);
-        let node = linked.get("a").unwrap().clone();
-        linked.insert("b", node).unwrap();
-        let mut copied = base(0o644);
-        copied.insert("b", Node::file(b"x".to_vec(), 0o644)).unwrap();
-        assert_ne!(linked.digest(), copied.digest());
-    }
-}
+mod tests;
