@@ -165,3 +165,175 @@ fn oom_score_adj_spares_the_pause_and_follows_the_qos_class() {
         assert_eq!(r.lines_of("c"), ["-997", "-1000"], "{name}: {}", r.stderr);
     }
 }
+
+/// Runs `manifest` and sends Ctrl-C once `line` appeared on stdout;
+/// returns the exit code, stdout and stderr.
+fn run_then_stop(
+    manifest: &std::path::Path,
+    kernel: &std::path::Path,
+    line: &str,
+) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = pod1_tests::pod1_spawn(manifest, kernel, &["--timeout", "300"]);
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut seen = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        let found = l == line;
+        seen.push(l);
+        if found {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            )
+            .unwrap();
+            break;
+        }
+    }
+    seen.extend(lines.map(|l| l.unwrap()));
+    let code = child.wait().unwrap().code();
+    (code, seen.join("\n"), err.join().unwrap())
+}
+
+#[test]
+fn a_fork_bomb_stays_in_its_pids_limit() {
+    // The bomb fills its cgroup's 64 pids and churns; the other container
+    // still forks, prints and exits; Ctrl-C then ends the pod within the
+    // grace period (SIGKILL to the bomb's PID namespace).
+    let manifest = serde_json::json!({
+        "metadata": {"name": "bomb", "annotations": {"pod1/pids-limit": "64"}},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2, "containers": [
+            {"name": "bomb", "image": "oci:../busybox:latest",
+             "command": ["sh", "-c", "bomb() { bomb | bomb & }; bomb 2>/dev/null; while :; do :; done"]},
+            {"name": "witness", "image": "oci:../busybox:latest",
+             "command": ["sh", "-c", "sleep 3; for i in 1 2 3; do sh -c 'echo forked'; done; echo alive"]}]}
+    });
+    let manifest = pod_dir("bomb", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let (code, out, err) = run_then_stop(&manifest, &kernel, "witness | alive");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("witness"))
+                .collect::<Vec<_>>(),
+            [
+                "witness | forked",
+                "witness | forked",
+                "witness | forked",
+                "witness | alive"
+            ],
+            "{name}: {out}\n{err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("witness") && l.ends_with("exited with code 0")),
+            "{name}: {err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("bomb") && l.ends_with("exited with code 137")),
+            "{name}: {err}"
+        );
+        assert_eq!(code, Some(137), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_memory_hog_is_killed_in_its_limit_and_the_pod_goes_on() {
+    let manifest = serde_json::json!({
+        "metadata": {"name": "hog"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            // tail keeps the one endless line of /dev/zero in memory.
+            {"name": "hog", "image": "oci:../busybox:latest", "command": ["tail", "/dev/zero"],
+             "resources": {"limits": {"memory": "32Mi"}}},
+            {"name": "witness", "image": "oci:../busybox:latest",
+             "command": ["sh", "-c", "sleep 2; seq 1 100 | tail -1"]}]}
+    });
+    let manifest = pod_dir("hog", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.lines_of("witness"), ["100"], "{name}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.starts_with("hog") && l.ends_with("exited with code 137")),
+            "{name}: {}",
+            r.stderr
+        );
+        assert_eq!(r.code, 137, "{name}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_thousand_orphans_are_reaped() {
+    // With one PID namespace the orphans reparent to the pause (the init),
+    // which must reap every one of them while the pod runs.
+    let script = "i=0; while [ $i -lt 1000 ]; do (sleep 0.2 &); i=$((i+1)); done
+        for t in $(seq 60); do n=$(ps -o pid | tail -n +2 | wc -l); [ $n -le 6 ] && break; sleep 0.5; done
+        echo zombies=$(ps -o stat | grep -c '^Z'); echo processes=$n";
+    let manifest = serde_json::json!({
+        "metadata": {"name": "orphans"},
+        "spec": {"restartPolicy": "Never", "shareProcessNamespace": true, "containers": [
+            {"name": "c", "image": "oci:../busybox:latest", "command": ["sh", "-c", script]}]}
+    });
+    let manifest = pod_dir("orphans", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        // Left once the sleeps are over: the pause, sh, ps (and the $(...)
+        // subshell, tail and wc); a zombie would stay counted.
+        let lines = r.lines_of("c");
+        assert_eq!(lines[0], "zombies=0", "{name}: {lines:?}");
+        let n: u32 = lines[1].trim_start_matches("processes=").parse().unwrap();
+        assert!(n <= 6, "{name}: {lines:?}");
+    }
+}
+
+#[test]
+fn device_nodes_and_setuid_files_shipped_in_an_image_give_nothing() {
+    let f = pod1_tests::fixtures();
+    pod1_tests::sh(&format!(
+        "cd {} && rm -rf evil && cp -r busybox evil && umoci unpack --image evil:latest b >/dev/null
+         mknod -m 666 b/rootfs/ttyS1 c 4 65 && mknod -m 666 b/rootfs/mem c 1 1 && mknod -m 666 b/rootfs/disk b 254 0
+         mkdir b/rootfs/suid && cp b/rootfs/bin/busybox b/rootfs/suid/ && chmod 4755 b/rootfs/suid/busybox
+         umoci repack --image evil:latest b >/dev/null && rm -rf b",
+        f.display()
+    ));
+    let script = "for n in ttyS1 mem disk; do if (: <\"/$n\") 2>/dev/null; then echo \"$n open\"; else echo \"$n refused\"; fi; done
+        ls -l /suid/busybox | cut -c1-10; /suid/busybox id -u";
+    let container = |name: &str, uid: u32| {
+        serde_json::json!({"name": name, "image": "oci:../evil:latest", "command": ["sh", "-c", script],
+                           "securityContext": {"runAsUser": uid}})
+    };
+    let manifest = serde_json::json!({
+        "metadata": {"name": "evil"},
+        "spec": {"restartPolicy": "Never", "containers": [container("root", 0), container("user", 1000)]}
+    });
+    let manifest = pod_dir("evil-image", &manifest.to_string()).join("pod.json");
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&manifest, &kernel, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert_eq!(
+            r.lines_of("root"),
+            ["ttyS1 refused", "mem refused", "disk refused", "-rwsr-xr-x", "0"],
+            "{name}"
+        );
+        // The setuid bit is there, and gives nothing (no_new_privs).
+        assert_eq!(
+            r.lines_of("user"),
+            [
+                "ttyS1 refused",
+                "mem refused",
+                "disk refused",
+                "-rwsr-xr-x",
+                "1000"
+            ],
+            "{name}"
+        );
+    }
+}
