@@ -17,30 +17,30 @@
 //! annotations `pod1/restart-backoff-ms` and `pod1/restart-backoff-max-ms`.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use pod1_manifest::events::{Event, Phase, Stream};
-use pod1_manifest::plan::oom_score_adj;
+use pod1_manifest::events::{Event, Phase};
 use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
 use rustix::process::Signal;
 
+mod launch;
 mod logs;
 
 use self::logs::{LogPipe, CHUNK};
 use crate::cgroups::Cgroups;
 use crate::channel::{self, Requests};
 use crate::console::{self, now_ms};
+use crate::mounts;
 use crate::mounts::MsFlags;
 use crate::namespaces::Sandbox;
-use crate::process::{self, Ready};
+use crate::process;
 use crate::signals::{handled_signals, read_signal, signalfd};
 use crate::sys::{self, Errno, Sig, WaitStatus};
-use crate::{mounts, rootfs};
 
 /// A supervisor step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -199,95 +199,6 @@ impl Supervisor {
         Ok(self.finish())
     }
 
-    /// Clones and prepares container `i`; a preparation failure counts as
-    /// an exit (with the reason) and goes through the restart policy.
-    fn create(&mut self, i: usize) -> Result<(), Error> {
-        let pod = &self.pod;
-        let c = &mut self.ctrs[i];
-        c.attempt += 1;
-        let runs = sys::join(&pod.state, &format!("containers/{}", c.plan.name));
-        let scratch = sys::join(&runs, &c.attempt.to_string());
-        // The previous run's writable layer goes: a restarted container
-        // starts from its image, as in Kubernetes (volumes persist).
-        let _ = sys::remove_dir_all(&sys::join(&runs, &(c.attempt - 1).to_string()));
-        let volumes = c
-            .plan
-            .volume_mounts
-            .iter()
-            .map(|m| {
-                (
-                    sys::join(&pod.state, &format!("volumes/{}", m.name)),
-                    m.mount_path.as_str(),
-                    m.read_only,
-                )
-            })
-            .collect();
-        let ctx = process::Context {
-            plan: &c.plan,
-            sandbox: &pod.sandbox,
-            share_pid: pod.plan.share_process_namespace,
-            rootfs: rootfs::Spec {
-                image: sys::join(&pod.root, c.plan.rootfs.trim_start_matches('/')),
-                scratch,
-                volumes,
-                read_only: c.plan.read_only_root_filesystem,
-                privileged: c.plan.privileged,
-                working_dir: &c.plan.working_dir,
-            },
-            oom_score_adj: oom_score_adj(pod.plan.qos_class, c.plan.memory_request_bytes, memory_capacity()),
-        };
-        let child = process::create(&ctx)?;
-        let name = c.plan.name.clone();
-        for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
-            self.pipes_made += 1;
-            self.pipes
-                .push(LogPipe::new(fd, name.clone(), stream, self.pipes_made));
-        }
-        match process::wait_ready(child.sync) {
-            Ready::Created => {
-                self.ctrs[i].state = State::Created {
-                    pid: child.pid,
-                    start: child.start,
-                };
-                channel::event(Event::ContainerCreated { container: name });
-            }
-            Ready::Failed(reason) => {
-                console::log(&format!("container {name}: {reason}"));
-                self.aborted.push(child.pid);
-                self.exited(i, crate::power::INIT_FAILED, None, Some(reason), 0);
-            }
-        }
-        Ok(())
-    }
-
-    /// Releases container `i` to exec its command.
-    fn start(&mut self, i: usize) {
-        let c = &mut self.ctrs[i];
-        let State::Created { pid, .. } = c.state else {
-            return;
-        };
-        let State::Created { start, .. } =
-            core::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
-        else {
-            return;
-        };
-        let name = c.plan.name.clone();
-        let devices = c.plan.devices.as_deref();
-        if let Err(e) = self.pod.cgroups.add(&name, &c.plan.limits, devices, pid) {
-            // Dropping `start` makes the parked child exit unrun.
-            console::log(&format!("container {name}: {e}"));
-            drop(start);
-            self.aborted.push(pid);
-            self.exited(i, crate::power::INIT_FAILED, None, Some(e), 0);
-            return;
-        }
-        console::debug(&format!("container {name}: in its cgroup"));
-        if let Err(e) = process::start(start) {
-            console::log(&format!("starting container {name}: {e}"));
-        }
-        channel::event(Event::ContainerStarted { container: name, pid });
-    }
-
     /// Starts what may start now: due restarts, the next init container, or
     /// (once all init containers succeeded) every app container.
     fn advance(&mut self) -> Result<(), Error> {
@@ -370,7 +281,7 @@ impl Supervisor {
                 c.delay = backoff.initial_ms;
             }
             c.state = State::Backoff {
-                until: now_ms() + c.delay,
+                until: now_ms().saturating_add(c.delay),
             };
             c.delay = (c.delay.saturating_mul(2)).min(backoff.max_ms.max(backoff.initial_ms));
         } else {
@@ -499,7 +410,7 @@ impl Supervisor {
         }
         let grace = self.pod.plan.termination_grace_period_seconds;
         console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
-        self.stop_deadline = Some(now_ms() + grace.saturating_mul(1000));
+        self.stop_deadline = Some(now_ms().saturating_add(grace.saturating_mul(1000)));
         self.abort_waiting();
         self.kill_running(Signal::TERM);
     }
@@ -651,10 +562,4 @@ impl Supervisor {
         });
         (phase, code)
     }
-}
-
-/// The machine's memory (the node's capacity, as the kubelet reads it).
-fn memory_capacity() -> u64 {
-    let info = rustix::system::sysinfo();
-    info.totalram.saturating_mul(u64::from(info.mem_unit))
 }

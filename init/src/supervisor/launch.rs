@@ -1,0 +1,112 @@
+//! Launching one container: clone and prepare it (parked before exec),
+//! then put it in its cgroup and release it.
+
+use alloc::format;
+use alloc::string::ToString;
+
+use pod1_manifest::events::{Event, Stream};
+use pod1_manifest::plan::oom_score_adj;
+
+use super::logs::LogPipe;
+use super::{Error, State, Supervisor};
+use crate::channel;
+use crate::console::{self, now_ms};
+use crate::process::{self, Ready};
+use crate::{rootfs, sys};
+
+impl Supervisor {
+    /// Clones and prepares container `i`; a preparation failure counts as
+    /// an exit (with the reason) and goes through the restart policy.
+    pub(super) fn create(&mut self, i: usize) -> Result<(), Error> {
+        let pod = &self.pod;
+        let c = &mut self.ctrs[i];
+        c.attempt += 1;
+        let runs = sys::join(&pod.state, &format!("containers/{}", c.plan.name));
+        let scratch = sys::join(&runs, &c.attempt.to_string());
+        // The previous run's writable layer goes: a restarted container
+        // starts from its image, as in Kubernetes (volumes persist).
+        let _ = sys::remove_dir_all(&sys::join(&runs, &(c.attempt - 1).to_string()));
+        let volumes = c
+            .plan
+            .volume_mounts
+            .iter()
+            .map(|m| {
+                (
+                    sys::join(&pod.state, &format!("volumes/{}", m.name)),
+                    m.mount_path.as_str(),
+                    m.read_only,
+                )
+            })
+            .collect();
+        let ctx = process::Context {
+            plan: &c.plan,
+            sandbox: &pod.sandbox,
+            share_pid: pod.plan.share_process_namespace,
+            rootfs: rootfs::Spec {
+                image: sys::join(&pod.root, c.plan.rootfs.trim_start_matches('/')),
+                scratch,
+                volumes,
+                read_only: c.plan.read_only_root_filesystem,
+                privileged: c.plan.privileged,
+                working_dir: &c.plan.working_dir,
+            },
+            oom_score_adj: oom_score_adj(pod.plan.qos_class, c.plan.memory_request_bytes, memory_capacity()),
+        };
+        let child = process::create(&ctx)?;
+        let name = c.plan.name.clone();
+        for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
+            self.pipes_made += 1;
+            self.pipes
+                .push(LogPipe::new(fd, name.clone(), stream, self.pipes_made));
+        }
+        match process::wait_ready(child.sync) {
+            Ready::Created => {
+                self.ctrs[i].state = State::Created {
+                    pid: child.pid,
+                    start: child.start,
+                };
+                channel::event(Event::ContainerCreated { container: name });
+            }
+            Ready::Failed(reason) => {
+                console::log(&format!("container {name}: {reason}"));
+                self.aborted.push(child.pid);
+                self.exited(i, crate::power::INIT_FAILED, None, Some(reason), 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases container `i` to exec its command.
+    pub(super) fn start(&mut self, i: usize) {
+        let c = &mut self.ctrs[i];
+        let State::Created { pid, .. } = c.state else {
+            return;
+        };
+        let State::Created { start, .. } =
+            core::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
+        else {
+            return;
+        };
+        let name = c.plan.name.clone();
+        let devices = c.plan.devices.as_deref();
+        if let Err(e) = self.pod.cgroups.add(&name, &c.plan.limits, devices, pid) {
+            // Dropping `start` makes the parked child exit unrun.
+            console::log(&format!("container {name}: {e}"));
+            drop(start);
+            self.aborted.push(pid);
+            self.exited(i, crate::power::INIT_FAILED, None, Some(e), 0);
+            return;
+        }
+        console::debug(&format!("container {name}: in its cgroup"));
+        if let Err(e) = process::start(start) {
+            console::log(&format!("starting container {name}: {e}"));
+        }
+        channel::event(Event::ContainerStarted { container: name, pid });
+    }
+}
+
+/// The machine's memory (the node's capacity, as the kubelet reads it).
+fn memory_capacity() -> u64 {
+    let info = rustix::system::sysinfo();
+    info.totalram.saturating_mul(u64::from(info.mem_unit))
+}
