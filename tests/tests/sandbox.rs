@@ -337,3 +337,36 @@ fn device_nodes_and_setuid_files_shipped_in_an_image_give_nothing() {
         );
     }
 }
+
+#[test]
+fn a_silent_pod_runs_as_long_as_it_needs() {
+    // Silent for longer than any deadline pod1 keeps (the longest: the
+    // init gives a host that reads nothing 60 s), with no --timeout. The
+    // test's own watchdog kills pod1 after 300 s, failing the test.
+    let manifest = pod1_tests::script_pod("silent", "sleep 65; echo done");
+    let (_, kernel) = kernels().remove(0);
+    let mut child = std::process::Command::new(pod1_tests::bin("pod1"))
+        .arg("run")
+        .arg(&manifest)
+        .arg("--kernel")
+        .arg(&kernel)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(300));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pod1_tests::lines_of(&stdout, "c"), ["done"]);
+}
