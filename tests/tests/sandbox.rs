@@ -345,7 +345,7 @@ fn a_silent_pod_runs_as_long_as_it_needs() {
     // test's own watchdog kills pod1 after 300 s, failing the test.
     let manifest = pod1_tests::script_pod("silent", "sleep 65; echo done");
     let (_, kernel) = kernels().remove(0);
-    let mut child = std::process::Command::new(pod1_tests::bin("pod1"))
+    let child = std::process::Command::new(pod1_tests::bin("pod1"))
         .arg("run")
         .arg(&manifest)
         .arg("--kernel")

@@ -25,8 +25,8 @@ pub fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     println!(
-        "pod {} (hostname {}, restartPolicy {:?})",
-        plan.pod, plan.hostname, plan.restart_policy
+        "pod {} (hostname {}, restartPolicy {:?}, QoS class {:?})",
+        plan.pod, plan.hostname, plan.restart_policy, plan.qos_class
     );
     let show = |kind: &str, c: &ContainerPlan| {
         println!("{kind} {}  image {}", c.name, c.image);
@@ -36,6 +36,14 @@ pub fn run(args: &Args) -> Result<()> {
         );
         println!("  workdir  {}", c.working_dir);
         println!("  user     {}:{}", c.user.uid, c.user.gid);
+        let seccomp = match &c.seccomp {
+            None => "Unconfined".to_string(),
+            Some(s) => match &s.localhost_profile {
+                Some(file) => format!("Localhost {file}"),
+                None => format!("{:?}", s.profile),
+            },
+        };
+        println!("  seccomp  {seccomp}");
         for e in &c.env {
             println!("  env      {e}");
         }
