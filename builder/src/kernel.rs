@@ -179,11 +179,11 @@ pub fn modules_tree(kernel: &Path, required: &[&str], optional: &[&str]) -> Resu
     for rel in &order {
         let data = std::fs::read(dir.join(rel)).with_context(|| format!("reading module {rel}"))?;
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        tree.insert(&format!("{MODULES_DIR}/{name}"), Node::file(data, 0o644))?;
+        tree.insert(format!("{MODULES_DIR}/{name}"), Node::file(data, 0o644))?;
         list.push_str(&format!("/{MODULES_DIR}/{name}\n"));
     }
     tree.insert(
-        &format!("{MODULES_DIR}/load"),
+        format!("{MODULES_DIR}/load"),
         Node::file(list.into_bytes(), 0o644),
     )?;
     Ok(Some(tree))
@@ -244,7 +244,7 @@ mod tests {
         let tree = modules_tree(&kernel, &["virtio_pci"], &["overlay", "fuse"])
             .unwrap()
             .unwrap();
-        let load = tree.get(&format!("{MODULES_DIR}/load")).unwrap();
+        let load = tree.get(format!("{MODULES_DIR}/load")).unwrap();
         assert!(
             matches!(&load.kind, crate::tree::Kind::File(data) if data.as_slice() == b"/pod1/modules/overlay.ko\n")
         );

@@ -41,12 +41,14 @@ pub fn run(args: &Args) -> Result<()> {
         writeln!(
             out,
             "{kind}{perm:04o} {:>5}:{:<5} {size:>9} {}{link}",
-            e.uid, e.gid, e.name
+            e.uid,
+            e.gid,
+            crate::tree::shown(&e.name)
         )?;
     }
     let plan = entries
         .iter()
-        .find(|e| e.name == PLAN_PATH)
+        .find(|e| e.name == PLAN_PATH.as_bytes())
         .with_context(|| format!("{} has no {PLAN_PATH}: not built by pod1", args.file.display()))?;
     writeln!(out, "\n{PLAN_PATH}:\n{}", String::from_utf8_lossy(&plan.data))?;
     crate::print(&out)

@@ -1,6 +1,7 @@
 //! `dir:` images: a plain root filesystem on the host, no image config.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub(super) fn import(root: &Path, limit: u64) -> Result<Image> {
         },
     )?;
     let mut left = limit;
-    walk(root, "", &mut tree, &mut inodes, &mut left)?;
+    walk(root, b"", &mut tree, &mut inodes, &mut left)?;
     if tree.is_empty() {
         bail!(
             "{} is empty: a dir: image is a root filesystem directory",
@@ -45,7 +46,7 @@ pub(super) fn import(root: &Path, limit: u64) -> Result<Image> {
 
 fn walk(
     dir: &Path,
-    rel: &str,
+    rel: &[u8],
     tree: &mut Tree,
     inodes: &mut HashMap<(u64, u64), Arc<Vec<u8>>>,
     left: &mut u64,
@@ -57,13 +58,11 @@ fn walk(
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            bail!("{}: file name is not UTF-8", path.display());
-        };
+        let name = entry.file_name().into_vec();
         let at = if rel.is_empty() {
             name
         } else {
-            format!("{rel}/{name}")
+            [rel, b"/", &name].concat()
         };
         let meta = std::fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         let ft = meta.file_type();
@@ -85,10 +84,7 @@ fn walk(
             Kind::File(data)
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&path).with_context(|| format!("reading {}", path.display()))?;
-            let Some(target) = target.to_str() else {
-                bail!("{}: symlink target is not UTF-8", path.display());
-            };
-            Kind::Symlink(target.to_string())
+            Kind::Symlink(target.into_os_string().into_vec())
         } else if ft.is_char_device() {
             let (a, b) = rdev();
             Kind::Char(a, b)

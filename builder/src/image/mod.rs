@@ -105,7 +105,7 @@ impl Store for DirStore {
 /// A tar archive of an image layout, held in memory.
 struct TarStore {
     name: PathBuf,
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl TarStore {
@@ -124,17 +124,17 @@ impl TarStore {
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
-            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = crate::tree::clean(&name).map_err(anyhow::Error::msg)?;
+            let name = crate::tree::clean(&entry.path_bytes()).map_err(anyhow::Error::msg)?;
+            let shown = crate::tree::shown(&name);
             let mut data = Vec::new();
             (&mut entry)
                 .take(limit - total + 1)
                 .read_to_end(&mut data)
-                .with_context(|| format!("reading {name} in {}", path.display()))?;
+                .with_context(|| format!("reading {shown} in {}", path.display()))?;
             total += data.len() as u64;
             if total > limit {
                 bail!(
-                    "{}: {name} takes the archive past the image size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
+                    "{}: {shown} takes the archive past the image size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
                     path.display()
                 );
             }
@@ -149,14 +149,14 @@ impl TarStore {
 
 impl Store for TarStore {
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let key = crate::tree::clean(path).map_err(anyhow::Error::msg)?;
+        let key = crate::tree::clean(path.as_bytes()).map_err(anyhow::Error::msg)?;
         self.files
             .get(&key)
             .cloned()
             .with_context(|| format!("{} has no file {path}", self.name.display()))
     }
     fn exists(&self, path: &str) -> bool {
-        crate::tree::clean(path).is_ok_and(|k| self.files.contains_key(&k))
+        crate::tree::clean(path.as_bytes()).is_ok_and(|k| self.files.contains_key(&k))
     }
 }
 

@@ -4,6 +4,10 @@
 //! Layers are applied here rather than on the host's disk, so importing needs
 //! no root, cannot be tricked into writing outside the tree, and yields the
 //! same bytes wherever and whenever it runs.
+//!
+//! Paths and link targets are bytes, as Linux names are: an image's names
+//! reach the initramfs exactly as its layers spell them, whether or not
+//! they are UTF-8, so no two names can become one.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,7 +23,7 @@ pub enum Kind {
     /// A regular file. Paths that share one `Arc` are hard links of one inode.
     File(Arc<Vec<u8>>),
     /// A symbolic link to this target, stored as written.
-    Symlink(String),
+    Symlink(Vec<u8>),
     /// A character device (major, minor).
     Char(u32, u32),
     /// A block device (major, minor).
@@ -65,7 +69,7 @@ impl Node {
     /// A root-owned symlink.
     pub fn symlink(target: &str) -> Node {
         Node {
-            kind: Kind::Symlink(target.to_string()),
+            kind: Kind::Symlink(target.as_bytes().to_vec()),
             mode: 0o777,
             uid: 0,
             gid: 0,
@@ -78,18 +82,19 @@ impl Node {
 /// before its contents, as the kernel's initramfs unpacker needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<Vec<u8>, Node>,
 }
 
 impl Default for Tree {
     fn default() -> Self {
         Tree {
-            nodes: BTreeMap::from([(String::new(), Node::dir(0o755))]),
+            nodes: BTreeMap::from([(Vec::new(), Node::dir(0o755))]),
         }
     }
 }
 
-/// Why a layer entry was refused or could not be applied.
+/// Why a layer entry was refused or could not be applied. Paths are shown
+/// as text, with any byte that is not UTF-8 replaced.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
     /// Absolute path or `..`: would land outside the root filesystem.
@@ -141,50 +146,53 @@ pub enum LayerError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// A name that is not UTF-8 (two such names could not be told apart).
-    #[error("entry {0:?} has a name or link target that is not UTF-8, which pod1 does not store")]
-    NotUtf8(String),
 }
 
-/// A name from a layer, which must be UTF-8: the tree, the plan and the
-/// cpio writer hold names as strings, and a lossy conversion could make
-/// two names one.
-fn utf8(bytes: &[u8]) -> Result<String, LayerError> {
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| LayerError::NotUtf8(String::from_utf8_lossy(bytes).into_owned()))
+/// A path for a message.
+pub fn shown(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 /// Normalises a path from a layer: strips `./` and trailing `/`; refuses
 /// absolute paths and `..`.
-pub fn clean(raw: &str) -> Result<String, LayerError> {
-    if raw.starts_with('/') {
-        return Err(LayerError::Escapes(raw.to_string()));
+pub fn clean(raw: &[u8]) -> Result<Vec<u8>, LayerError> {
+    if raw.starts_with(b"/") {
+        return Err(LayerError::Escapes(shown(raw)));
     }
-    let mut parts = Vec::new();
-    for part in raw.split('/') {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in raw.split(|b| *b == b'/') {
         match part {
-            "" | "." => {}
-            ".." => return Err(LayerError::Escapes(raw.to_string())),
+            b"" | b"." => {}
+            b".." => return Err(LayerError::Escapes(shown(raw))),
             p => parts.push(p),
         }
     }
-    Ok(parts.join("/"))
+    Ok(parts.join(&b'/'))
 }
 
-fn parent_of(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(p, _)| p)
+fn parent_of(path: &[u8]) -> &[u8] {
+    path.iter().rposition(|b| *b == b'/').map_or(&[], |i| &path[..i])
+}
+
+/// `dir/name`, or `name` at the root.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
 }
 
 impl Tree {
     /// All entries in sorted order (directories before their contents).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(p, n)| (p.as_str(), n))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(p, n)| (p.as_slice(), n))
     }
 
     /// The entry at `path`.
     #[cfg(test)]
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+    pub fn get(&self, path: impl AsRef<[u8]>) -> Option<&Node> {
+        self.nodes.get(path.as_ref())
     }
 
     /// Number of entries, the root included.
@@ -210,8 +218,8 @@ impl Tree {
     }
 
     /// The contents of a regular file at `path`.
-    pub fn read(&self, path: &str) -> Option<&[u8]> {
-        match &self.nodes.get(path)?.kind {
+    pub fn read(&self, path: impl AsRef<[u8]>) -> Option<&[u8]> {
+        match &self.nodes.get(path.as_ref())?.kind {
             Kind::File(d) => Some(d),
             _ => None,
         }
@@ -220,26 +228,26 @@ impl Tree {
     /// Checks that every parent of `path` is a real directory. With
     /// `create`, missing parents are made (root-owned, 0755) as tar
     /// extraction does; without, returns whether they all exist.
-    fn parents(&mut self, path: &str, create: bool) -> Result<bool, LayerError> {
+    fn parents(&mut self, path: &[u8], create: bool) -> Result<bool, LayerError> {
         let mut at = 0;
-        while let Some(i) = path[at..].find('/') {
+        while let Some(i) = path[at..].iter().position(|b| *b == b'/') {
             let parent = &path[..at + i];
             match self.nodes.get(parent).map(|n| &n.kind) {
                 None if create => {
-                    self.nodes.insert(parent.to_string(), Node::dir(0o755));
+                    self.nodes.insert(parent.to_vec(), Node::dir(0o755));
                 }
                 None => return Ok(false),
                 Some(Kind::Dir) => {}
                 Some(Kind::Symlink(_)) => {
                     return Err(LayerError::ThroughSymlink {
-                        entry: path.to_string(),
-                        link: parent.to_string(),
+                        entry: shown(path),
+                        link: shown(parent),
                     })
                 }
                 Some(_) => {
                     return Err(LayerError::ParentNotDir {
-                        entry: path.to_string(),
-                        parent: parent.to_string(),
+                        entry: shown(path),
+                        parent: shown(parent),
                     })
                 }
             }
@@ -249,9 +257,9 @@ impl Tree {
     }
 
     /// Removes `path` and everything below it.
-    fn remove_all(&mut self, path: &str) {
+    fn remove_all(&mut self, path: &[u8]) {
         if path.is_empty() {
-            self.remove_children("");
+            self.remove_children(b"");
             return;
         }
         self.nodes.remove(path);
@@ -259,13 +267,13 @@ impl Tree {
     }
 
     /// Removes everything below the directory `path`.
-    fn remove_children(&mut self, path: &str) {
+    fn remove_children(&mut self, path: &[u8]) {
         let prefix = if path.is_empty() {
-            String::new()
+            Vec::new()
         } else {
-            format!("{path}/")
+            join(path, b"")
         };
-        let doomed: Vec<String> = self
+        let doomed: Vec<Vec<u8>> = self
             .nodes
             .range(prefix.clone()..)
             .take_while(|(p, _)| p.starts_with(&prefix))
@@ -280,10 +288,11 @@ impl Tree {
     /// Puts `node` at `path` (already cleaned), replacing what was there;
     /// a directory over a directory keeps the contents and takes the new
     /// metadata, as tar extraction does.
-    pub fn insert(&mut self, path: &str, node: Node) -> Result<(), LayerError> {
+    pub fn insert(&mut self, path: impl AsRef<[u8]>, node: Node) -> Result<(), LayerError> {
+        let path = path.as_ref();
         if let Kind::File(d) = &node.kind {
             if d.len() > u32::MAX as usize {
-                return Err(LayerError::TooLarge(path.to_string()));
+                return Err(LayerError::TooLarge(shown(path)));
             }
         }
         self.parents(path, true)?;
@@ -292,7 +301,7 @@ impl Tree {
         if !both_dirs {
             self.remove_all(path);
         }
-        self.nodes.insert(path.to_string(), node);
+        self.nodes.insert(path.to_vec(), node);
         Ok(())
     }
 
@@ -309,29 +318,27 @@ impl Tree {
         // Within a layer, opaque markers and whiteouts only hide lower
         // layers, so entries this layer adds must survive them whatever the
         // order. Collect first, then apply deletions, then additions.
-        let mut additions: Vec<(String, Node, Option<String>)> = Vec::new();
-        let mut deletions: Vec<(String, bool)> = Vec::new();
+        let mut additions: Vec<(Vec<u8>, Node, Option<Vec<u8>>)> = Vec::new();
+        let mut deletions: Vec<(Vec<u8>, bool)> = Vec::new();
         for entry in archive.entries()? {
             let mut entry = entry?;
-            let raw = utf8(&entry.path_bytes())?;
+            let raw = entry.path_bytes().into_owned();
             let path = clean(&raw)?;
+            let over = || LayerError::OverLimit {
+                entry: shown(&raw),
+                limit,
+            };
             used = used.saturating_add(512);
             if used > limit {
-                return Err(LayerError::OverLimit { entry: raw, limit });
+                return Err(over());
             }
-            let name = path.rsplit('/').next().unwrap_or("");
-            if name == ".wh..wh..opq" {
-                deletions.push((parent_of(&path).to_string(), true));
+            let name = path.rsplit(|b| *b == b'/').next().unwrap_or_default();
+            if name == b".wh..wh..opq" {
+                deletions.push((parent_of(&path).to_vec(), true));
                 continue;
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let parent = parent_of(&path);
-                let target = if parent.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{parent}/{hidden}")
-                };
-                deletions.push((clean(&target)?, false));
+            if let Some(hidden) = name.strip_prefix(b".wh.") {
+                deletions.push((clean(&join(parent_of(&path), hidden))?, false));
                 continue;
             }
             let header = entry.header();
@@ -354,16 +361,16 @@ impl Tree {
                     (&mut entry).take(limit - used + 1).read_to_end(&mut data)?;
                     used = used.saturating_add(data.len() as u64);
                     if used > limit {
-                        return Err(LayerError::OverLimit { entry: raw, limit });
+                        return Err(over());
                     }
                     (Kind::File(Arc::new(data)), None)
                 }
                 tar::EntryType::Symlink => {
-                    let target = utf8(&entry.link_name_bytes().unwrap_or_default())?;
+                    let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                     (Kind::Symlink(target), None)
                 }
                 tar::EntryType::Link => {
-                    let target = utf8(&entry.link_name_bytes().unwrap_or_default())?;
+                    let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                     (Kind::Fifo, Some(target))
                 }
                 tar::EntryType::Char => {
@@ -377,20 +384,20 @@ impl Tree {
                 tar::EntryType::Fifo => (Kind::Fifo, None),
                 other => {
                     return Err(LayerError::Unsupported {
-                        entry: raw,
+                        entry: shown(&raw),
                         kind: format!("{other:?}"),
                     });
                 }
             };
             if path.is_empty() && kind != Kind::Dir {
-                return Err(LayerError::Escapes(raw));
+                return Err(LayerError::Escapes(shown(&raw)));
             }
             additions.push((path, Node { kind, mode, uid, gid }, link));
         }
         for (path, opaque) in deletions {
             // A whiteout through a symlink would name something outside the
             // directory it sits in: refuse it like any other entry.
-            let probe = if opaque { format!("{path}/x") } else { path.clone() };
+            let probe = if opaque { join(&path, b"x") } else { path.clone() };
             if !self.parents(&probe, false)? {
                 continue;
             }
@@ -404,8 +411,8 @@ impl Tree {
             if let Some(target) = link {
                 let target = clean(&target)?;
                 let bad = || LayerError::BadHardlink {
-                    entry: path.clone(),
-                    target: target.clone(),
+                    entry: shown(&path),
+                    target: shown(&target),
                 };
                 if !self.parents(&target, false).map_err(|_| bad())? {
                     return Err(bad());
@@ -416,7 +423,7 @@ impl Tree {
                             kind: Kind::File(_), ..
                         },
                     ) => node = t.clone(),
-                    _ => return Err(LayerError::BadHardlink { entry: path, target }),
+                    _ => return Err(bad()),
                 }
             }
             self.insert(&path, node)?;
@@ -428,9 +435,9 @@ impl Tree {
     pub fn graft(&mut self, prefix: &str, other: &Tree) -> Result<(), LayerError> {
         for (path, node) in other.iter() {
             let at = if path.is_empty() {
-                prefix.to_string()
+                prefix.as_bytes().to_vec()
             } else {
-                format!("{prefix}/{path}")
+                join(prefix.as_bytes(), path)
             };
             self.insert(&at, node.clone())?;
         }
@@ -443,7 +450,7 @@ impl Tree {
         let mut h = Sha256::new();
         let mut links: std::collections::HashMap<*const Vec<u8>, usize> = Default::default();
         for (i, (path, n)) in self.nodes.iter().enumerate() {
-            h.update(path.as_bytes());
+            h.update(path);
             h.update([0]);
             h.update(format!("{:o} {} {}\0", n.mode, n.uid, n.gid));
             match &n.kind {
@@ -453,7 +460,11 @@ impl Tree {
                     h.update(format!("f{first} {}\0", d.len()));
                     h.update(d.as_slice());
                 }
-                Kind::Symlink(t) => h.update(format!("l{t}\0")),
+                Kind::Symlink(t) => {
+                    h.update(b"l");
+                    h.update(t);
+                    h.update([0]);
+                }
                 Kind::Char(a, b) => h.update(format!("c{a},{b}")),
                 Kind::Block(a, b) => h.update(format!("b{a},{b}")),
                 Kind::Fifo => h.update(b"p"),
@@ -472,12 +483,14 @@ pub fn hex(bytes: &[u8]) -> String {
 /// owners, modes, links and devices included (owners and devices need root).
 pub fn materialize(tree: &Tree, dest: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{symlink, PermissionsExt};
     let mut first_path: std::collections::HashMap<*const Vec<u8>, std::path::PathBuf> = Default::default();
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut dirs = Vec::new();
     for (path, node) in tree.iter() {
-        let at = dest.join(path);
+        let at = dest.join(OsStr::from_bytes(path));
         let ctx = || format!("writing {}", at.display());
         match &node.kind {
             Kind::Dir => {
@@ -493,7 +506,7 @@ pub fn materialize(tree: &Tree, dest: &std::path::Path) -> anyhow::Result<()> {
                     first_path.insert(Arc::as_ptr(d), at.clone());
                 }
             },
-            Kind::Symlink(t) => symlink(t, &at).with_context(ctx)?,
+            Kind::Symlink(t) => symlink(OsStr::from_bytes(t), &at).with_context(ctx)?,
             Kind::Char(a, b) | Kind::Block(a, b) => {
                 let ty = if matches!(node.kind, Kind::Char(..)) {
                     nix::sys::stat::SFlag::S_IFCHR
