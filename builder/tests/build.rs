@@ -404,3 +404,57 @@ fn images_over_the_size_limit_are_refused_by_name() {
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("POD1_MAX_IMAGE_SIZE=\"lots\""), "{err}");
 }
+
+#[test]
+fn yaml_manifests_plan_as_their_json_twin() {
+    fixtures();
+    let json = pod_with_image("twin-json", "oci:../busybox:latest");
+    let yaml = fixtures().join("twin-yaml");
+    std::fs::create_dir_all(&yaml).unwrap();
+    // The same pod as kubectl users write it: comments, a block scalar in
+    // an annotation, an anchor, the document marker.
+    std::fs::write(
+        yaml.join("pod.yaml"),
+        "# the same pod\n---\nmetadata:\n  name: p\n  annotations:\n    note: |\n      multi\n      line\nspec:\n  containers:\n  - name: a\n    image: &img oci:../busybox:latest\n    command: [\"true\"]\n",
+    )
+    .unwrap();
+    let plan = |p: &Path| {
+        let o = pod1(&["plan", "--json", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(plan(&json.join("pod.json")), plan(&yaml.join("pod.yaml")));
+    // What one file may hold, with the document named.
+    let fails = |name: &str, text: &str, needles: &[&str]| {
+        std::fs::write(yaml.join(name), text).unwrap();
+        let o = pod1(&["plan", yaml.join(name).to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{err:?} should mention {n:?}");
+        }
+    };
+    let pod =
+        "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: 'oci:../busybox:latest'}]}\n";
+    fails(
+        "two.yaml",
+        &format!("{pod}---\n{pod}"),
+        &["document 2 (Pod p)", "a second Pod"],
+    );
+    fails(
+        "cm.yaml",
+        &format!("{pod}---\nkind: Deployment\nmetadata: {{name: d}}\n"),
+        &["document 2 (Deployment d)", "not supported"],
+    );
+    fails(
+        "typo.yaml",
+        "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x, comand: [sh]}]}\n",
+        &["spec.containers[0].comand", "unknown field"],
+    );
+    fails(
+        "broken.yaml",
+        "kind: Pod\nmetadata: [\n",
+        &["not valid YAML", "line"],
+    );
+    fails("empty.yaml", "# nothing\n", &["holds no object"]);
+}

@@ -23,6 +23,8 @@ pub mod argv;
 pub mod channel;
 pub mod devices;
 #[cfg(feature = "std")]
+pub mod document;
+#[cfg(feature = "std")]
 pub mod env;
 pub mod error;
 pub mod events;

@@ -302,10 +302,26 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
 
 #[cfg(feature = "std")]
 impl Pod {
-    /// Parses a manifest, naming the JSON path of any error.
-    pub fn parse(json: &str) -> Result<Pod, Error> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|err| {
+    /// Parses a manifest file (YAML or JSON, see [`crate::document`]) that
+    /// holds one Pod, naming the document and the JSON path of any error.
+    pub fn parse(text: &str) -> Result<Pod, Error> {
+        let objects = crate::document::objects(text)?;
+        if let Some(other) = objects.iter().find(|o| !matches!(o.kind.as_str(), "Pod" | "")) {
+            return Err(Error::new(
+                other.label(),
+                format!("pod1 runs a Pod; {} objects are not supported", other.kind),
+            ));
+        }
+        match &objects[..] {
+            [] => Err(Error::new("", "the file holds no object: write a Pod")),
+            [one] => Pod::from_value(one.value.clone()),
+            [_, second, ..] => Err(Error::new(second.label(), "a second Pod: a file holds one pod")),
+        }
+    }
+
+    /// Reads a Pod from its JSON value, naming the JSON path of any error.
+    fn from_value(value: serde_json::Value) -> Result<Pod, Error> {
+        serde_path_to_error::deserialize(value).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
             let msg = inner.to_string();

@@ -11,7 +11,7 @@ use crate::{initramfs, tree};
 /// Build the pod's initramfs (gzip'd newc cpio), byte-for-byte reproducible.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pod manifest (JSON).
+    /// The pod manifest (YAML or JSON).
     pub manifest: PathBuf,
     /// Where to write the initramfs.
     #[arg(short, long, required_unless_present = "tree")]

@@ -10,7 +10,7 @@ use crate::build::Manifest;
 /// Print what the pod will run: each container's argv, env, working directory and user.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pod manifest (JSON).
+    /// The pod manifest (YAML or JSON).
     pub manifest: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
