@@ -70,6 +70,22 @@ impl Manifest {
         })
     }
 
+    /// The `Localhost` seccomp profiles the pod names, as written.
+    pub fn seccomp_profiles(&self) -> Vec<&str> {
+        let spec = &self.pod.spec;
+        let pod_level = spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref());
+        let containers = spec.init_containers.iter().chain(&spec.containers);
+        let levels = containers.filter_map(|c| c.security_context.as_ref()?.seccomp_profile.as_ref());
+        pod_level
+            .into_iter()
+            .chain(levels)
+            .filter_map(|p| p.localhost_profile.as_deref())
+            .collect()
+    }
+
     /// Every distinct `image` the pod names, with the JSON path of its first use.
     pub fn image_names(&self) -> BTreeMap<String, String> {
         let mut names = BTreeMap::new();

@@ -63,6 +63,15 @@ fn fingerprint(m: &Manifest, init: &Path) -> Result<String> {
     for file in [pod1.as_path(), init] {
         walk(&mut h, file, true);
     }
+    // The size bound decides whether an image is taken at all.
+    h.update(
+        std::env::var("POD1_MAX_IMAGE_SIZE")
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    for file in m.seccomp_profiles() {
+        walk(&mut h, &m.dir.join(file), true);
+    }
     for name in m.image_names().into_keys() {
         h.update(name.as_bytes());
         // An unparsable name fails in the import, with its message.

@@ -177,6 +177,22 @@ fn run_rebuilds_exactly_when_its_inputs_change() {
     boot(true, "two", "image changed");
     write_manifest("echo three");
     boot(true, "three", "manifest changed");
+    // A Localhost seccomp profile is an input too.
+    let m = serde_json::json!({
+        "metadata": {"name": "rebuild"},
+        "spec": {"restartPolicy": "Never", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+                 "containers": [{"name": "c", "image": "oci:img:latest",
+                                 "command": ["sh", "-c", "if mkdir /tmp/x 2>/dev/null; then echo made; else echo refused; fi"]}]}
+    });
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    std::fs::write(dir.join("p.json"), r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    boot(true, "made", "with a profile");
+    std::fs::write(
+        dir.join("p.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    boot(true, "refused", "profile changed");
 }
 
 #[test]
