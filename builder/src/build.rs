@@ -50,11 +50,25 @@ pub struct Assembled {
 }
 
 impl Manifest {
-    /// Reads and validates a manifest file.
-    pub fn load(path: &Path) -> Result<Manifest> {
+    /// Reads and validates a manifest file. Each field taken out because it
+    /// has no meaning in a pod1 VM gets a warning line on stderr; with
+    /// `strict`, the first one is an error instead.
+    pub fn load(path: &Path, strict: bool) -> Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let pod = Pod::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
+        let (pod, ignored) =
+            Pod::parse_warned(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
+        if let (true, Some(first)) = (strict, ignored.first()) {
+            anyhow::bail!(
+                "invalid manifest {}: {}: pod1 would ignore it ({}); --strict refuses it",
+                path.display(),
+                first.path,
+                first.reason
+            );
+        }
+        for i in &ignored {
+            eprintln!("pod1: warning: {} is ignored: {}", i.path, i.reason);
+        }
         pod1_manifest::validate::validate(&pod)
             .with_context(|| format!("invalid manifest {}", path.display()))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -22,7 +22,12 @@ use crate::tree::hex;
 
 /// The initramfs for `manifest`, from the cache when its inputs are
 /// unchanged; calls `built` with its path when it was (re)written.
-pub fn build(manifest: &Path, init: Option<&Path>, built: impl FnOnce(&Path)) -> Result<PathBuf> {
+pub fn build(
+    manifest: &Path,
+    init: Option<&Path>,
+    strict: bool,
+    built: impl FnOnce(&Path),
+) -> Result<PathBuf> {
     let abs = std::fs::canonicalize(manifest)
         .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
     let key = hex(&Sha256::digest(abs.as_os_str().as_encoded_bytes()))[..16].to_string();
@@ -33,7 +38,7 @@ pub fn build(manifest: &Path, init: Option<&Path>, built: impl FnOnce(&Path)) ->
         dir.join("pod.digest"),
         dir.join("pod.inputs"),
     );
-    let m = Manifest::load(manifest)?;
+    let m = Manifest::load(manifest, strict)?;
     let init = find_init(init)?;
     let inputs = fingerprint(&m, &init)?;
     let cached =

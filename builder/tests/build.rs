@@ -458,3 +458,37 @@ fn yaml_manifests_plan_as_their_json_twin() {
     );
     fails("empty.yaml", "# nothing\n", &["holds no object"]);
 }
+
+#[test]
+fn fields_without_meaning_in_a_vm_are_warnings_or_with_strict_errors() {
+    fixtures();
+    let dir = fixtures().join("ignored");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("pod.yaml");
+    // As `kubectl get pod -o yaml` prints a pod, trimmed.
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  resourceVersion: \"4711\"\nspec:\n  nodeSelector: {disk: ssd}\n  serviceAccountName: default\n  containers:\n  - name: web\n    image: oci:../busybox:latest\n    ports: [{containerPort: 80}]\nstatus: {phase: Running}\n",
+    )
+    .unwrap();
+    let o = pod1(&["plan", manifest.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "pod1: warning: status is ignored: pod1 reports the pod's status itself",
+            "pod1: warning: metadata.resourceVersion is ignored: the API server sets it; a pod1 pod has none",
+            "pod1: warning: spec.nodeSelector is ignored: a pod1 pod runs on one VM, with nothing to schedule",
+            "pod1: warning: spec.serviceAccountName is ignored: a pod1 pod has no API server to talk to",
+            "pod1: warning: spec.containers[0].ports is ignored: pod1 does not publish ports",
+        ]
+    );
+    let o = pod1(&["plan", "--strict", manifest.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("status: pod1 would ignore it") && err.contains("--strict"),
+        "{err}"
+    );
+}

@@ -29,6 +29,8 @@ pub mod env;
 pub mod error;
 pub mod events;
 #[cfg(feature = "std")]
+pub mod ignored;
+#[cfg(feature = "std")]
 pub mod image;
 pub mod plan;
 pub mod pod;

@@ -13,6 +13,8 @@ use serde::Deserialize;
 #[cfg(feature = "std")]
 use crate::error::Error;
 #[cfg(feature = "std")]
+use crate::ignored::Ignored;
+#[cfg(feature = "std")]
 use crate::quantity::Quantity;
 
 /// A pod manifest.
@@ -271,21 +273,14 @@ pub struct Resources {
 #[cfg(feature = "std")]
 #[rustfmt::skip]
 pub const KUBERNETES_FIELDS: &[&str] = &[
-    // Pod, ObjectMeta
-    "status", "uid", "generateName", "ownerReferences", "finalizers", "creationTimestamp",
-    "resourceVersion", "generation", "deletionTimestamp", "managedFields", "selfLink",
     // PodSpec
-    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "dnsConfig",
-    "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases", "hostPID",
-    "hostUsers", "imagePullSecrets", "nodeName", "nodeSelector", "os", "overhead",
-    "preemptionPolicy", "priority", "priorityClassName", "readinessGates", "resourceClaims",
-    "runtimeClassName", "schedulerName", "schedulingGates", "serviceAccount",
-    "serviceAccountName", "setHostnameAsFQDN", "subdomain", "tolerations",
-    "topologySpreadConstraints",
+    "activeDeadlineSeconds", "dnsConfig", "ephemeralContainers", "hostAliases", "hostPID",
+    "hostUsers", "os", "overhead", "resourceClaims", "runtimeClassName", "setHostnameAsFQDN",
+    "subdomain",
     // Container
-    "envFrom", "lifecycle", "livenessProbe", "ports", "readinessProbe", "resizePolicy",
-    "restartPolicy", "startupProbe", "stdin", "stdinOnce", "terminationMessagePath",
-    "terminationMessagePolicy", "tty", "volumeDevices", "resizePolicy",
+    "envFrom", "lifecycle", "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
+    "startupProbe", "stdin", "stdinOnce", "terminationMessagePath", "terminationMessagePolicy",
+    "tty", "volumeDevices",
     // EnvVar
     "valueFrom",
     // SecurityContext, PodSecurityContext
@@ -305,6 +300,12 @@ impl Pod {
     /// Parses a manifest file (YAML or JSON, see [`crate::document`]) that
     /// holds one Pod, naming the document and the JSON path of any error.
     pub fn parse(text: &str) -> Result<Pod, Error> {
+        Pod::parse_warned(text).map(|(pod, _)| pod)
+    }
+
+    /// As [`Pod::parse`], also returning the fields it took out because
+    /// they have no meaning in a pod1 VM ([`crate::ignored`]).
+    pub fn parse_warned(text: &str) -> Result<(Pod, Vec<Ignored>), Error> {
         let objects = crate::document::objects(text)?;
         if let Some(other) = objects.iter().find(|o| !matches!(o.kind.as_str(), "Pod" | "")) {
             return Err(Error::new(
@@ -314,7 +315,11 @@ impl Pod {
         }
         match &objects[..] {
             [] => Err(Error::new("", "the file holds no object: write a Pod")),
-            [one] => Pod::from_value(one.value.clone()),
+            [one] => {
+                let mut value = one.value.clone();
+                let ignored = crate::ignored::strip(&mut value);
+                Ok((Pod::from_value(value)?, ignored))
+            }
             [_, second, ..] => Err(Error::new(second.label(), "a second Pod: a file holds one pod")),
         }
     }
@@ -410,9 +415,19 @@ mod tests {
 
     #[test]
     fn kubernetes_field_not_honoured_says_so() {
-        let e = err(r#"{"metadata":{"name":"p"},"spec":{"nodeSelector":{},"containers":[]}}"#);
-        assert_eq!(e.path, "spec.nodeSelector");
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"hostAliases":[],"containers":[]}}"#);
+        assert_eq!(e.path, "spec.hostAliases");
         assert!(e.message.contains("not supported by pod1"), "{e}");
+        // A field with no meaning in one VM is taken out and reported.
+        let (pod, ignored) = Pod::parse_warned(
+            r#"{"metadata":{"name":"p"},"spec":{"nodeSelector":{"a":"b"},"containers":[]}}"#,
+        )
+        .expect("parses");
+        assert_eq!(pod.metadata.name, "p");
+        assert_eq!(
+            ignored.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
+            ["spec.nodeSelector"]
+        );
         let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[
             {"name":"a","image":"dir:x","livenessProbe":{}}]}}"#);
         assert_eq!(e.path, "spec.containers[0].livenessProbe");

@@ -13,6 +13,9 @@ use crate::{initramfs, tree};
 pub struct Args {
     /// The pod manifest (YAML or JSON).
     pub manifest: PathBuf,
+    /// Refuse fields pod1 would ignore (they are warnings otherwise).
+    #[arg(long)]
+    pub strict: bool,
     /// Where to write the initramfs.
     #[arg(short, long, required_unless_present = "tree")]
     pub output: Option<PathBuf>,
@@ -26,7 +29,7 @@ pub struct Args {
 
 /// Runs `pod1 build`.
 pub fn run(args: &Args) -> Result<()> {
-    let manifest = Manifest::load(&args.manifest)?;
+    let manifest = Manifest::load(&args.manifest, args.strict)?;
     let init = find_init(args.init.as_deref())?;
     let mut assembled = manifest.assemble()?;
     add_init(&mut assembled.tree, &init)?;

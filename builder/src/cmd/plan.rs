@@ -12,6 +12,9 @@ use crate::build::Manifest;
 pub struct Args {
     /// The pod manifest (YAML or JSON).
     pub manifest: PathBuf,
+    /// Refuse fields pod1 would ignore (they are warnings otherwise).
+    #[arg(long)]
+    pub strict: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -19,7 +22,7 @@ pub struct Args {
 
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
-    let plan = Manifest::load(&args.manifest)?.assemble()?.plan;
+    let plan = Manifest::load(&args.manifest, args.strict)?.assemble()?.plan;
     if args.json {
         println!("{}", serde_json::to_string(&plan)?);
         return Ok(());

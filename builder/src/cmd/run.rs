@@ -26,6 +26,9 @@ use crate::session::{Display, Session};
 pub struct Args {
     /// A pod manifest (built first; an unchanged build is reused) or an initramfs from `pod1 build`.
     pub input: PathBuf,
+    /// Refuse manifest fields pod1 would ignore (they are warnings otherwise).
+    #[arg(long)]
+    pub strict: bool,
     /// Guest kernel [default: $POD1_KERNEL, the cached minimal kernel, the fetched Debian kernel].
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -130,7 +133,7 @@ pub fn run(args: &Args) -> Result<i32> {
     signals.thread_block().context("blocking signals")?;
     let initrd = match is_initramfs(&args.input)? {
         true => args.input.clone(),
-        false => crate::cache::build(&args.input, args.init.as_deref(), |img| {
+        false => crate::cache::build(&args.input, args.init.as_deref(), args.strict, |img| {
             note(&format!("built {} into {}", args.input.display(), img.display()))
         })?,
     };
