@@ -1,22 +1,11 @@
 //! `pod1`: build a Kubernetes-style pod into an initramfs and boot it as a microVM.
-
-mod build;
-mod cache;
-mod channel;
-mod cmd;
-mod elf;
-mod image;
-mod initramfs;
-mod initrd;
-mod kernel;
-mod qemu;
-mod seccomp;
-mod session;
-mod tree;
+//!
+//! The modules live in the library (`lib.rs`); this is only the command line.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pod1::cmd;
 
 /// Exit code when pod1 itself failed (bad manifest or image, QEMU or init failure).
 pub const EXIT_POD1_FAILED: u8 = 125;
@@ -35,15 +24,6 @@ enum Command {
     Plan(cmd::plan::Args),
     Inspect(cmd::inspect::Args),
     Run(cmd::run::Args),
-}
-
-/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
-pub fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 fn main() -> ExitCode {

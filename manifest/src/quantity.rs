@@ -42,13 +42,19 @@ fn parse_millis(s: &str) -> Option<u128> {
     if frac.contains('.') || frac.len() > 9 {
         return None;
     }
-    // Work in units of 10^-9 so fractions stay exact.
-    let nanos: u128 = int.parse::<u128>().ok()? * 1_000_000_000
-        + if frac.is_empty() {
-            0
-        } else {
-            frac.parse::<u128>().ok()? * 10u128.pow(9 - frac.len() as u32)
-        };
+    // Work in units of 10^-9 so fractions stay exact. A number too large
+    // for that is not a quantity (it overflowed: a panic in debug builds, a
+    // wrapped, wrong value in release ones).
+    let frac: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u128>().ok()? * 10u128.pow(9 - frac.len() as u32)
+    };
+    let nanos = int
+        .parse::<u128>()
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(frac)?;
     let (mul, div): (u128, u128) = match suffix {
         "" => (1, 1),
         "m" => (1, 1000),
@@ -85,5 +91,13 @@ mod tests {
         assert_eq!(Text("".into()).millis(), None);
         assert_eq!(Text("1.2.3".into()).millis(), None);
         assert_eq!(Number(-1.0).millis(), None);
+        // Found by fuzzing (fuzz/regressions/manifest/): fits in a u128, but
+        // not once in units of 10^-9.
+        assert_eq!(Text("12222222222222222222222222222228Mi".into()).millis(), None);
+        assert_eq!(Text(u128::MAX.to_string()).millis(), None);
+        assert_eq!(
+            Text("340282366920938463463374607431.999999999".into()).millis(),
+            None
+        );
     }
 }

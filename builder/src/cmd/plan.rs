@@ -22,23 +22,24 @@ pub struct Args {
 
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
+    use std::fmt::Write;
     let plan = Manifest::load(&args.manifest, args.strict)?.assemble()?.plan;
     if args.json {
-        println!("{}", serde_json::to_string(&plan)?);
-        return Ok(());
+        return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));
     }
-    println!(
-        "pod {} (hostname {}, restartPolicy {:?}, QoS class {:?})",
+    let mut out = format!(
+        "pod {} (hostname {}, restartPolicy {:?}, QoS class {:?})\n",
         plan.pod, plan.hostname, plan.restart_policy, plan.qos_class
     );
-    let show = |kind: &str, c: &ContainerPlan| {
-        println!("{kind} {}  image {}", c.name, c.image);
-        println!(
+    let mut show = |kind: &str, c: &ContainerPlan| -> std::fmt::Result {
+        writeln!(out, "{kind} {}  image {}", c.name, c.image)?;
+        writeln!(
+            out,
             "  argv     {}",
             serde_json::to_string(&c.argv).unwrap_or_default()
-        );
-        println!("  workdir  {}", c.working_dir);
-        println!("  user     {}:{}", c.user.uid, c.user.gid);
+        )?;
+        writeln!(out, "  workdir  {}", c.working_dir)?;
+        writeln!(out, "  user     {}:{}", c.user.uid, c.user.gid)?;
         let seccomp = match &c.seccomp {
             None => "Unconfined".to_string(),
             Some(s) => match &s.localhost_profile {
@@ -46,16 +47,17 @@ pub fn run(args: &Args) -> Result<()> {
                 None => format!("{:?}", s.profile),
             },
         };
-        println!("  seccomp  {seccomp}");
+        writeln!(out, "  seccomp  {seccomp}")?;
         for e in &c.env {
-            println!("  env      {e}");
+            writeln!(out, "  env      {e}")?;
         }
+        Ok(())
     };
     for c in &plan.init_containers {
-        show("init container", c);
+        show("init container", c)?;
     }
     for c in &plan.containers {
-        show("container", c);
+        show("container", c)?;
     }
-    Ok(())
+    crate::print(&out)
 }

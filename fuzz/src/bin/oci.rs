@@ -1,0 +1,7 @@
+//! afl target `oci`: see `pod1_fuzz::image`.
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        pod1_fuzz::image::oci(data);
+    });
+}

@@ -1,0 +1,62 @@
+//! The `manifest` target: a manifest's text through `Pod::parse`,
+//! `validate` and, when valid, `plan::resolve` against a fake image for
+//! every image it names; a resolved plan must survive the JSON round trip
+//! the builder and the init make of it.
+//!
+//! Shared by the fuzz target (`fuzz/src/bin/manifest.rs`) and the
+//! regression test (`manifest/tests/fuzz_regressions.rs`), which includes
+//! this file by path so both run exactly the same code.
+
+use std::collections::BTreeMap;
+
+use pod1_manifest::plan::{resolve, ImageInfo, Plan};
+use pod1_manifest::{ImageConfig, Pod};
+
+/// The one image every container gets: an entrypoint and cmd, an
+/// environment, a working directory, a named user and its databases.
+fn fake_image() -> ImageInfo {
+    ImageInfo {
+        config: ImageConfig {
+            entrypoint: vec!["/bin/sh".into()],
+            cmd: vec!["-c".into(), "true".into()],
+            env: vec!["PATH=/usr/bin:/bin".into(), "GREETING=hi".into()],
+            working_dir: "/srv".into(),
+            user: "app".into(),
+        },
+        rootfs: "/pod1/images/0123456789abcdef".into(),
+        passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),
+        group: Some("root:x:0:\napp:x:1000:\nwheel:x:10:app\n".into()),
+    }
+}
+
+/// Runs one input. Errors are expected; a panic is the bug.
+pub fn run(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(pod) = Pod::parse(text) else {
+        return;
+    };
+    if pod1_manifest::validate::validate(&pod).is_err() {
+        return;
+    }
+    let images: BTreeMap<String, ImageInfo> = pod
+        .spec
+        .init_containers
+        .iter()
+        .chain(&pod.spec.containers)
+        .map(|c| (c.image.clone(), fake_image()))
+        .collect();
+    let Ok(plan) = resolve(&pod, &images) else {
+        return;
+    };
+    // The builder writes the plan as JSON and the init reads it back.
+    let json = match serde_json::to_string(&plan) {
+        Ok(json) => json,
+        Err(e) => panic!("a resolved plan does not serialize: {e}"),
+    };
+    match serde_json::from_str::<Plan>(&json) {
+        Ok(back) => assert_eq!(back, plan, "the plan changed in the JSON round trip"),
+        Err(e) => panic!("the init could not read the plan back: {e}\n{json}"),
+    }
+}
