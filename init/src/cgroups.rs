@@ -7,18 +7,18 @@ use alloc::string::{String, ToString};
 
 use pod1_manifest::plan::Limits;
 
+use alloc::vec::Vec;
+use rustix::fd::OwnedFd;
 use rustix::fs::OFlags;
 
 use crate::sys;
 use crate::{bpf, console};
 
-/// Loads the plan's device program and attaches it to the cgroup `dir`.
-fn attach_devices(dir: &str, program: &str) -> Result<(), String> {
-    let insns = pod1_manifest::plan::unhex(program).ok_or("the plan's program is not hex; rebuild")?;
-    let prog = bpf::load_device_program(&insns).map_err(|e| format!("loading: {e}"))?;
+/// Attaches a loaded device program to the cgroup `dir`.
+fn attach_devices(dir: &str, prog: &OwnedFd) -> Result<(), String> {
     let cgroup =
         sys::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, 0).map_err(|e| format!("opening: {e}"))?;
-    bpf::attach_device_program(&cgroup, &prog).map_err(|e| format!("attaching: {e}"))
+    bpf::attach_device_program(&cgroup, prog).map_err(|e| format!("attaching: {e}"))
 }
 
 /// statfs's f_type of a cgroup2 filesystem (linux/magic.h).
@@ -28,6 +28,9 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 #[derive(Debug)]
 pub struct Cgroups {
     base: Option<String>,
+    /// Device programs loaded so far, by their index in the plan: loaded
+    /// (and verified by the kernel) once, attached to each container's cgroup.
+    loaded: Vec<(usize, OwnedFd)>,
 }
 
 fn write(path: &str, value: &str) -> Result<(), String> {
@@ -42,13 +45,19 @@ impl Cgroups {
             Ok(s) if s.f_type == CGROUP2_SUPER_MAGIC => {}
             _ => {
                 console::debug(&format!("no cgroup2 at {mount}: limits are not applied"));
-                return Cgroups { base: None };
+                return Cgroups {
+                    base: None,
+                    loaded: Vec::new(),
+                };
             }
         }
         let base = sys::join(mount, name);
         if let Err(e) = sys::create_dir_all(&base) {
             console::log(&format!("cannot create {base}: {e}; limits are not applied"));
-            return Cgroups { base: None };
+            return Cgroups {
+                base: None,
+                loaded: Vec::new(),
+            };
         }
         for dir in [mount, base.as_str()] {
             let available = sys::read_to_string(&sys::join(dir, "cgroup.controllers")).unwrap_or_default();
@@ -60,7 +69,10 @@ impl Cgroups {
                 }
             }
         }
-        Cgroups { base: Some(base) }
+        Cgroups {
+            base: Some(base),
+            loaded: Vec::new(),
+        }
     }
 
     /// Puts `pid` into the container's cgroup with its limits and, unless
@@ -70,10 +82,10 @@ impl Cgroups {
     /// with every device open to it. Without cgroup v2 (a host-mode run on a
     /// v1 host) there is no device program; the nodev mounts still hold.
     pub fn add(
-        &self,
+        &mut self,
         container: &str,
         limits: &Limits,
-        devices: Option<&str>,
+        devices: Option<(usize, &str)>,
         pid: i32,
     ) -> Result<(), String> {
         let Some(base) = &self.base else { return Ok(()) };
@@ -97,10 +109,24 @@ impl Cgroups {
         if let Err(e) = res {
             console::log(&format!("cgroup of {container}: {e}"));
         }
-        if let Some(program) = devices {
-            attach_devices(&dir, program).map_err(|e| format!("the device program of {dir}: {e}"))?;
+        if let Some((index, program)) = devices {
+            let prog = self
+                .load(index, program)
+                .map_err(|e| format!("the device program: {e}"))?;
+            attach_devices(&dir, prog).map_err(|e| format!("the device program of {dir}: {e}"))?;
         }
         write(&sys::join(&dir, "cgroup.procs"), &pid.to_string())
+    }
+
+    /// The loaded device program `index` (its hex text is `program`).
+    fn load(&mut self, index: usize, program: &str) -> Result<&OwnedFd, String> {
+        if let Some(at) = self.loaded.iter().position(|(i, _)| *i == index) {
+            return Ok(&self.loaded[at].1);
+        }
+        let insns = pod1_manifest::plan::unhex(program).ok_or("the plan's program is not hex; rebuild")?;
+        let prog = bpf::load_device_program(&insns).map_err(|e| format!("loading: {e}"))?;
+        self.loaded.push((index, prog));
+        Ok(&self.loaded[self.loaded.len() - 1].1)
     }
 
     /// Removes the (by now empty) cgroups.

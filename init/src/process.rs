@@ -59,6 +59,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub struct Context<'a> {
     /// The container.
     pub plan: &'a ContainerPlan,
+    /// The plan's BPF programs, which the container's refer to.
+    pub programs: &'a [String],
     /// The pod's pinned namespaces.
     pub sandbox: &'a Sandbox,
     /// Join the init's PID namespace instead of getting a new one.
@@ -213,7 +215,7 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
         // cgroup v2), so a process can read its limits. Best effort.
         rootfs::mount_cgroup_ro(ctx.plan.privileged);
     }
-    let code = match run(ctx.plan) {
+    let code = match run(ctx.plan, ctx.programs) {
         Ok(never) => match never {},
         Err((code, msg)) => {
             let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
@@ -244,7 +246,7 @@ fn prepare(ctx: &Context) -> Result<(), String> {
 
 /// After start: user, capabilities, no_new_privs, then exec. Returns only on
 /// failure, with the exit code and the message for the container's stderr.
-fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
+fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, String)> {
     let fail = |m: String| (power::INIT_FAILED, m);
     let caps = caps::mask(&plan.capabilities).map_err(|e| fail(e.to_string()))?;
     let errno = Errno::from;
@@ -294,7 +296,7 @@ fn run(plan: &ContainerPlan) -> Result<Infallible, (i32, String)> {
     // Last, as runc does with no_new_privs set: every call after this one
     // is filtered, and the profile must allow execve.
     if let Some(filter) = &plan.seccomp {
-        crate::seccomp::install(filter).map_err(fail)?;
+        crate::seccomp::install(filter, programs).map_err(fail)?;
     }
     let e = execve(&prog_c, &argv, &env);
     Err(match e {

@@ -32,14 +32,15 @@ fn decode(hex: &str) -> Option<Vec<libc::sock_filter>> {
     )
 }
 
-/// Installs `s` on the calling process. The caller has set no_new_privs
-/// (or still holds CAP_SYS_ADMIN).
-pub fn install(s: &Seccomp) -> Result<(), String> {
+/// Installs `s` (its program among the plan's `programs`) on the calling
+/// process. The caller has set no_new_privs (or still holds CAP_SYS_ADMIN).
+pub fn install(s: &Seccomp, programs: &[String]) -> Result<(), String> {
     let what = match &s.localhost_profile {
         Some(file) => format!("the seccomp profile {file}"),
         None => format!("the seccomp profile {:?}", s.profile),
     };
-    let filter = decode(&s.bpf).ok_or_else(|| format!("{what}: the plan holds no valid program; rebuild"))?;
+    let hex = s.program.and_then(|i| programs.get(i)).map_or("", String::as_str);
+    let filter = decode(hex).ok_or_else(|| format!("{what}: the plan holds no valid program; rebuild"))?;
     let prog = libc::sock_fprog {
         // decode() keeps it within 4096 instructions.
         len: filter.len() as u16,

@@ -835,14 +835,16 @@ fn the_seccomp_filter_holds_from_the_first_instruction() {
         profile: SeccompProfileType::Localhost,
         localhost_profile: Some("deny-mkdir.json".into()),
         flags: 0,
-        bpf: program,
+        program: Some(0),
     });
     let mut broken = sh("broken", "echo ran");
     broken.seccomp = filtered.seccomp.clone().map(|mut s| {
-        s.bpf = "zz".into();
+        s.program = Some(1);
         s
     });
-    let o = run(&pod(vec![filtered, sh("free", script)]));
+    let mut p = pod(vec![filtered, sh("free", script)]);
+    p.programs = vec![program, "zz".into()];
+    let o = run(&p);
     check(&o);
     assert_eq!(
         o.stdout("filtered")[0].split_whitespace().collect::<Vec<_>>(),
@@ -859,7 +861,9 @@ fn the_seccomp_filter_holds_from_the_first_instruction() {
     );
     assert_eq!(o.stdout("free").len(), 1, "{:?}", o.stdout("free"));
     // A plan whose program is not one fails the container before exec.
-    let o = run(&pod(vec![broken]));
+    let mut p = pod(vec![broken]);
+    p.programs = vec![String::new(), "zz".into()];
+    let o = run(&p);
     assert!(o.stdout("broken").is_empty());
     let logs = o.logs("broken");
     assert!(logs.iter().any(|l| l.contains("no valid program")), "{logs:?}");

@@ -79,6 +79,9 @@ pub struct Plan {
     pub backoff: Backoff,
     /// The pod's QoS class, from which the containers' oom_score_adj follows.
     pub qos_class: QosClass,
+    /// The BPF programs (seccomp filters, the device program) in hex, each
+    /// distinct one once: containers refer to them by index.
+    pub programs: Vec<String>,
 }
 
 /// Kubernetes' QoS classes (`status.qosClass`).
@@ -182,9 +185,10 @@ pub struct ContainerPlan {
     pub memory_request_bytes: Option<u64>,
     /// The seccomp filter, installed last before exec; `None`: unconfined.
     pub seccomp: Option<Seccomp>,
-    /// The cgroup device program ([`crate::devices`]) in hex: eBPF
-    /// instructions, little-endian. `None`: every device (privileged).
-    pub devices: Option<String>,
+    /// The cgroup device program ([`crate::devices`]): an index into
+    /// [`Plan::programs`], eBPF instructions in little-endian order.
+    /// `None`: every device (privileged).
+    pub devices: Option<usize>,
 }
 
 /// A container's seccomp filter.
@@ -197,10 +201,11 @@ pub struct Seccomp {
     pub localhost_profile: Option<String>,
     /// `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
     pub flags: u32,
-    /// The compiled classic BPF program in hex: 8 bytes per instruction, the
-    /// kernel's `struct sock_filter` in little-endian order. The builder
-    /// compiles it after [`resolve`]; empty until then.
-    pub bpf: String,
+    /// The compiled classic BPF program: an index into [`Plan::programs`],
+    /// 8 bytes per instruction, the kernel's `struct sock_filter` in
+    /// little-endian order. The builder compiles it after [`resolve`];
+    /// `None` until then.
+    pub program: Option<usize>,
 }
 
 /// uid and gid; supplementary groups are cleared.
@@ -349,6 +354,7 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
             .collect(),
         backoff,
         qos_class: qos_class(spec.init_containers.iter().chain(&spec.containers)),
+        programs: alloc::vec![hex(&crate::devices::program(crate::devices::DEFAULT_RULES))],
     })
 }
 
@@ -453,7 +459,7 @@ fn resolve_container(
             profile: kind.unwrap_or(SeccompProfileType::RuntimeDefault),
             localhost_profile: profile.and_then(|p| p.localhost_profile),
             flags: 0,
-            bpf: String::new(),
+            program: None,
         }),
     };
     let working_dir = match (&c.working_dir, cfg.working_dir.as_str()) {
@@ -497,7 +503,8 @@ fn resolve_container(
             .or(limit("memory"))
             .and_then(|q| q.whole()),
         seccomp,
-        devices: (!privileged).then(|| hex(&crate::devices::program(crate::devices::DEFAULT_RULES))),
+        // The device program is the plan's first (see `resolve`).
+        devices: (!privileged).then_some(0),
     })
 }
 

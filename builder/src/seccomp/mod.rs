@@ -106,19 +106,27 @@ struct Filter {
 /// Compiles every container's filter into the plan. `dir` is the
 /// manifest's directory, against which `Localhost` paths resolve.
 pub fn compile_plan(plan: &mut Plan, dir: &Path) -> Result<()> {
-    // Containers with the same profile and capabilities share one compile.
-    let mut done: BTreeMap<(Option<String>, Vec<String>), (u32, String)> = BTreeMap::new();
+    // Containers with the same profile and capabilities share one compile,
+    // and the plan holds each distinct program once.
+    let mut done: BTreeMap<(Option<String>, Vec<String>), (u32, usize)> = BTreeMap::new();
     for c in plan.init_containers.iter_mut().chain(plan.containers.iter_mut()) {
         let caps = c.capabilities.clone();
         let Some(s) = c.seccomp.as_mut() else { continue };
         let key = (s.localhost_profile.clone(), caps);
-        if let Some((flags, bpf)) = done.get(&key) {
-            (s.flags, s.bpf) = (*flags, bpf.clone());
+        if let Some((flags, index)) = done.get(&key) {
+            (s.flags, s.program) = (*flags, Some(*index));
             continue;
         }
         let (flags, bpf) = compile_one(s, &key.1, dir).with_context(|| format!("container {:?}", c.name))?;
-        (s.flags, s.bpf) = (flags, bpf.clone());
-        done.insert(key, (flags, bpf));
+        let index = match plan.programs.iter().position(|p| *p == bpf) {
+            Some(i) => i,
+            None => {
+                plan.programs.push(bpf);
+                plan.programs.len() - 1
+            }
+        };
+        (s.flags, s.program) = (flags, Some(index));
+        done.insert(key, (flags, index));
     }
     Ok(())
 }
@@ -158,6 +166,11 @@ fn compile(p: &Profile, caps: &[String]) -> Result<(u32, Vec<u8>)> {
     }
     let default = action(&p.default_action, p.default_errno_ret).context("defaultAction")?;
     let mut ctx = ScmpFilterContext::new(default).context("libseccomp: creating a filter")?;
+    // A binary tree of syscall numbers instead of a list: every syscall the
+    // container makes runs the filter, which for the default profile would
+    // otherwise compare against hundreds of numbers (libseccomp 2.5+).
+    ctx.set_ctl_optimize(2)
+        .context("libseccomp: optimizing the filter")?;
     for arch in arches(p)? {
         if arch != ScmpArch::X8664 && arch != ScmpArch::Native {
             ctx.add_arch(arch)

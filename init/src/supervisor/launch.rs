@@ -40,6 +40,7 @@ impl Supervisor {
             .collect();
         let ctx = process::Context {
             plan: &c.plan,
+            programs: &pod.plan.programs,
             sandbox: &pod.sandbox,
             share_pid: pod.plan.share_process_namespace,
             rootfs: rootfs::Spec {
@@ -88,7 +89,11 @@ impl Supervisor {
             return;
         };
         let name = c.plan.name.clone();
-        let devices = c.plan.devices.as_deref();
+        let programs = &self.pod.plan.programs;
+        let devices = c
+            .plan
+            .devices
+            .map(|i| (i, programs.get(i).map_or("", |p| p.as_str())));
         if let Err(e) = self.pod.cgroups.add(&name, &c.plan.limits, devices, pid) {
             // Dropping `start` makes the parked child exit unrun.
             console::log(&format!("container {name}: {e}"));
