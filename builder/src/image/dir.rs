@@ -31,7 +31,7 @@ pub(super) fn import(root: &Path, limit: u64) -> Result<Image> {
         },
     )?;
     let mut left = limit;
-    walk(root, b"", &mut tree, &mut inodes, &mut left)?;
+    walk(root, b"", &mut tree, &mut inodes, (limit, &mut left))?;
     if tree.is_empty() {
         bail!(
             "{} is empty: a dir: image is a root filesystem directory",
@@ -49,7 +49,7 @@ fn walk(
     rel: &[u8],
     tree: &mut Tree,
     inodes: &mut HashMap<(u64, u64), Arc<Vec<u8>>>,
-    left: &mut u64,
+    (limit, left): (u64, &mut u64),
 ) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -75,7 +75,7 @@ fn walk(
                 Some(d) if meta.nlink() > 1 => d.clone(),
                 _ => {
                     // `left` is what the image size limit still allows.
-                    let d = Arc::new(super::read_bounded(&path, *left)?);
+                    let d = Arc::new(super::read_bounded(&path, *left, limit)?);
                     *left -= d.len() as u64;
                     inodes.insert(key, d.clone());
                     d
@@ -107,7 +107,7 @@ fn walk(
             },
         )?;
         if is_dir {
-            walk(&path, &at, tree, inodes, left)?;
+            walk(&path, &at, tree, inodes, (limit, &mut *left))?;
         }
     }
     Ok(())

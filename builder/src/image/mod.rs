@@ -46,16 +46,17 @@ pub fn max_image_bytes() -> Result<u64> {
     }
 }
 
-/// Reads at most `limit` bytes of `path`, refusing a larger file.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+/// Reads at most `allowed` bytes of `path`, refusing a larger file with a
+/// message naming the image size limit (`allowed` is what of it is left).
+fn read_bounded(path: &Path, allowed: u64, limit: u64) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut data = Vec::new();
-    file.take(limit + 1)
+    file.take(allowed + 1)
         .read_to_end(&mut data)
         .with_context(|| format!("reading {}", path.display()))?;
-    if data.len() as u64 > limit {
+    if data.len() as u64 > allowed {
         bail!(
-            "{} is larger than the image size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
+            "{} takes the image past its size limit of {limit} bytes (set POD1_MAX_IMAGE_SIZE to raise it)",
             path.display()
         );
     }
@@ -95,7 +96,7 @@ struct DirStore(PathBuf, u64);
 
 impl Store for DirStore {
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        read_bounded(&self.0.join(path), self.1)
+        read_bounded(&self.0.join(path), self.1, self.1)
     }
     fn exists(&self, path: &str) -> bool {
         self.0.join(path).exists()
