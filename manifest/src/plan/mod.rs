@@ -1,0 +1,286 @@
+//! The plan: a pod with every container fully resolved. The builder writes it
+//! into the initramfs; the init runs it without needing the images' configs.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "std")]
+use crate::image::ImageConfig;
+use crate::pod::{RestartPolicy, SeccompProfileType, Sysctl};
+
+/// Where the builder puts the plan inside the initramfs.
+pub const PLAN_PATH: &str = "etc/pod1/plan.json";
+
+/// Annotation: restart backoff base in milliseconds (Kubernetes: 10 s).
+pub const ANNOTATION_BACKOFF_MS: &str = "pod1/restart-backoff-ms";
+/// Annotation: restart backoff cap in milliseconds (Kubernetes: 300 s).
+pub const ANNOTATION_BACKOFF_MAX_MS: &str = "pod1/restart-backoff-max-ms";
+/// Annotation: the most processes each container's cgroup may hold.
+pub const ANNOTATION_PIDS_LIMIT: &str = "pod1/pids-limit";
+/// Every `pod1/` annotation; any other `pod1/` key is a typo.
+#[rustfmt::skip]
+pub const ANNOTATIONS: &[&str] = &[ANNOTATION_BACKOFF_MS, ANNOTATION_BACKOFF_MAX_MS, ANNOTATION_PIDS_LIMIT];
+
+/// Capability names, indexed by their number in `linux/capability.h`.
+#[rustfmt::skip]
+pub const CAPABILITIES: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities a container gets unless privileged: Docker's and containerd's default set.
+#[rustfmt::skip]
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+];
+
+/// The resolved pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    /// `metadata.name`.
+    pub pod: String,
+    /// `spec.hostname`, else `metadata.name`.
+    pub hostname: String,
+    /// `spec.restartPolicy`.
+    pub restart_policy: RestartPolicy,
+    /// Run one at a time, in order; each must exit 0.
+    pub init_containers: Vec<ContainerPlan>,
+    /// Started together after the init containers.
+    pub containers: Vec<ContainerPlan>,
+    /// Seconds between SIGTERM and SIGKILL on stop.
+    pub termination_grace_period_seconds: u64,
+    /// One PID namespace for the whole pod.
+    pub share_process_namespace: bool,
+    /// Stay in the VM's network namespace.
+    pub host_network: bool,
+    /// Stay in the VM's IPC namespace.
+    pub host_ipc: bool,
+    /// Set in the pod's namespaces before any container starts.
+    pub sysctls: Vec<Sysctl>,
+    /// emptyDir volumes.
+    pub volumes: Vec<VolumePlan>,
+    /// Restart backoff.
+    pub backoff: Backoff,
+    /// The pod's QoS class, from which the containers' oom_score_adj follows.
+    pub qos_class: QosClass,
+    /// The BPF programs (seccomp filters, the device program) in hex, each
+    /// distinct one once: containers refer to them by index.
+    pub programs: Vec<String>,
+}
+
+/// Kubernetes' QoS classes (`status.qosClass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QosClass {
+    /// Every container has cpu and memory limits equal to its requests.
+    Guaranteed,
+    /// Some requests or limits, not Guaranteed.
+    Burstable,
+    /// No cpu or memory request or limit anywhere.
+    BestEffort,
+}
+
+/// A container's `oom_score_adj` as the kubelet sets it: -997 when
+/// Guaranteed, 1000 when BestEffort, and for Burstable
+/// `1000 - 1000 * memory request / memory capacity`, kept within 3..=999 so
+/// it stays above Guaranteed and below BestEffort.
+pub fn oom_score_adj(qos: QosClass, memory_request: Option<u64>, capacity: u64) -> i32 {
+    match qos {
+        QosClass::Guaranteed => -997,
+        QosClass::BestEffort => 1000,
+        QosClass::Burstable => {
+            let request = u128::from(memory_request.unwrap_or(0));
+            let share = (1000 * request).checked_div(u128::from(capacity)).unwrap_or(0);
+            let adj = 1000 - share.min(1000) as i32;
+            if adj < 3 {
+                3
+            } else if adj == 1000 {
+                999
+            } else {
+                adj
+            }
+        }
+    }
+}
+
+/// Restart backoff, as the kubelet does it: `initial_ms` doubling up to
+/// `max_ms`, back to `initial_ms` after a container ran for `reset_ms`.
+/// Set with the annotations [`ANNOTATION_BACKOFF_MS`] and [`ANNOTATION_BACKOFF_MAX_MS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backoff {
+    /// First delay (Kubernetes: 10 s).
+    pub initial_ms: u64,
+    /// Cap (Kubernetes: 300 s).
+    pub max_ms: u64,
+    /// Running this long resets the delay (Kubernetes: 10 min).
+    pub reset_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial_ms: 10_000,
+            max_ms: 300_000,
+            reset_ms: 600_000,
+        }
+    }
+}
+
+/// An emptyDir volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumePlan {
+    /// Volume name.
+    pub name: String,
+    /// tmpfs size in bytes, if limited.
+    pub size_limit_bytes: Option<u64>,
+}
+
+/// A container, ready to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPlan {
+    /// Container name.
+    pub name: String,
+    /// The image as the manifest names it.
+    pub image: String,
+    /// The image's root filesystem inside the initramfs, e.g. `/pod1/images/<id>`.
+    pub rootfs: String,
+    /// The command line; `argv[0]` is looked up in the container's PATH.
+    pub argv: Vec<String>,
+    /// `NAME=value` strings.
+    pub env: Vec<String>,
+    /// Absolute working directory.
+    pub working_dir: String,
+    /// Who the process runs as.
+    pub user: User,
+    /// Mount the root filesystem read-only.
+    pub read_only_root_filesystem: bool,
+    /// No masked paths, writable /sys, all capabilities.
+    pub privileged: bool,
+    /// The process's capability set (bounding, permitted, effective), by name.
+    pub capabilities: Vec<String>,
+    /// Volumes to mount.
+    pub volume_mounts: Vec<MountPlan>,
+    /// cgroup limits.
+    pub limits: Limits,
+    /// `resources.requests.memory` (the limit when only that is set, as
+    /// the API server defaults it), for the oom_score_adj.
+    pub memory_request_bytes: Option<u64>,
+    /// The seccomp filter, installed last before exec; `None`: unconfined.
+    pub seccomp: Option<Seccomp>,
+    /// The cgroup device program ([`crate::devices`]): an index into
+    /// [`Plan::programs`], eBPF instructions in little-endian order.
+    /// `None`: every device (privileged).
+    pub devices: Option<usize>,
+}
+
+/// A container's seccomp filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seccomp {
+    /// `RuntimeDefault` or `Localhost`.
+    pub profile: SeccompProfileType,
+    /// With `Localhost`: the file, as the manifest names it.
+    pub localhost_profile: Option<String>,
+    /// `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
+    pub flags: u32,
+    /// The compiled classic BPF program: an index into [`Plan::programs`],
+    /// 8 bytes per instruction, the kernel's `struct sock_filter` in
+    /// little-endian order. The builder compiles it after [`resolve`];
+    /// `None` until then.
+    pub program: Option<usize>,
+}
+
+/// uid and gid; supplementary groups are cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// A volume mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MountPlan {
+    /// An entry of [`Plan::volumes`].
+    pub name: String,
+    /// Absolute path in the container.
+    pub mount_path: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// cgroup v2 limits of one container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// `memory.max`.
+    pub memory_bytes: Option<u64>,
+    /// `cpu.max` in thousandths of a CPU.
+    pub cpu_millis: Option<u64>,
+    /// `pids.max`.
+    pub pids: Option<u64>,
+}
+
+/// One image as the builder imported it.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    /// Its configuration.
+    pub config: ImageConfig,
+    /// Where its root filesystem sits in the initramfs.
+    pub rootfs: String,
+    /// Its `/etc/passwd`, if any.
+    pub passwd: Option<String>,
+    /// Its `/etc/group`, if any.
+    pub group: Option<String>,
+}
+
+impl Plan {
+    /// Init containers then app containers.
+    pub fn all_containers(&self) -> impl Iterator<Item = &ContainerPlan> {
+        self.init_containers.iter().chain(&self.containers)
+    }
+}
+
+/// Lowercase hex, as the plan carries programs (seccomp, devices).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| {
+            [
+                DIGITS[(b >> 4) as usize] as char,
+                DIGITS[(b & 15) as usize] as char,
+            ]
+        })
+        .collect()
+}
+
+/// The inverse of [`hex`]; `None` unless it is whole bytes of hex digits.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nibble(*p.first()?)? << 4 | nibble(*p.get(1)?)?))
+        .collect()
+}
+
+#[cfg(feature = "std")]
+mod resolve;
+#[cfg(feature = "std")]
+pub use resolve::{capability_name, resolve};
+
+#[cfg(test)]
+mod tests;
