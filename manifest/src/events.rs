@@ -70,6 +70,16 @@ pub enum Event {
         /// Its pid in the pod's PID namespace, where the pod's init (the pause) is PID 1.
         pid: i32,
     },
+    /// A container that will not be started (a CreateContainerConfigError:
+    /// the plan refuses it). It counts as failed, with exit code 126.
+    ContainerWaiting {
+        /// Container name.
+        container: String,
+        /// Kubernetes' reason, e.g. `CreateContainerConfigError`.
+        reason: String,
+        /// Why, in the kubelet's words.
+        message: String,
+    },
     /// A line a container wrote.
     Log {
         /// Container name.
@@ -138,6 +148,15 @@ impl Event {
                 if let Some(r) = reason {
                     cut(r, max);
                 }
+            }
+            Event::ContainerWaiting {
+                container,
+                reason,
+                message,
+            } => {
+                cut(container, max);
+                cut(reason, max);
+                cut(message, max);
             }
             Event::Error { message } => cut(message, max),
             Event::SandboxReady {} | Event::PodExited { .. } => {}

@@ -133,14 +133,22 @@ impl Default for Backoff {
     }
 }
 
-/// An emptyDir volume.
+/// A volume of the pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumePlan {
     /// Volume name.
     pub name: String,
-    /// tmpfs size in bytes, if limited.
+    /// emptyDir: tmpfs size in bytes, if limited.
     pub size_limit_bytes: Option<u64>,
+    /// A volume whose files the builder wrote (configMap, secret,
+    /// downwardAPI, projected): this directory of the initramfs, mounted
+    /// read-only (nosuid, nodev) wherever a container mounts the volume.
+    /// `None`: an emptyDir.
+    pub source: Option<String>,
+    /// `securityContext.fsGroup` for an emptyDir: its directory is owned
+    /// by this group and setgid (mode 02777), as the kubelet leaves it.
+    pub fs_group: Option<u32>,
 }
 
 /// A container, ready to run.
@@ -176,6 +184,18 @@ pub struct ContainerPlan {
     pub memory_request_bytes: Option<u64>,
     /// The seccomp filter, installed last before exec; `None`: unconfined.
     pub seccomp: Option<Seccomp>,
+    /// PR_SET_NO_NEW_PRIVS before exec. When false (`allowPrivilegeEscalation:
+    /// true`, or privileged), the seccomp filter is installed before the
+    /// user and capabilities change, as runc does, since it then needs
+    /// CAP_SYS_ADMIN.
+    pub no_new_privileges: bool,
+    /// Files bound in after /dev ([`FileMount`]), in order.
+    pub files: Vec<FileMount>,
+    /// Why the container must not start (the kubelet's
+    /// CreateContainerConfigError, e.g. `runAsNonRoot` with a root user):
+    /// the init reports [`crate::events::Event::ContainerWaiting`] and
+    /// counts it as failed without running it.
+    pub refused: Option<String>,
     /// The cgroup device program ([`crate::devices`]): an index into
     /// [`Plan::programs`], eBPF instructions in little-endian order.
     /// `None`: every device (privileged).
@@ -199,14 +219,18 @@ pub struct Seccomp {
     pub program: Option<usize>,
 }
 
-/// uid and gid; supplementary groups are cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// uid, gid and the supplementary groups (exactly these, in this order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct User {
     /// User id.
     pub uid: u32,
     /// Group id.
     pub gid: u32,
+    /// The groups of setgroups(2): the image's /etc/group entries naming
+    /// the user, `fsGroup`, then `supplementalGroups`, as containerd
+    /// merges them (duplicates kept out).
+    pub additional_gids: Vec<u32>,
 }
 
 /// A volume mount.
@@ -217,6 +241,26 @@ pub struct MountPlan {
     pub name: String,
     /// Absolute path in the container.
     pub mount_path: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// `subPath` (or `subPathExpr`, expanded): a relative path inside the
+    /// volume, without `..`; mounted instead of the volume's root. Made
+    /// (0755) if missing; resolved without leaving the volume, whatever
+    /// symlinks a container put there.
+    pub sub_path: Option<String>,
+}
+
+/// A file of the initramfs bound into a container after its /dev is made:
+/// the managed /etc/hosts, /etc/hostname, /etc/resolv.conf and the
+/// termination message file, as the kubelet and containerd bind them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileMount {
+    /// The file in the initramfs.
+    pub source: String,
+    /// Absolute path in the container; an empty file is made there first
+    /// if missing (never through a symlink).
+    pub target: String,
     /// Read-only.
     pub read_only: bool,
 }

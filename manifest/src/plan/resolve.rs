@@ -74,6 +74,8 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
                     .as_ref()
                     .and_then(|e| e.size_limit.as_ref())
                     .and_then(|q| q.whole()),
+                source: None,
+                fs_group: None,
             })
             .collect(),
         backoff,
@@ -198,7 +200,11 @@ fn resolve_container(
         argv,
         env: environment.to_strings(),
         working_dir,
-        user: User { uid, gid },
+        user: User {
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+        },
         read_only_root_filesystem: sc.read_only_root_filesystem.unwrap_or(false),
         privileged,
         capabilities: capabilities(privileged, sc.capabilities.as_ref()),
@@ -209,6 +215,7 @@ fn resolve_container(
                 name: m.name.clone(),
                 mount_path: m.mount_path.clone(),
                 read_only: m.read_only,
+                sub_path: None,
             })
             .collect(),
         limits: Limits {
@@ -225,6 +232,9 @@ fn resolve_container(
             .or(limit("memory"))
             .and_then(|q| q.whole()),
         seccomp,
+        no_new_privileges: !privileged,
+        files: Vec::new(),
+        refused: None,
         // The device program is the plan's first (see `resolve`).
         devices: (!privileged).then_some(0),
     })
