@@ -459,6 +459,8 @@ fn device_nodes_in_writable_filesystems_cannot_be_opened() {
     p.volumes.push(pod1_manifest::plan::VolumePlan {
         name: "s".into(),
         size_limit_bytes: Some(1 << 20),
+        source: None,
+        fs_group: None,
     });
     let o = run(&p);
     check(&o);
@@ -568,6 +570,7 @@ fn run_as_user_shows_in_id_and_drops_capabilities() {
     c.user = pod1_manifest::plan::User {
         uid: 65534,
         gid: 65534,
+        additional_gids: vec![],
     };
     let root = sh(
         "r",
@@ -732,6 +735,7 @@ fn masked_and_read_only_paths_unless_privileged() {
                   echo dev=$(ls /dev | tr '\\n' ' ')";
     let mut privileged = sh("priv", script);
     privileged.privileged = true;
+    privileged.no_new_privileges = false;
     privileged.capabilities = pod1_manifest::plan::CAPABILITIES
         .iter()
         .map(|s| s.to_string())

@@ -51,7 +51,11 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
             "HOSTNAME=test".into(),
         ],
         working_dir: "/".into(),
-        user: User { uid: 0, gid: 0 },
+        user: User {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        },
         read_only_root_filesystem: false,
         privileged: false,
         capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
@@ -59,6 +63,10 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         limits: Limits::default(),
         memory_request_bytes: None,
         seccomp: None,
+        // As the builder sets it for a container that is not privileged.
+        no_new_privileges: true,
+        files: vec![],
+        refused: None,
         devices: None,
     }
 }
@@ -69,6 +77,7 @@ pub fn mount(mut c: ContainerPlan, name: &str, path: &str) -> ContainerPlan {
         name: name.into(),
         mount_path: path.into(),
         read_only: false,
+        sub_path: None,
     });
     c
 }
@@ -102,6 +111,8 @@ pub fn volume(plan: &mut Plan, name: &str) {
     plan.volumes.push(VolumePlan {
         name: name.into(),
         size_limit_bytes: None,
+        source: None,
+        fs_group: None,
     });
 }
 
@@ -237,6 +248,9 @@ pub fn describe(e: &Event) -> String {
         Event::SandboxReady {} => "sandbox_ready".into(),
         Event::ContainerCreated { container } => format!("created {container}"),
         Event::ContainerStarted { container, .. } => format!("started {container}"),
+        Event::ContainerWaiting {
+            container, reason, ..
+        } => format!("waiting {container} {reason}"),
         Event::Log { container, line, .. } => format!("log {container}: {line}"),
         Event::ContainerExited {
             container, exit_code, ..
