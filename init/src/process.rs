@@ -244,33 +244,111 @@ fn prepare(ctx: &Context) -> Result<(), String> {
     Ok(())
 }
 
-/// After start: user, capabilities, no_new_privs, then exec. Returns only on
-/// failure, with the exit code and the message for the container's stderr.
+/// One step of taking on the container's identity before exec, as runc's
+/// standard_init orders them (see [`identity_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Install the seccomp filter.
+    Seccomp,
+    /// Cut the bounding set to the plan's capabilities (needs CAP_SETPCAP,
+    /// which the uid change drops).
+    Bounding,
+    /// PR_SET_KEEPCAPS on: the permitted set survives setuid, so capset
+    /// can then set exactly the plan's set.
+    KeepCaps,
+    /// setgroups(2): exactly the plan's supplementary groups.
+    Groups,
+    /// setgid(2).
+    Gid,
+    /// setuid(2).
+    Uid,
+    /// PR_SET_KEEPCAPS off again.
+    DropKeepCaps,
+    /// capset(2): permitted and effective = the plan's set.
+    Caps,
+    /// PR_SET_NO_NEW_PRIVS.
+    NoNewPrivs,
+}
+
+/// The steps from the identity the init gave the child to the container's,
+/// in order. Order matters: the bounding set needs CAP_SETPCAP, which the
+/// uid change drops; and without no_new_privs installing a seccomp filter
+/// needs CAP_SYS_ADMIN, so then the filter goes first, while the child
+/// still holds every capability, and the calls after it are filtered
+/// (runc does the same; RuntimeDefault allows them). With no_new_privs the
+/// filter goes last instead, right before execve ([`seccomp_last`]), so
+/// that as few of the init's own calls as possible run under it.
+fn identity_steps(no_new_privileges: bool, seccomp: bool) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(9);
+    if seccomp && !no_new_privileges {
+        steps.push(Step::Seccomp);
+    }
+    steps.extend([
+        Step::Bounding,
+        Step::KeepCaps,
+        Step::Groups,
+        Step::Gid,
+        Step::Uid,
+        Step::DropKeepCaps,
+        Step::Caps,
+    ]);
+    if no_new_privileges {
+        steps.push(Step::NoNewPrivs);
+    }
+    steps
+}
+
+/// Whether the seccomp filter is installed right before execve (the other
+/// half of [`identity_steps`]' rule).
+fn seccomp_last(no_new_privileges: bool, seccomp: bool) -> bool {
+    seccomp && no_new_privileges
+}
+
+/// Performs one [`Step`] for `plan`; `caps` is the plan's capability mask.
+fn take(step: Step, plan: &ContainerPlan, programs: &[String], caps: u64) -> Result<(), String> {
+    use rustix::process::{Gid, Uid};
+    let errno = Errno::from;
+    let (uid, gid) = (plan.user.uid, plan.user.gid);
+    match step {
+        Step::Seccomp => match &plan.seccomp {
+            Some(filter) => crate::seccomp::install(filter, programs),
+            None => Ok(()),
+        },
+        Step::Bounding => caps::limit_bounding(caps).map_err(|e| e.to_string()),
+        Step::KeepCaps | Step::DropKeepCaps => rustix::thread::set_keep_capabilities(step == Step::KeepCaps)
+            .map_err(|e| format!("PR_SET_KEEPCAPS: {}", errno(e))),
+        Step::Groups => {
+            let groups: Vec<Gid> = plan
+                .user
+                .additional_gids
+                .iter()
+                .map(|g| Gid::from_raw(*g))
+                .collect();
+            rustix::thread::set_thread_groups(&groups)
+                .map_err(|e| format!("setgroups({:?}): {}", plan.user.additional_gids, errno(e)))
+        }
+        Step::Gid => rustix::thread::set_thread_gid(Gid::from_raw(gid))
+            .map_err(|e| format!("setgid({gid}): {}", errno(e))),
+        Step::Uid => rustix::thread::set_thread_uid(Uid::from_raw(uid))
+            .map_err(|e| format!("setuid({uid}): {}", errno(e))),
+        Step::Caps => caps::set(caps).map_err(|e| e.to_string()),
+        Step::NoNewPrivs => {
+            rustix::thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {}", errno(e)))
+        }
+    }
+}
+
+/// After start: the container's identity ([`identity_steps`]), then exec.
+/// Returns only on failure, with the exit code and the message for the
+/// container's stderr.
 fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, String)> {
     let fail = |m: String| (power::INIT_FAILED, m);
     let caps = caps::mask(&plan.capabilities).map_err(|e| fail(e.to_string()))?;
-    let errno = Errno::from;
-    // Order matters: the bounding set needs CAP_SETPCAP, which the uid change
-    // drops; KEEPCAPS keeps the permitted set across setuid so capset can
-    // then set exactly the plan's set.
-    caps::limit_bounding(caps).map_err(|e| fail(e.to_string()))?;
-    rustix::thread::set_keep_capabilities(true)
-        .map_err(|e| fail(format!("PR_SET_KEEPCAPS: {}", errno(e))))?;
-    rustix::thread::set_thread_groups(&[]).map_err(|e| fail(format!("setgroups([]): {}", errno(e))))?;
-    let (uid, gid) = (plan.user.uid, plan.user.gid);
-    let (uid_t, gid_t) = (
-        rustix::process::Uid::from_raw(uid),
-        rustix::process::Gid::from_raw(gid),
-    );
-    rustix::thread::set_thread_gid(gid_t).map_err(|e| fail(format!("setgid({gid}): {}", errno(e))))?;
-    rustix::thread::set_thread_uid(uid_t).map_err(|e| fail(format!("setuid({uid}): {}", errno(e))))?;
-    rustix::thread::set_keep_capabilities(false)
-        .map_err(|e| fail(format!("PR_SET_KEEPCAPS: {}", errno(e))))?;
-    caps::set(caps).map_err(|e| fail(e.to_string()))?;
-    if !plan.privileged {
-        rustix::thread::set_no_new_privs(true)
-            .map_err(|e| fail(format!("PR_SET_NO_NEW_PRIVS: {}", errno(e))))?;
+    let seccomp = plan.seccomp.is_some();
+    for step in identity_steps(plan.no_new_privileges, seccomp) {
+        take(step, plan, programs, caps).map_err(fail)?;
     }
+    let uid = plan.user.uid;
     let path_var = plan
         .env
         .iter()
@@ -295,8 +373,8 @@ fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, St
     clean_for_exec();
     // Last, as runc does with no_new_privs set: every call after this one
     // is filtered, and the profile must allow execve.
-    if let Some(filter) = &plan.seccomp {
-        crate::seccomp::install(filter, programs).map_err(fail)?;
+    if seccomp_last(plan.no_new_privileges, seccomp) {
+        take(Step::Seccomp, plan, programs, caps).map_err(fail)?;
     }
     let e = execve(&prog_c, &argv, &env);
     Err(match e {
@@ -433,6 +511,34 @@ pub fn look_path(name: &str, path_var: &str, cwd: &str) -> Result<String, (i32, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seccomp_goes_first_without_no_new_privs_and_last_with_it() {
+        use Step::*;
+        let ids = [Bounding, KeepCaps, Groups, Gid, Uid, DropKeepCaps, Caps];
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: before any
+        // capability or id changes, and not again before exec.
+        let early = identity_steps(false, true);
+        assert_eq!(early[0], Seccomp);
+        assert_eq!(early[1..], ids);
+        assert!(!seccomp_last(false, true));
+        // With it: no_new_privs after the capabilities, the filter right
+        // before execve.
+        let late = identity_steps(true, true);
+        assert_eq!(late[..ids.len()], ids);
+        assert_eq!(late[ids.len()..], [NoNewPrivs]);
+        assert!(seccomp_last(true, true));
+        // No filter: nothing to install anywhere; no_new_privs only when asked.
+        assert_eq!(identity_steps(false, false), ids);
+        assert!(!identity_steps(true, false).contains(&Seccomp));
+        assert!(!seccomp_last(true, false) && !seccomp_last(false, false));
+        // The bounding set needs CAP_SETPCAP: before the uid changes.
+        for steps in [early, late] {
+            let at = |s: Step| steps.iter().position(|x| *x == s).unwrap();
+            assert!(at(Bounding) < at(Uid) && at(KeepCaps) < at(Uid) && at(Uid) < at(Caps));
+            assert!(at(Groups) < at(Gid) && at(Gid) < at(Uid));
+        }
+    }
 
     #[test]
     fn home_comes_from_passwd() {

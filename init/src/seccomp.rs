@@ -1,5 +1,7 @@
 //! Installs a container's seccomp filter, compiled on the host (see the
-//! builder's `seccomp` module), as the last step before exec.
+//! builder's `seccomp` module): as the last step before exec with
+//! no_new_privs, as the first step of taking on the container's identity
+//! without it (see `process::identity_steps`).
 
 use alloc::format;
 use alloc::string::String;

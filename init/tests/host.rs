@@ -812,35 +812,12 @@ fn a_killed_pod_init_is_still_reported() {
     assert_eq!(o.pod_exit(), (Phase::Failed, 125));
 }
 
-/// One BPF instruction in the plan's hex form (`struct sock_filter`, little-endian).
-fn insn(code: u16, jt: u8, jf: u8, k: u32) -> String {
-    let mut b = code.to_le_bytes().to_vec();
-    b.extend([jt, jf]);
-    b.extend(k.to_le_bytes());
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn the_seccomp_filter_holds_from_the_first_instruction() {
-    use pod1_manifest::plan::Seccomp;
-    use pod1_manifest::pod::SeccompProfileType;
-    // mkdir and mkdirat fail with EACCES, everything else is allowed.
-    let program = [
-        insn(0x20, 0, 0, 0),                                 // ld [nr]
-        insn(0x15, 2, 0, libc::SYS_mkdir as u32),            // jeq mkdir → deny
-        insn(0x15, 1, 0, libc::SYS_mkdirat as u32),          // jeq mkdirat → deny
-        insn(0x06, 0, 0, 0x7fff_0000),                       // ret ALLOW
-        insn(0x06, 0, 0, 0x0005_0000 | libc::EACCES as u32), // ret ERRNO(EACCES)
-    ]
-    .concat();
+    let program = deny_mkdir_program();
     let script = "grep Seccomp: /proc/self/status; mkdir /made 2>&1 || echo refused";
     let mut filtered = sh("filtered", script);
-    filtered.seccomp = Some(Seccomp {
-        profile: SeccompProfileType::Localhost,
-        localhost_profile: Some("deny-mkdir.json".into()),
-        flags: 0,
-        program: Some(0),
-    });
+    filtered.seccomp = Some(deny_mkdir(0));
     let mut broken = sh("broken", "echo ran");
     broken.seccomp = filtered.seccomp.clone().map(|mut s| {
         s.program = Some(1);

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use pod1_manifest::events::{Event, Phase, Record, Stream};
 use pod1_manifest::plan::{
-    Backoff, ContainerPlan, Limits, MountPlan, QosClass, User, VolumePlan, DEFAULT_CAPABILITIES,
+    Backoff, ContainerPlan, Limits, MountPlan, QosClass, Seccomp, User, VolumePlan, DEFAULT_CAPABILITIES,
 };
-use pod1_manifest::pod::RestartPolicy;
+use pod1_manifest::pod::{RestartPolicy, SeccompProfileType};
 use pod1_manifest::Plan;
 
 /// Where the image sits inside the tree.
@@ -104,6 +104,49 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
         qos_class: QosClass::BestEffort,
         programs: vec![],
     }
+}
+
+/// One BPF instruction in the plan's hex form (`struct sock_filter`, little-endian).
+pub fn insn(code: u16, jt: u8, jf: u8, k: u32) -> String {
+    let mut b = code.to_le_bytes().to_vec();
+    b.extend([jt, jf]);
+    b.extend(k.to_le_bytes());
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A seccomp program (for [`Plan::programs`]) under which mkdir and
+/// mkdirat fail with EACCES and everything else is allowed.
+pub fn deny_mkdir_program() -> String {
+    [
+        insn(0x20, 0, 0, 0),                                 // ld [nr]
+        insn(0x15, 2, 0, libc::SYS_mkdir as u32),            // jeq mkdir → deny
+        insn(0x15, 1, 0, libc::SYS_mkdirat as u32),          // jeq mkdirat → deny
+        insn(0x06, 0, 0, 0x7fff_0000),                       // ret ALLOW
+        insn(0x06, 0, 0, 0x0005_0000 | libc::EACCES as u32), // ret ERRNO(EACCES)
+    ]
+    .concat()
+}
+
+/// A Localhost seccomp profile whose program is `Plan::programs[index]`.
+pub fn deny_mkdir(index: usize) -> Seccomp {
+    Seccomp {
+        profile: SeccompProfileType::Localhost,
+        localhost_profile: Some("deny-mkdir.json".into()),
+        flags: 0,
+        program: Some(index),
+    }
+}
+
+/// The value of the first `Key:` line in lines of /proc/self/status,
+/// whitespace normalised (`Groups:\t10 20 ` is `10 20`).
+pub fn status_value(lines: &[String], key: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key}: line in {lines:#?}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Adds an emptyDir volume.
