@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pod1_manifest::downward::Node as VmSize;
+use pod1_manifest::objects::Sources;
 use pod1_manifest::plan::{self, ImageInfo, PLAN_PATH};
+use pod1_manifest::volumes::Entry;
+use pod1_manifest::workload::{self, Kind as WorkloadKind};
 use pod1_manifest::{Plan, Pod};
 
 use crate::image;
@@ -22,8 +26,14 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Its directory, against which image paths resolve.
     pub dir: PathBuf,
+    /// The extra files (`-f`) its ConfigMaps and Secrets came from too.
+    pub extra: Vec<PathBuf>,
     /// The pod.
     pub pod: Pod,
+    /// What the file runs: a Pod, a Job's pod or a Deployment's.
+    pub kind: WorkloadKind,
+    /// The ConfigMaps and Secrets the pod reads.
+    pub sources: Sources,
 }
 
 /// One distinct image in the initramfs.
@@ -50,15 +60,21 @@ pub struct Assembled {
 }
 
 impl Manifest {
-    /// Reads and validates a manifest file. Each field taken out because it
-    /// has no meaning in a pod1 VM gets a warning line on stderr; with
-    /// `strict`, the first one is an error instead.
-    pub fn load(path: &Path, strict: bool) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let (pod, ignored) =
-            Pod::parse_warned(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
-        if let (true, Some(first)) = (strict, ignored.first()) {
+    /// Reads and validates a manifest file and the ConfigMaps and Secrets
+    /// of `extra` files. Each field taken out because it has no meaning in
+    /// a pod1 VM gets a warning line on stderr; with `strict`, the first
+    /// one is an error instead.
+    pub fn load(path: &Path, extra: &[PathBuf], strict: bool) -> Result<Manifest> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read manifest {}", p.display()))
+        };
+        let mut w =
+            workload::read(&read(path)?).with_context(|| format!("invalid manifest {}", path.display()))?;
+        for file in extra {
+            workload::add_sources(&mut w, &read(file)?)
+                .with_context(|| format!("invalid manifest {} (-f)", file.display()))?;
+        }
+        if let (true, Some(first)) = (strict, w.ignored.first()) {
             anyhow::bail!(
                 "invalid manifest {}: {}: pod1 would ignore it ({}); --strict refuses it",
                 path.display(),
@@ -66,11 +82,9 @@ impl Manifest {
                 first.reason
             );
         }
-        for i in &ignored {
+        for i in &w.ignored {
             eprintln!("pod1: warning: {} is ignored: {}", i.path, i.reason);
         }
-        pod1_manifest::validate::validate(&pod)
-            .with_context(|| format!("invalid manifest {}", path.display()))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -80,7 +94,10 @@ impl Manifest {
         Ok(Manifest {
             path: path.to_path_buf(),
             dir,
-            pod,
+            extra: extra.to_vec(),
+            pod: w.pod,
+            kind: w.kind,
+            sources: w.sources,
         })
     }
 
@@ -117,9 +134,10 @@ impl Manifest {
         names
     }
 
-    /// Imports the images and resolves the plan; the tree holds the plan
-    /// and the images' root filesystems.
-    pub fn assemble(&self) -> Result<Assembled> {
+    /// Imports the images and resolves the plan for a VM of `vm`'s size
+    /// (the downward API's node capacity); the tree holds the plan, the
+    /// files it refers to and the images' root filesystems.
+    pub fn assemble(&self, vm: VmSize) -> Result<Assembled> {
         let mut infos = BTreeMap::new();
         let mut stored: BTreeMap<String, (Tree, Vec<String>)> = BTreeMap::new();
         for (name, at) in self.image_names() {
@@ -141,8 +159,18 @@ impl Manifest {
                 .1
                 .push(name);
         }
-        let mut plan = plan::resolve(&self.pod, &infos)
+        let inputs = plan::Inputs {
+            pod: &self.pod,
+            sources: &self.sources,
+            node: vm,
+            images: &infos,
+        };
+        let resolved = plan::resolve_all(&inputs)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;
+        for w in &resolved.warnings {
+            eprintln!("pod1: warning: {w}");
+        }
+        let mut plan = resolved.plan;
         crate::seccomp::compile_plan(&mut plan, &self.dir)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;
         let mut tree = Tree::default();
@@ -161,6 +189,15 @@ impl Manifest {
                 gid: 0,
             },
         )?;
+        for f in resolved.files {
+            let mut node = match f.entry {
+                Entry::Dir(mode) => Node::dir(mode),
+                Entry::File(data, mode) => Node::file(data, mode),
+                Entry::Symlink(target) => Node::symlink(&target),
+            };
+            node.gid = f.gid;
+            tree.insert(&f.path, node)?;
+        }
         let json = serde_json::to_vec_pretty(&plan)?;
         tree.insert(PLAN_PATH, Node::file(json, 0o644))?;
         let mut images = Vec::new();
@@ -175,6 +212,12 @@ impl Manifest {
         }
         Ok(Assembled { plan, images, tree })
     }
+}
+
+/// The VM `pod1 build` and `pod1 plan` resolve for: `pod1 run`'s default
+/// size (512 MiB, 1 CPU). `pod1 run` resolves for the size it boots.
+pub fn default_vm() -> VmSize {
+    VmSize::new(512, 1)
 }
 
 /// Adds the init binary at [`INIT_PATH`] with `/init` linking to it.

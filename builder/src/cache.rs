@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use pod1_manifest::downward::Node as VmSize;
+
 use crate::build::{add_init, find_init, Manifest};
 use crate::cmd::build::write_atomically;
 use crate::tree::hex;
@@ -24,8 +26,10 @@ use crate::tree::hex;
 /// unchanged; calls `built` with its path when it was (re)written.
 pub fn build(
     manifest: &Path,
+    extra: &[PathBuf],
     init: Option<&Path>,
     strict: bool,
+    vm: VmSize,
     built: impl FnOnce(&Path),
 ) -> Result<PathBuf> {
     let abs = std::fs::canonicalize(manifest)
@@ -38,15 +42,15 @@ pub fn build(
         dir.join("pod.digest"),
         dir.join("pod.inputs"),
     );
-    let m = Manifest::load(manifest, strict)?;
+    let m = Manifest::load(manifest, extra, strict)?;
     let init = find_init(init)?;
-    let inputs = fingerprint(&m, &init)?;
+    let inputs = fingerprint(&m, &init, vm)?;
     let cached =
         |file: &Path, want: &str| img.is_file() && std::fs::read_to_string(file).is_ok_and(|s| s == want);
     if cached(&inputs_file, &inputs) {
         return Ok(img);
     }
-    let mut assembled = m.assemble()?;
+    let mut assembled = m.assemble(vm)?;
     add_init(&mut assembled.tree, &init)?;
     let digest = assembled.tree.digest();
     if !cached(&digest_file, &digest) {
@@ -61,9 +65,13 @@ pub fn build(
 
 /// A digest of everything the build reads, from metadata alone (contents
 /// only for the manifest).
-fn fingerprint(m: &Manifest, init: &Path) -> Result<String> {
+fn fingerprint(m: &Manifest, init: &Path, vm: VmSize) -> Result<String> {
     let mut h = Sha256::new();
-    h.update(std::fs::read(&m.path).with_context(|| format!("cannot read manifest {}", m.path.display()))?);
+    for file in std::iter::once(&m.path).chain(&m.extra) {
+        h.update(std::fs::read(file).with_context(|| format!("cannot read manifest {}", file.display()))?);
+    }
+    // The downward API's node capacity.
+    h.update(format!("{vm:?}").as_bytes());
     let pod1 = std::env::current_exe().context("cannot find the pod1 executable")?;
     for file in [pod1.as_path(), init] {
         walk(&mut h, file, true);

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 const ONE_VM: &str = "a pod1 pod runs on one VM, with nothing to schedule";
 const NO_API: &str = "a pod1 pod has no API server to talk to";
+const NO_LSM: &str = "a pod1 VM runs no Linux security module (SELinux, AppArmor)";
+const LINUX: &str = "a pod1 pod runs Linux";
 const SERVER_SET: &str = "the API server sets it; a pod1 pod has none";
 
 /// Each ignored field: its path (`[]` stands for every element of a list)
@@ -20,7 +22,6 @@ const SERVER_SET: &str = "the API server sets it; a pod1 pod has none";
 pub const IGNORED: &[(&str, &str)] = &[
     ("status", "pod1 reports the pod's status itself"),
     ("metadata.generateName", "metadata.name names the pod"),
-    ("metadata.uid", "pod1 does not give its pods a uid yet"),
     ("metadata.ownerReferences", NO_API),
     ("metadata.finalizers", NO_API),
     ("metadata.managedFields", SERVER_SET),
@@ -48,6 +49,16 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("spec.imagePullSecrets", "pod1 reads images from local paths"),
     ("spec.containers[].ports", "pod1 does not publish ports"),
     ("spec.initContainers[].ports", "pod1 does not publish ports"),
+    ("spec.securityContext.seLinuxOptions", NO_LSM),
+    ("spec.securityContext.seLinuxChangePolicy", NO_LSM),
+    ("spec.securityContext.appArmorProfile", NO_LSM),
+    ("spec.securityContext.windowsOptions", LINUX),
+    ("spec.containers[].securityContext.seLinuxOptions", NO_LSM),
+    ("spec.containers[].securityContext.appArmorProfile", NO_LSM),
+    ("spec.containers[].securityContext.windowsOptions", LINUX),
+    ("spec.initContainers[].securityContext.seLinuxOptions", NO_LSM),
+    ("spec.initContainers[].securityContext.appArmorProfile", NO_LSM),
+    ("spec.initContainers[].securityContext.windowsOptions", LINUX),
 ];
 
 /// A field that was taken out, with the reason.
@@ -57,12 +68,24 @@ pub struct Ignored {
     pub path: String,
     /// Why it has no meaning in a pod1 VM.
     pub reason: &'static str,
+    /// What it held.
+    pub value: Value,
 }
 
 /// Takes every [`IGNORED`] field out of `pod`, in table order.
 pub fn strip(pod: &mut Value) -> Vec<Ignored> {
+    strip_matching(pod, |_| true)
+}
+
+/// Takes the object-level [`IGNORED`] fields (`metadata.*`, `status`) out
+/// of any object.
+pub fn strip_metadata(object: &mut Value) -> Vec<Ignored> {
+    strip_matching(object, |pattern| !pattern.starts_with("spec."))
+}
+
+fn strip_matching(pod: &mut Value, keep: impl Fn(&str) -> bool) -> Vec<Ignored> {
     let mut found = Vec::new();
-    for (pattern, reason) in IGNORED {
+    for (pattern, reason) in IGNORED.iter().filter(|(p, _)| keep(p)) {
         let parts: Vec<&str> = pattern.split('.').collect();
         remove(pod, &parts, String::new(), reason, &mut found);
     }
@@ -88,10 +111,11 @@ fn remove(v: &mut Value, parts: &[&str], at: String, reason: &'static str, found
             }
         }
         (None, true) => {
-            if map.remove(*first).is_some() {
+            if let Some(value) = map.remove(*first) {
                 found.push(Ignored {
                     path: format!("{dot}{first}"),
                     reason,
+                    value,
                 });
             }
         }

@@ -47,6 +47,34 @@ impl UserDb<'_> {
         })
     }
 
+    /// The groups containerd adds for `uid`: its primary `gid` first, then
+    /// every /etc/group entry listing the user's name (from /etc/passwd)
+    /// as a member, except the group named as the user.
+    pub fn member_groups(&self, uid: u32, gid: u32) -> Vec<u32> {
+        let mut groups = alloc::vec![gid];
+        let name = self.passwd.and_then(|p| {
+            p.lines().find_map(|line| {
+                let f: Vec<&str> = line.split(':').collect();
+                (f.len() >= 3 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        });
+        let (Some(name), Some(group)) = (name, self.group) else {
+            return groups;
+        };
+        for line in group.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 4 || f[0] == name || !f[3].split(',').any(|m| m.trim() == name) {
+                continue;
+            }
+            if let Ok(g) = f[2].parse::<u32>() {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        groups
+    }
+
     /// Resolves an image `User` string, with `run_as_user`/`run_as_group`
     /// overriding, into (uid, gid) as containerd does: a numeric or named
     /// user, an optional `:group`; without a group the gid is the user's

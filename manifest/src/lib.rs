@@ -25,6 +25,8 @@ pub mod devices;
 #[cfg(feature = "std")]
 pub mod document;
 #[cfg(feature = "std")]
+pub mod downward;
+#[cfg(feature = "std")]
 pub mod env;
 pub mod error;
 pub mod events;
@@ -32,12 +34,20 @@ pub mod events;
 pub mod ignored;
 #[cfg(feature = "std")]
 pub mod image;
+#[cfg(feature = "std")]
+pub mod managed;
+#[cfg(feature = "std")]
+pub mod objects;
 pub mod plan;
 pub mod pod;
 #[cfg(feature = "std")]
 pub mod quantity;
 #[cfg(feature = "std")]
 pub mod validate;
+#[cfg(feature = "std")]
+pub mod volumes;
+#[cfg(feature = "std")]
+pub mod workload;
 
 pub use error::Error;
 #[cfg(feature = "std")]

@@ -16,6 +16,9 @@ pub struct Args {
     /// Refuse fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Where to write the initramfs.
     #[arg(short, long, required_unless_present = "tree")]
     pub output: Option<PathBuf>,
@@ -29,9 +32,9 @@ pub struct Args {
 
 /// Runs `pod1 build`.
 pub fn run(args: &Args) -> Result<()> {
-    let manifest = Manifest::load(&args.manifest, args.strict)?;
+    let manifest = Manifest::load(&args.manifest, &args.files, args.strict)?;
     let init = find_init(args.init.as_deref())?;
-    let mut assembled = manifest.assemble()?;
+    let mut assembled = manifest.assemble(crate::build::default_vm())?;
     add_init(&mut assembled.tree, &init)?;
     if let Some(out) = &args.output {
         let stats = write_atomically(out, |f| initramfs::write(&assembled.tree, f))?;

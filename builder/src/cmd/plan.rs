@@ -15,6 +15,9 @@ pub struct Args {
     /// Refuse fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -23,7 +26,9 @@ pub struct Args {
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
     use std::fmt::Write;
-    let plan = Manifest::load(&args.manifest, args.strict)?.assemble()?.plan;
+    let plan = Manifest::load(&args.manifest, &args.files, args.strict)?
+        .assemble(crate::build::default_vm())?
+        .plan;
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));
     }

@@ -29,6 +29,9 @@ pub struct Args {
     /// Refuse manifest fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Guest kernel [default: $POD1_KERNEL, the cached minimal kernel, the fetched Debian kernel].
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -133,9 +136,20 @@ pub fn run(args: &Args) -> Result<i32> {
     signals.thread_block().context("blocking signals")?;
     let initrd = match is_initramfs(&args.input)? {
         true => args.input.clone(),
-        false => crate::cache::build(&args.input, args.init.as_deref(), args.strict, |img| {
-            note(&format!("built {} into {}", args.input.display(), img.display()))
-        })?,
+        false => crate::cache::build(
+            &args.input,
+            &args.files,
+            args.init.as_deref(),
+            args.strict,
+            pod1_manifest::downward::Node::new(u64::from(args.memory), u64::from(args.cpus)),
+            |img| {
+                note(&format!(
+                    "built {} into {}",
+                    args.input.display(),
+                    img.display()
+                ))
+            },
+        )?,
     };
     let kernel = kernel::find(args.kernel.as_deref())?;
     let work = tempfile::Builder::new()
@@ -268,8 +282,12 @@ fn spawn_qemu(config: &VmConfig) -> Result<Child> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    cmd.spawn()
-        .with_context(|| format!("cannot start {} (install qemu-system-x86)", config.qemu.display()))
+    cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {} (install qemu-system-x86)",
+            config.qemu.display()
+        )
+    })
 }
 
 /// Waits for QEMU to connect to `listener`, or to exit.
@@ -290,7 +308,10 @@ fn accept(listener: &UnixListener, child: &mut Child, what: &str) -> Result<Unix
             if let Some(mut s) = child.stderr.take() {
                 let _ = s.read_to_string(&mut err);
             }
-            bail!("QEMU exited ({status}) before it started the VM: {}", err.trim());
+            bail!(
+                "QEMU exited ({status}) before it started the VM: {}",
+                err.trim()
+            );
         }
         if Instant::now() > deadline {
             bail!("QEMU did not open its {what} serial port within 30 s");
@@ -406,10 +427,12 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 flushed = Instant::now();
                 let mut deadline = timeout;
                 if config.accel == Accel::Kvm && !s.init_seen {
-                    deadline = Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
+                    deadline =
+                        Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
                 }
                 if let Some(t) = s.finished_at {
-                    deadline = Some(deadline.map_or(t + POWEROFF_GRACE, |d| d.min(t + POWEROFF_GRACE)));
+                    deadline =
+                        Some(deadline.map_or(t + POWEROFF_GRACE, |d| d.min(t + POWEROFF_GRACE)));
                 }
                 let got = match deadline {
                     Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
@@ -420,7 +443,8 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                     Err(RecvTimeoutError::Disconnected) => break s.exit_code(),
                     Err(RecvTimeoutError::Timeout) => {
                         let now = Instant::now();
-                        if config.accel == Accel::Kvm && !s.init_seen && now >= started + KVM_STALL {
+                        if config.accel == Accel::Kvm && !s.init_seen && now >= started + KVM_STALL
+                        {
                             return Ok(Outcome::KvmStalled);
                         }
                         if s.finished_at.is_some_and(|t| now >= t + POWEROFF_GRACE) {
@@ -460,7 +484,9 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
             }
             Msg::Signal(Signal::SIGINT | Signal::SIGTERM) if !s.stop_sent => {
                 s.stop_sent = true;
-                s.note("stopping the pod (grace period honoured); press Ctrl-C again to kill the VM");
+                s.note(
+                    "stopping the pod (grace period honoured); press Ctrl-C again to kill the VM",
+                );
                 request(Request::Stop);
             }
             Msg::Signal(_) => {

@@ -322,9 +322,13 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(feature = "std")]
+mod container;
+#[cfg(feature = "std")]
 mod resolve;
 #[cfg(feature = "std")]
-pub use resolve::{capability_name, resolve};
+pub use container::{capability_name, sub_path_ok, TERMINATION_LOG};
+#[cfg(feature = "std")]
+pub use resolve::{resolve, resolve_all, Inputs, PlanFile, Resolved, POD1_DIR};
 
 #[cfg(test)]
 mod tests;

@@ -1,22 +1,65 @@
-//! From a validated pod and its images to the [`Plan`].
+//! From a validated pod, its ConfigMaps and Secrets and its images to the
+//! [`Plan`] and the files the builder writes beside it.
 
 use std::collections::BTreeMap;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use super::container::{resolve_container, Pod1Paths};
 use super::*;
+use crate::downward::Node;
 use crate::error::Error;
-use crate::image::UserDb;
+use crate::objects::Sources;
 use crate::pod::{Container, Pod};
-use crate::{argv, env, validate};
+use crate::volumes::{self, Entry};
+use crate::{managed, validate};
 
-/// Validates `pod` and resolves it against its images, keyed by the
-/// manifest's `image` strings. Every image the pod names must be present.
-pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, Error> {
+/// What a plan is made from.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    /// The pod (validated again here).
+    pub pod: &'a Pod,
+    /// The ConfigMaps and Secrets it reads.
+    pub sources: &'a Sources,
+    /// The VM it runs on, for resources without limits.
+    pub node: Node,
+    /// Its images, keyed by the manifest's `image` strings.
+    pub images: &'a BTreeMap<String, ImageInfo>,
+}
+
+/// A file of the initramfs the plan refers to (volume contents, the
+/// managed /etc files, termination logs); uid 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFile {
+    /// Its path in the initramfs, without a leading `/`.
+    pub path: String,
+    /// What it is.
+    pub entry: Entry,
+    /// Its group.
+    pub gid: u32,
+}
+
+/// A resolved pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The plan the init runs.
+    pub plan: Plan,
+    /// The files it refers to, parents first.
+    pub files: Vec<PlanFile>,
+    /// Things the user should know (skipped envFrom keys), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Where the plan's own files go in the initramfs.
+pub const POD1_DIR: &str = "pod1";
+
+/// Validates the pod and resolves it. Every image it names must be present.
+pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
+    let pod = inputs.pod;
     validate::validate(pod)?;
     let spec = &pod.spec;
-    let hostname = spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone());
+    let names = managed::names(pod)?;
     let annotation = |key: &str, default: u64| -> Result<u64, Error> {
         match pod.metadata.annotations.get(key) {
             None => Ok(default),
@@ -43,18 +86,105 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
         .get(ANNOTATION_PIDS_LIMIT)
         .map(|_| annotation(ANNOTATION_PIDS_LIMIT, 0))
         .transpose()?;
-    let resolve_list = |field: &str, list: &[Container]| -> Result<Vec<ContainerPlan>, Error> {
+    let fs_group = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.fs_group)
+        .map(|g| g as u32);
+    let mut files = Vec::new();
+    let dir = |path: String, files: &mut Vec<PlanFile>| {
+        files.push(PlanFile {
+            path,
+            entry: Entry::Dir(0o755),
+            gid: 0,
+        })
+    };
+    dir(POD1_DIR.to_string(), &mut files);
+    dir(format!("{POD1_DIR}/etc"), &mut files);
+    let file = |name: &str, text: String, mode: u32, files: &mut Vec<PlanFile>| {
+        let path = format!("{POD1_DIR}/{name}");
+        files.push(PlanFile {
+            path: path.clone(),
+            entry: Entry::File(text.into_bytes(), mode),
+            gid: 0,
+        });
+        alloc::format!("/{path}")
+    };
+    let paths = Pod1Paths {
+        hosts: file("etc/hosts", managed::hosts(pod, &names), 0o644, &mut files),
+        hostname: file(
+            "etc/hostname",
+            alloc::format!("{}\n", names.uts),
+            0o644,
+            &mut files,
+        ),
+        resolv_conf: file("etc/resolv.conf", managed::resolv_conf(pod), 0o644, &mut files),
+        termination_dir: alloc::format!("/{POD1_DIR}/termination"),
+    };
+    dir(format!("{POD1_DIR}/termination"), &mut files);
+    for c in spec.all_containers() {
+        file(
+            &format!("termination/{}", c.name),
+            String::new(),
+            0o666,
+            &mut files,
+        );
+    }
+    let mut volume_plans = Vec::new();
+    if !spec.volumes.is_empty() {
+        dir(format!("{POD1_DIR}/volumes"), &mut files);
+    }
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let at = format!("spec.volumes[{i}]");
+        let payload = volumes::payload(pod, inputs.sources, &inputs.node, v, &at)?;
+        let source = payload.map(|payload| {
+            let root = format!("{POD1_DIR}/volumes/{}", v.name);
+            let tree = volumes::layout(&payload, v.secret.is_some(), fs_group);
+            for (rel, entry) in tree.entries {
+                let path = if rel.is_empty() {
+                    root.clone()
+                } else {
+                    format!("{root}/{rel}")
+                };
+                files.push(PlanFile {
+                    path,
+                    entry,
+                    gid: tree.gid,
+                });
+            }
+            format!("/{root}")
+        });
+        volume_plans.push(VolumePlan {
+            name: v.name.clone(),
+            size_limit_bytes: v
+                .empty_dir
+                .as_ref()
+                .and_then(|e| e.size_limit.as_ref())
+                .and_then(|q| q.whole()),
+            fs_group: fs_group.filter(|_| source.is_none()),
+            source,
+        });
+    }
+    let mut warnings = Vec::new();
+    let mut resolve_list = |field: &str, list: &[Container]| -> Result<Vec<ContainerPlan>, Error> {
         list.iter()
             .enumerate()
-            .map(|(i, c)| resolve_container(pod, &format!("spec.{field}[{i}]"), c, &hostname, images, pids))
+            .map(|(i, c)| {
+                let at = format!("spec.{field}[{i}]");
+                let (plan, w) = resolve_container(inputs, &names, &paths, &at, c, pids)?;
+                warnings.extend(w);
+                Ok(plan)
+            })
             .collect()
     };
-    Ok(Plan {
+    let init_containers = resolve_list("initContainers", &spec.init_containers)?;
+    let containers = resolve_list("containers", &spec.containers)?;
+    let plan = Plan {
         pod: pod.metadata.name.clone(),
-        hostname: hostname.clone(),
+        hostname: names.uts.clone(),
         restart_policy: spec.restart_policy.unwrap_or_default(),
-        init_containers: resolve_list("initContainers", &spec.init_containers)?,
-        containers: resolve_list("containers", &spec.containers)?,
+        init_containers,
+        containers,
         termination_grace_period_seconds: spec.termination_grace_period_seconds.unwrap_or(30) as u64,
         share_process_namespace: spec.share_process_namespace,
         host_network: spec.host_network,
@@ -64,24 +194,29 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
             .as_ref()
             .map(|s| s.sysctls.clone())
             .unwrap_or_default(),
-        volumes: spec
-            .volumes
-            .iter()
-            .map(|v| VolumePlan {
-                name: v.name.clone(),
-                size_limit_bytes: v
-                    .empty_dir
-                    .as_ref()
-                    .and_then(|e| e.size_limit.as_ref())
-                    .and_then(|q| q.whole()),
-                source: None,
-                fs_group: None,
-            })
-            .collect(),
+        volumes: volume_plans,
         backoff,
-        qos_class: qos_class(spec.init_containers.iter().chain(&spec.containers)),
+        qos_class: qos_class(spec.all_containers()),
         programs: alloc::vec![hex(&crate::devices::program(crate::devices::DEFAULT_RULES))],
+    };
+    Ok(Resolved {
+        plan,
+        files,
+        warnings,
     })
+}
+
+/// [`resolve_all`] with no ConfigMaps or Secrets on a 512 MiB, 1-CPU VM:
+/// the plan alone.
+pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, Error> {
+    let sources = Sources::default();
+    let inputs = Inputs {
+        pod,
+        sources: &sources,
+        node: Node::new(512, 1),
+        images,
+    };
+    resolve_all(&inputs).map(|r| r.plan)
 }
 
 /// The pod's QoS class as the kubelet computes it (only cpu and memory
@@ -124,148 +259,4 @@ pub(super) fn qos_class<'a>(containers: impl Iterator<Item = &'a Container>) -> 
     } else {
         QosClass::Burstable
     }
-}
-
-fn resolve_container(
-    pod: &Pod,
-    at: &str,
-    c: &Container,
-    hostname: &str,
-    images: &BTreeMap<String, ImageInfo>,
-    pids: Option<u64>,
-) -> Result<ContainerPlan, Error> {
-    let image = images.get(&c.image).ok_or_else(|| {
-        Error::new(
-            format!("{at}.image"),
-            format!("image {:?} was not imported", c.image),
-        )
-    })?;
-    let cfg = &image.config;
-    let (environment, defined) = env::build(&cfg.env, hostname, &c.env);
-    let lookup = |name: &str| defined.get(name).map(str::to_string);
-    let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
-        list.iter().flatten().map(|s| env::expand(s, lookup)).collect()
-    };
-    let argv = argv::resolve(&expand_all(&c.command), &expand_all(&c.args), &cfg.entrypoint, &cfg.cmd)
-        .map_err(|_| {
-            Error::new(
-                at,
-                format!(
-                    "container {:?}: no command specified: the image {:?} has no Entrypoint or Cmd; set `command`",
-                    c.name, c.image
-                ),
-            )
-        })?;
-    let sc = c.security_context.clone().unwrap_or_default();
-    let psc = pod.spec.security_context.clone().unwrap_or_default();
-    // Validation has checked these fit in 0..=2^31-1.
-    let run_as_user = sc.run_as_user.or(psc.run_as_user).map(|v| v as u32);
-    let run_as_group = sc.run_as_group.or(psc.run_as_group).map(|v| v as u32);
-    let db = UserDb {
-        passwd: image.passwd.as_deref(),
-        group: image.group.as_deref(),
-    };
-    let (uid, gid) = db.resolve(&cfg.user, run_as_user, run_as_group).map_err(|msg| {
-        Error::new(
-            at,
-            format!("container {:?}: {msg}; set securityContext.runAsUser", c.name),
-        )
-    })?;
-    let privileged = sc.privileged.unwrap_or(false);
-    // containerd gives a privileged container no filter, whatever its
-    // profile; absent a profile, the runtime's default applies (as the
-    // kubelet's --seccomp-default and Docker do).
-    let profile = sc.seccomp_profile.or(psc.seccomp_profile);
-    let seccomp = match profile.as_ref().map(|p| p.kind) {
-        _ if privileged => None,
-        Some(SeccompProfileType::Unconfined) => None,
-        kind => Some(Seccomp {
-            profile: kind.unwrap_or(SeccompProfileType::RuntimeDefault),
-            localhost_profile: profile.and_then(|p| p.localhost_profile),
-            flags: 0,
-            program: None,
-        }),
-    };
-    let working_dir = match (&c.working_dir, cfg.working_dir.as_str()) {
-        (Some(dir), _) => dir.clone(),
-        (None, "") => "/".to_string(),
-        (None, dir) => dir.to_string(),
-    };
-    let limits = c.resources.as_ref().map(|r| &r.limits);
-    let limit = |key: &str| limits.and_then(|l| l.get(key));
-    Ok(ContainerPlan {
-        name: c.name.clone(),
-        image: c.image.clone(),
-        rootfs: image.rootfs.clone(),
-        argv,
-        env: environment.to_strings(),
-        working_dir,
-        user: User {
-            uid,
-            gid,
-            additional_gids: Vec::new(),
-        },
-        read_only_root_filesystem: sc.read_only_root_filesystem.unwrap_or(false),
-        privileged,
-        capabilities: capabilities(privileged, sc.capabilities.as_ref()),
-        volume_mounts: c
-            .volume_mounts
-            .iter()
-            .map(|m| MountPlan {
-                name: m.name.clone(),
-                mount_path: m.mount_path.clone(),
-                read_only: m.read_only,
-                sub_path: None,
-            })
-            .collect(),
-        limits: Limits {
-            memory_bytes: limit("memory").and_then(|q| q.whole()),
-            cpu_millis: limit("cpu")
-                .and_then(|q| q.millis())
-                .and_then(|m| u64::try_from(m).ok()),
-            pids,
-        },
-        memory_request_bytes: c
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.get("memory"))
-            .or(limit("memory"))
-            .and_then(|q| q.whole()),
-        seccomp,
-        no_new_privileges: !privileged,
-        files: Vec::new(),
-        refused: None,
-        // The device program is the plan's first (see `resolve`).
-        devices: (!privileged).then_some(0),
-    })
-}
-
-/// Normalises `net_admin` / `CAP_NET_ADMIN` to `NET_ADMIN`.
-pub fn capability_name(name: &str) -> String {
-    let upper = name.to_ascii_uppercase();
-    upper.strip_prefix("CAP_").map(str::to_string).unwrap_or(upper)
-}
-
-/// The capability set as containerd computes it: the default set (all when
-/// privileged); `add: [ALL]` gives all, `drop: [ALL]` none; then the named
-/// adds, then the named drops. Sorted by capability number.
-pub(super) fn capabilities(privileged: bool, caps: Option<&crate::pod::Capabilities>) -> Vec<String> {
-    let all: Vec<String> = CAPABILITIES.iter().map(|s| s.to_string()).collect();
-    if privileged {
-        return all;
-    }
-    let mut set: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
-    if let Some(caps) = caps {
-        let add: Vec<String> = caps.add.iter().map(|s| capability_name(s)).collect();
-        let drop: Vec<String> = caps.drop.iter().map(|s| capability_name(s)).collect();
-        if add.iter().any(|c| c == "ALL") {
-            set = all.clone();
-        }
-        if drop.iter().any(|c| c == "ALL") {
-            set.clear();
-        }
-        set.extend(add.into_iter().filter(|c| c != "ALL"));
-        set.retain(|c| !drop.contains(c));
-    }
-    all.into_iter().filter(|c| set.contains(c)).collect()
 }

@@ -1,6 +1,7 @@
 //! Resolving pods into plans.
 
 mod resolving {
+    use super::super::container::capabilities;
     use super::super::resolve::*;
     use super::super::*;
     use crate::error::Error;
@@ -54,7 +55,14 @@ mod resolving {
             ]
         );
         assert_eq!(c.working_dir, "/srv");
-        assert_eq!(c.user, User { uid: 1000, gid: 1000 });
+        assert_eq!(
+            c.user,
+            User {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![1000]
+            }
+        );
         assert_eq!(c.rootfs, "/pod1/images/abc");
         assert!(c.capabilities.contains(&"NET_ADMIN".to_string()));
         assert!(!c.capabilities.contains(&"KILL".to_string()));
@@ -102,7 +110,14 @@ mod resolving {
             cfg,
         )
         .unwrap();
-        assert_eq!(p.containers[0].user, User { uid: 7, gid: 5 });
+        assert_eq!(
+            p.containers[0].user,
+            User {
+                uid: 7,
+                gid: 5,
+                additional_gids: vec![5]
+            }
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use crate::image::ImageRef;
 use crate::plan::{capability_name, ANNOTATIONS, CAPABILITIES};
 use crate::pod::{Container, Pod, SeccompProfile, SeccompProfileType};
 
+mod fields;
+
 /// Checks `pod`; the first problem found is returned with its JSON path.
 pub fn validate(pod: &Pod) -> Result<(), Error> {
     if let Some(v) = pod.api_version.as_deref().filter(|v| *v != "v1") {
@@ -53,8 +55,9 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
                 format!("duplicate volume name {:?}", v.name),
             ));
         }
+        fields::volume_source(&at, v)?;
         let Some(empty_dir) = &v.empty_dir else {
-            return Err(Error::new(&at, "a volume needs a source; pod1 supports emptyDir"));
+            continue;
         };
         if let Some(m) = empty_dir
             .medium
@@ -73,6 +76,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
             ));
         }
     }
+    fields::pod_spec(pod)?;
     if let Some(sc) = &spec.security_context {
         id_range("spec.securityContext.runAsUser", sc.run_as_user)?;
         id_range("spec.securityContext.runAsGroup", sc.run_as_group)?;
@@ -109,14 +113,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
 fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Error> {
     dns_label(&format!("{at}.name"), &c.name)?;
     ImageRef::parse(&c.image).map_err(|m| Error::new(format!("{at}.image"), m))?;
-    for (i, e) in c.env.iter().enumerate() {
-        if e.name.is_empty() || e.name.contains('=') || e.name.contains('\0') {
-            return Err(Error::new(
-                format!("{at}.env[{i}].name"),
-                format!("{:?} is not a valid variable name", e.name),
-            ));
-        }
-    }
+    fields::container(at, c)?;
     if let Some(dir) = &c.working_dir {
         clean_absolute(&format!("{at}.workingDir"), dir)?;
     }
@@ -136,6 +133,7 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
                 "cannot mount a volume over /",
             ));
         }
+        fields::volume_mount(&mat, m)?;
         if !paths.insert(m.mount_path.trim_end_matches('/')) {
             return Err(Error::new(
                 format!("{mat}.mountPath"),
@@ -242,7 +240,7 @@ fn sysctl(at: &str, name: &str, host_network: bool, host_ipc: bool) -> Result<()
     Ok(())
 }
 
-fn id_range(at: &str, id: Option<i64>) -> Result<(), Error> {
+pub(crate) fn id_range(at: &str, id: Option<i64>) -> Result<(), Error> {
     match id {
         Some(id) if !(0..=i64::from(i32::MAX)).contains(&id) => {
             Err(Error::new(at, format!("{id} is outside 0..=2147483647")))
@@ -252,7 +250,7 @@ fn id_range(at: &str, id: Option<i64>) -> Result<(), Error> {
 }
 
 /// An absolute path with no `..` component.
-fn clean_absolute(at: &str, path: &str) -> Result<(), Error> {
+pub(crate) fn clean_absolute(at: &str, path: &str) -> Result<(), Error> {
     if !path.starts_with('/') {
         return Err(Error::new(at, format!("{path:?} must be an absolute path")));
     }
@@ -275,7 +273,7 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn dns_label(at: &str, s: &str) -> Result<(), Error> {
+pub(crate) fn dns_label(at: &str, s: &str) -> Result<(), Error> {
     if is_dns_label(s) {
         Ok(())
     } else {
@@ -283,7 +281,7 @@ fn dns_label(at: &str, s: &str) -> Result<(), Error> {
     }
 }
 
-fn dns_subdomain(at: &str, s: &str) -> Result<(), Error> {
+pub(crate) fn dns_subdomain(at: &str, s: &str) -> Result<(), Error> {
     if s.len() <= 253 && s.split('.').all(is_dns_label) {
         Ok(())
     } else {

@@ -13,9 +13,19 @@ use serde::Deserialize;
 #[cfg(feature = "std")]
 use crate::error::Error;
 #[cfg(feature = "std")]
-use crate::ignored::Ignored;
-#[cfg(feature = "std")]
 use crate::quantity::Quantity;
+
+#[cfg(feature = "std")]
+mod env;
+#[cfg(feature = "std")]
+mod security;
+#[cfg(feature = "std")]
+mod volumes;
+#[cfg(feature = "std")]
+pub use env::*;
+pub use security::*;
+#[cfg(feature = "std")]
+pub use volumes::*;
 
 /// A pod manifest.
 #[cfg(feature = "std")]
@@ -39,9 +49,12 @@ pub struct Pod {
 pub struct ObjectMeta {
     /// The pod's name: a DNS-1123 subdomain; the default hostname.
     pub name: String,
-    /// Accepted for compatibility; has no effect.
+    /// The namespace (default `default`): the downward API and the pod's
+    /// DNS names (`subdomain`) use it.
     pub namespace: Option<String>,
-    /// Accepted for compatibility; has no effect.
+    /// The pod's uid; generated from the manifest's content when absent.
+    pub uid: Option<String>,
+    /// Labels, for the downward API.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Annotations; the `pod1/` ones tune pod1 (see [`crate::plan::Backoff`]).
@@ -68,6 +81,24 @@ pub struct PodSpec {
     pub share_process_namespace: bool,
     /// The pod's hostname; default `metadata.name`.
     pub hostname: Option<String>,
+    /// With it the pod's FQDN is `hostname.subdomain.namespace.svc.cluster.local`.
+    pub subdomain: Option<String>,
+    /// The kernel hostname is the FQDN (at most 64 characters).
+    #[serde(default, rename = "setHostnameAsFQDN")]
+    pub set_hostname_as_fqdn: bool,
+    /// Entries added to every container's /etc/hosts.
+    #[serde(default)]
+    pub host_aliases: Vec<HostAlias>,
+    /// Nameservers, search domains and options of /etc/resolv.conf.
+    pub dns_config: Option<DnsConfig>,
+    /// Seconds the pod may run; parsed (the lifecycle work enforces it).
+    pub active_deadline_seconds: Option<i64>,
+    /// `os.name`: only `linux`.
+    pub os: Option<PodOs>,
+    /// `spec.serviceAccountName`, taken out as ignored ([`crate::ignored`])
+    /// but kept for the downward API (`default` when absent).
+    #[serde(skip)]
+    pub service_account_name: Option<String>,
     /// Stay in the VM's network namespace.
     #[serde(default)]
     pub host_network: bool,
@@ -93,52 +124,52 @@ pub enum RestartPolicy {
     Never,
 }
 
-/// `spec.securityContext`.
+/// `spec.hostAliases[]`.
 #[cfg(feature = "std")]
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PodSecurityContext {
-    /// Default uid of every container.
-    pub run_as_user: Option<i64>,
-    /// Default gid of every container.
-    pub run_as_group: Option<i64>,
-    /// Namespaced sysctls set in the pod's namespaces.
-    #[serde(default)]
-    pub sysctls: Vec<Sysctl>,
-    /// The seccomp profile of every container that sets none.
-    pub seccomp_profile: Option<SeccompProfile>,
-}
-
-/// One sysctl.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Sysctl {
-    /// Dotted name, e.g. `net.ipv4.ip_forward`.
-    pub name: String,
-    /// Value written to `/proc/sys/...`.
-    pub value: String,
+pub struct HostAlias {
+    /// An IPv4 or IPv6 address.
+    pub ip: String,
+    /// Names for it.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
 }
 
-/// `spec.volumes[]`: only `emptyDir` is honoured.
+/// `spec.dnsConfig`.
 #[cfg(feature = "std")]
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Volume {
-    /// Name the containers' volumeMounts refer to.
-    pub name: String,
-    /// The volume's source; required.
-    pub empty_dir: Option<EmptyDir>,
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `nameserver` lines (at most 3).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// The `search` line (at most 32 domains).
+    #[serde(default)]
+    pub searches: Vec<String>,
+    /// The `options` line.
+    #[serde(default)]
+    pub options: Vec<DnsOption>,
 }
 
-/// `emptyDir`: a directory shared by the containers that mount it.
+/// `spec.dnsConfig.options[]`.
 #[cfg(feature = "std")]
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EmptyDir {
-    /// `""` or `Memory`; in a VM both live in memory.
-    pub medium: Option<String>,
-    /// Size of the tmpfs backing the volume.
-    pub size_limit: Option<Quantity>,
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsOption {
+    /// e.g. `ndots`.
+    pub name: String,
+    /// e.g. `2`.
+    pub value: Option<String>,
+}
+
+/// `spec.os`.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodOs {
+    /// Only `linux`.
+    pub name: String,
 }
 
 /// `spec.containers[]` and `spec.initContainers[]`.
@@ -152,6 +183,11 @@ pub struct Container {
     pub image: String,
     /// Accepted for compatibility; images are local, so it has no effect.
     pub image_pull_policy: Option<String>,
+    /// Where the container may write its termination message; default
+    /// `/dev/termination-log`, a writable file in every container.
+    pub termination_message_path: Option<String>,
+    /// `File` or `FallbackToLogsOnError`.
+    pub termination_message_policy: Option<String>,
     /// Replaces the image's Entrypoint.
     pub command: Option<Vec<String>>,
     /// Replaces the image's Cmd.
@@ -159,6 +195,9 @@ pub struct Container {
     /// Added to (and overriding) the image's Env, with `$(VAR)` expansion.
     #[serde(default)]
     pub env: Vec<EnvVar>,
+    /// Every key of ConfigMaps and Secrets, before `env`.
+    #[serde(default)]
+    pub env_from: Vec<EnvFromSource>,
     /// Replaces the image's WorkingDir.
     pub working_dir: Option<String>,
     /// User, capabilities, read-only root.
@@ -168,88 +207,6 @@ pub struct Container {
     pub volume_mounts: Vec<VolumeMount>,
     /// `limits` are enforced with cgroups; `requests` are accepted and ignored.
     pub resources: Option<Resources>,
-}
-
-/// `env[]`: only literal values.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvVar {
-    /// Variable name.
-    pub name: String,
-    /// Value, where `$(VAR)` expands to an earlier variable; `$$` is a literal `$`.
-    #[serde(default)]
-    pub value: String,
-}
-
-/// A container's `securityContext`.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SecurityContext {
-    /// Overrides the image's user.
-    pub run_as_user: Option<i64>,
-    /// Overrides the image's group.
-    pub run_as_group: Option<i64>,
-    /// Mount the root filesystem read-only.
-    pub read_only_root_filesystem: Option<bool>,
-    /// All capabilities, no masked paths.
-    pub privileged: Option<bool>,
-    /// Added to or dropped from the default capability set.
-    pub capabilities: Option<Capabilities>,
-    /// Overrides the pod's seccomp profile.
-    pub seccomp_profile: Option<SeccompProfile>,
-}
-
-/// `securityContext.seccompProfile`.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeccompProfile {
-    /// `RuntimeDefault`, `Unconfined` or `Localhost`.
-    #[serde(rename = "type")]
-    pub kind: SeccompProfileType,
-    /// With `Localhost`: an OCI or Docker seccomp profile (JSON), relative
-    /// to the manifest's directory.
-    pub localhost_profile: Option<String>,
-}
-
-/// `seccompProfile.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub enum SeccompProfileType {
-    /// The container runtimes' default profile.
-    RuntimeDefault,
-    /// No seccomp filter.
-    Unconfined,
-    /// A profile from a file.
-    Localhost,
-}
-
-/// `capabilities`.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capabilities {
-    /// Capabilities to add, e.g. `NET_ADMIN` (or `ALL`).
-    #[serde(default)]
-    pub add: Vec<String>,
-    /// Capabilities to drop (or `ALL`).
-    #[serde(default)]
-    pub drop: Vec<String>,
-}
-
-/// `volumeMounts[]`.
-#[cfg(feature = "std")]
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct VolumeMount {
-    /// A volume in `spec.volumes`.
-    pub name: String,
-    /// Absolute path inside the container.
-    pub mount_path: String,
-    /// Mount read-only.
-    #[serde(default)]
-    pub read_only: bool,
 }
 
 /// `resources`.
@@ -274,77 +231,56 @@ pub struct Resources {
 #[rustfmt::skip]
 pub const KUBERNETES_FIELDS: &[&str] = &[
     // PodSpec
-    "activeDeadlineSeconds", "dnsConfig", "ephemeralContainers", "hostAliases", "hostPID",
-    "hostUsers", "os", "overhead", "resourceClaims", "runtimeClassName", "setHostnameAsFQDN",
-    "subdomain",
+    "ephemeralContainers", "hostPID", "hostUsers", "overhead", "resourceClaims",
+    "runtimeClassName", "resources",
     // Container
-    "envFrom", "lifecycle", "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
-    "startupProbe", "stdin", "stdinOnce", "terminationMessagePath", "terminationMessagePolicy",
-    "tty", "volumeDevices",
-    // EnvVar
-    "valueFrom",
-    // SecurityContext, PodSecurityContext
-    "allowPrivilegeEscalation", "appArmorProfile", "procMount", "runAsNonRoot",
-    "seLinuxOptions", "windowsOptions", "fsGroup", "fsGroupChangePolicy",
-    "supplementalGroups", "supplementalGroupsPolicy", "seLinuxChangePolicy",
+    "lifecycle", "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
+    "startupProbe", "stdin", "stdinOnce", "tty", "volumeDevices",
+    // EnvVarSource
+    "fileKeyRef",
     // Volume sources, VolumeMount
-    "hostPath", "configMap", "secret", "persistentVolumeClaim", "projected", "downwardAPI",
-    "nfs", "csi", "ephemeral", "image", "iscsi", "gitRepo", "mountPropagation", "subPath",
-    "subPathExpr", "recursiveReadOnly",
+    "hostPath", "persistentVolumeClaim", "nfs", "csi", "ephemeral", "image", "iscsi",
+    "gitRepo", "recursiveReadOnly", "podCertificate",
     // resources
     "claims",
 ];
 
 #[cfg(feature = "std")]
+impl PodSpec {
+    /// Init containers, then app containers.
+    pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
+        self.init_containers.iter().chain(&self.containers)
+    }
+}
+
+#[cfg(feature = "std")]
 impl Pod {
     /// Parses a manifest file (YAML or JSON, see [`crate::document`]) that
-    /// holds one Pod, naming the document and the JSON path of any error.
+    /// holds one workload, naming the document and the JSON path of any
+    /// error, without the API server's rules ([`crate::validate`]); see
+    /// [`crate::workload::read`] for the whole reading.
     pub fn parse(text: &str) -> Result<Pod, Error> {
-        Pod::parse_warned(text).map(|(pod, _)| pod)
+        crate::workload::read_checked(text, false).map(|w| w.pod)
     }
+}
 
-    /// As [`Pod::parse`], also returning the fields it took out because
-    /// they have no meaning in a pod1 VM ([`crate::ignored`]).
-    pub fn parse_warned(text: &str) -> Result<(Pod, Vec<Ignored>), Error> {
-        let objects = crate::document::objects(text)?;
-        if let Some(other) = objects.iter().find(|o| !matches!(o.kind.as_str(), "Pod" | "")) {
-            return Err(Error::new(
-                other.label(),
-                format!("pod1 runs a Pod; {} objects are not supported", other.kind),
-            ));
-        }
-        match &objects[..] {
-            [] => Err(Error::new("", "the file holds no object: write a Pod")),
-            [one] => {
-                let mut value = one.value.clone();
-                let ignored = crate::ignored::strip(&mut value);
-                Ok((Pod::from_value(value)?, ignored))
+/// Reads a Kubernetes object from its JSON value, naming the JSON path of
+/// any error; a field Kubernetes has but pod1 does not honour is named as such.
+#[cfg(feature = "std")]
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let msg = inner.to_string();
+        match unknown_field_name(&msg) {
+            // The path already ends with the unknown field's name.
+            Some(field) if KUBERNETES_FIELDS.contains(&field) => {
+                Error::new(path, "this Kubernetes field is not supported by pod1; remove it")
             }
-            [_, second, ..] => Err(Error::new(second.label(), "a second Pod: a file holds one pod")),
+            Some(_) => Error::new(path, format!("unknown field; {}", expected_list(&msg))),
+            None => Error::new(path, plain_message(&msg)),
         }
-    }
-
-    /// Reads a Pod from its JSON value, naming the JSON path of any error.
-    fn from_value(value: serde_json::Value) -> Result<Pod, Error> {
-        serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let msg = inner.to_string();
-            // serde_json appends " at line L column C"; keep it, it helps.
-            match unknown_field_name(&msg) {
-                Some(field) => {
-                    // The path already ends with the unknown field's name.
-                    let at = path;
-                    if KUBERNETES_FIELDS.contains(&field) {
-                        Error::new(at, "this Kubernetes field is not supported by pod1; remove it")
-                    } else {
-                        Error::new(at, format!("unknown field; {}", expected_list(&msg)))
-                    }
-                }
-                None => Error::new(path, plain_message(&msg)),
-            }
-        })
-    }
+    })
 }
 
 /// The field name of a serde "unknown field `x`, expected ..." message.
@@ -415,17 +351,17 @@ mod tests {
 
     #[test]
     fn kubernetes_field_not_honoured_says_so() {
-        let e = err(r#"{"metadata":{"name":"p"},"spec":{"hostAliases":[],"containers":[]}}"#);
-        assert_eq!(e.path, "spec.hostAliases");
+        let e = err(r#"{"metadata":{"name":"p"},"spec":{"hostPID":true,"containers":[]}}"#);
+        assert_eq!(e.path, "spec.hostPID");
         assert!(e.message.contains("not supported by pod1"), "{e}");
         // A field with no meaning in one VM is taken out and reported.
-        let (pod, ignored) = Pod::parse_warned(
-            r#"{"metadata":{"name":"p"},"spec":{"nodeSelector":{"a":"b"},"containers":[]}}"#,
+        let w = crate::workload::read(
+            r#"{"metadata":{"name":"p"},"spec":{"nodeSelector":{"a":"b"},"containers":[{"name":"c","image":"dir:x"}]}}"#,
         )
         .expect("parses");
-        assert_eq!(pod.metadata.name, "p");
+        assert_eq!(w.pod.metadata.name, "p");
         assert_eq!(
-            ignored.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
+            w.ignored.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
             ["spec.nodeSelector"]
         );
         let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[

@@ -1,0 +1,213 @@
+//! The API server's rules for the fields a real manifest carries beyond
+//! the core ones: volume sources, env sources, mounts, DNS, names and the
+//! security fields.
+
+use alloc::format;
+use alloc::string::String;
+
+use super::{clean_absolute, dns_label, id_range};
+use crate::error::Error;
+use crate::pod::{Container, Pod, Volume, VolumeMount};
+
+/// Exactly one source per volume.
+pub(super) fn volume_source(at: &str, v: &Volume) -> Result<(), Error> {
+    let n = [
+        v.empty_dir.is_some(),
+        v.config_map.is_some(),
+        v.secret.is_some(),
+        v.downward_api.is_some(),
+        v.projected.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    match n {
+        1 => Ok(()),
+        0 => Err(Error::new(
+            at,
+            "a volume needs a source: emptyDir, configMap, secret, downwardAPI or projected",
+        )),
+        _ => Err(Error::new(at, "a volume has exactly one source")),
+    }
+}
+
+/// The pod-level fields.
+pub(super) fn pod_spec(pod: &Pod) -> Result<(), Error> {
+    let spec = &pod.spec;
+    if let Some(ns) = &pod.metadata.namespace {
+        dns_label("metadata.namespace", ns)?;
+    }
+    if let Some(s) = &spec.subdomain {
+        dns_label("spec.subdomain", s)?;
+    }
+    if let Some(d) = spec.active_deadline_seconds.filter(|d| *d <= 0) {
+        return Err(Error::new(
+            "spec.activeDeadlineSeconds",
+            format!("{d}: must be greater than 0"),
+        ));
+    }
+    if let Some(os) = spec.os.as_ref().filter(|os| os.name != "linux") {
+        return Err(Error::new(
+            "spec.os.name",
+            format!("{:?}: a pod1 pod runs linux", os.name),
+        ));
+    }
+    for (i, a) in spec.host_aliases.iter().enumerate() {
+        if a.ip.parse::<core::net::IpAddr>().is_err() {
+            return Err(Error::new(
+                format!("spec.hostAliases[{i}].ip"),
+                format!("{:?} is not an IP address", a.ip),
+            ));
+        }
+        for (j, h) in a.hostnames.iter().enumerate() {
+            if h.is_empty() || h.len() > 253 || h.split('.').any(|l| !super::is_dns_label(l)) {
+                return Err(Error::new(
+                    format!("spec.hostAliases[{i}].hostnames[{j}]"),
+                    format!("{h:?} is not a valid DNS name"),
+                ));
+            }
+        }
+    }
+    if let Some(dns) = &spec.dns_config {
+        if dns.nameservers.len() > 3 {
+            return Err(Error::new("spec.dnsConfig.nameservers", "at most 3 nameservers"));
+        }
+        for (i, ns) in dns.nameservers.iter().enumerate() {
+            if ns.parse::<core::net::IpAddr>().is_err() {
+                return Err(Error::new(
+                    format!("spec.dnsConfig.nameservers[{i}]"),
+                    format!("{ns:?} is not an IP address"),
+                ));
+            }
+        }
+        if dns.searches.len() > 32 {
+            return Err(Error::new("spec.dnsConfig.searches", "at most 32 search domains"));
+        }
+    }
+    if let Some(sc) = &spec.security_context {
+        let at = "spec.securityContext";
+        id_range(&format!("{at}.fsGroup"), sc.fs_group)?;
+        for (i, g) in sc.supplemental_groups.iter().enumerate() {
+            id_range(&format!("{at}.supplementalGroups[{i}]"), Some(*g))?;
+        }
+        one_of(
+            &format!("{at}.supplementalGroupsPolicy"),
+            sc.supplemental_groups_policy.as_deref(),
+            &["Merge", "Strict"],
+        )?;
+        one_of(
+            &format!("{at}.fsGroupChangePolicy"),
+            sc.fs_group_change_policy.as_deref(),
+            &["Always", "OnRootMismatch"],
+        )?;
+    }
+    Ok(())
+}
+
+/// A container's env, termination message and security fields.
+pub(super) fn container(at: &str, c: &Container) -> Result<(), Error> {
+    for (i, e) in c.env.iter().enumerate() {
+        if !crate::env::is_name(&e.name) {
+            return Err(Error::new(
+                format!("{at}.env[{i}].name"),
+                format!(
+                    "{:?} is not a valid variable name: printable ASCII characters but '='",
+                    e.name
+                ),
+            ));
+        }
+        if !e.value.is_empty() && e.value_from.is_some() {
+            return Err(Error::new(
+                format!("{at}.env[{i}].valueFrom"),
+                "may not be set when `value` is not empty",
+            ));
+        }
+    }
+    for (i, e) in c.env_from.iter().enumerate() {
+        if let Some(p) = e
+            .prefix
+            .as_deref()
+            .filter(|p| !p.is_empty() && !crate::env::is_name(p))
+        {
+            return Err(Error::new(
+                format!("{at}.envFrom[{i}].prefix"),
+                format!("{p:?} is not a valid variable name prefix"),
+            ));
+        }
+    }
+    if let Some(p) = &c.termination_message_path {
+        clean_absolute(&format!("{at}.terminationMessagePath"), p)?;
+    }
+    one_of(
+        &format!("{at}.terminationMessagePolicy"),
+        c.termination_message_policy.as_deref(),
+        &["File", "FallbackToLogsOnError"],
+    )?;
+    let Some(sc) = &c.security_context else {
+        return Ok(());
+    };
+    let at = format!("{at}.securityContext");
+    if sc.allow_privilege_escalation == Some(false) {
+        if sc.privileged == Some(true) {
+            return Err(Error::new(
+                format!("{at}.allowPrivilegeEscalation"),
+                "cannot set allowPrivilegeEscalation to false and privileged to true",
+            ));
+        }
+        let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| {
+            c.add
+                .iter()
+                .any(|n| crate::plan::capability_name(n) == "SYS_ADMIN")
+        });
+        if adds_sys_admin {
+            return Err(Error::new(
+                format!("{at}.allowPrivilegeEscalation"),
+                "cannot set allowPrivilegeEscalation to false and capabilities.add CAP_SYS_ADMIN",
+            ));
+        }
+    }
+    match sc.proc_mount.as_deref() {
+        None | Some("Default") => Ok(()),
+        Some("Unmasked") => Err(Error::new(
+            format!("{at}.procMount"),
+            "Unmasked needs hostUsers: false (user namespaces), which pod1 does not support; use Default",
+        )),
+        Some(other) => Err(Error::new(
+            format!("{at}.procMount"),
+            format!("{other:?}: use Default"),
+        )),
+    }
+}
+
+/// A mount's subPath, subPathExpr and mountPropagation.
+pub(super) fn volume_mount(at: &str, m: &VolumeMount) -> Result<(), Error> {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    if set(&m.sub_path) && set(&m.sub_path_expr) {
+        return Err(Error::new(
+            format!("{at}.subPathExpr"),
+            "subPath and subPathExpr are mutually exclusive",
+        ));
+    }
+    if let Some(p) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+        crate::plan::sub_path_ok(&format!("{at}.subPath"), p)?;
+    }
+    if let Some(p) = m.sub_path_expr.as_deref().filter(|p| !p.is_empty()) {
+        crate::plan::sub_path_ok(&format!("{at}.subPathExpr"), p)?;
+    }
+    match m.mount_propagation.as_deref() {
+        None | Some("None") => Ok(()),
+        Some(other) => Err(Error::new(
+            format!("{at}.mountPropagation"),
+            format!("{other:?}: a pod1 VM has no host mounts to propagate; use None"),
+        )),
+    }
+}
+
+fn one_of(at: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), Error> {
+    match value {
+        Some(v) if !allowed.contains(&v) => {
+            Err(Error::new(at, format!("{v:?}: use {}", allowed.join(" or "))))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,403 @@
+//! From a manifest file to the one pod it runs and the ConfigMaps and
+//! Secrets that pod reads.
+//!
+//! A file holds exactly one workload: a `Pod`; a `Job` (`batch/v1`), whose
+//! template runs as the Job controller would run its one pod; or a
+//! `Deployment` (`apps/v1`), one replica of its template. Any number of
+//! ConfigMaps and Secrets may sit beside it, and more come from extra files
+//! ([`add_sources`]).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::document::{self, Object};
+use crate::error::Error;
+use crate::ignored::{self, Ignored};
+use crate::objects::{SourceKind, Sources};
+use crate::pod::Pod;
+
+/// The workload a file runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// The pod, with namespace and uid filled in.
+    pub pod: Pod,
+    /// What it came from.
+    pub kind: Kind,
+    /// The ConfigMaps and Secrets it may read.
+    pub sources: Sources,
+    /// Fields taken out because they have no meaning in a pod1 VM, with
+    /// paths as the file spells them.
+    pub ignored: Vec<Ignored>,
+}
+
+/// The kind of workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A Pod.
+    Pod,
+    /// A Job's pod, retried up to `backoff_limit` times when it fails.
+    Job {
+        /// `spec.backoffLimit` (default 6).
+        backoff_limit: u32,
+    },
+    /// One replica of a Deployment's template.
+    Deployment,
+}
+
+/// The namespace a pod without one is in.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+const ONE_POD: &str = "pod1 runs one pod";
+const NO_CONTROLLER: &str = "a pod1 pod has no controller or API server";
+
+/// Job spec fields: (name, Some(why it is ignored) or None: refused).
+#[rustfmt::skip]
+const JOB_FIELDS: &[(&str, Option<&str>)] = &[
+    ("ttlSecondsAfterFinished", Some(NO_CONTROLLER)),
+    ("selector", Some(NO_CONTROLLER)),
+    ("manualSelector", Some(NO_CONTROLLER)),
+    ("activeDeadlineSeconds", Some("pod1 does not enforce deadlines yet")),
+    ("podFailurePolicy", None), ("successPolicy", None), ("backoffLimitPerIndex", None),
+    ("maxFailedIndexes", None), ("podReplacementPolicy", None), ("managedBy", None),
+];
+
+/// Deployment spec fields, as [`JOB_FIELDS`].
+#[rustfmt::skip]
+const DEPLOYMENT_FIELDS: &[(&str, Option<&str>)] = &[
+    ("selector", Some(NO_CONTROLLER)),
+    ("strategy", Some("one replica in one VM has nothing to roll out")),
+    ("minReadySeconds", Some(NO_CONTROLLER)),
+    ("revisionHistoryLimit", Some(NO_CONTROLLER)),
+    ("progressDeadlineSeconds", Some(NO_CONTROLLER)),
+];
+
+/// Reads the workload of a manifest file and the objects beside it.
+/// Errors name the document when the file holds more than a lone Pod.
+pub fn read(text: &str) -> Result<Workload, Error> {
+    read_checked(text, true)
+}
+
+/// As [`read`]; `validate` false skips the API server's rules (for
+/// [`Pod::parse`], whose callers validate on their own).
+pub(crate) fn read_checked(text: &str, validate: bool) -> Result<Workload, Error> {
+    let objects = document::objects(text)?;
+    let mut workloads = objects
+        .iter()
+        .filter(|o| matches!(o.kind.as_str(), "Pod" | "Job" | "Deployment" | ""));
+    let Some(main) = workloads.next() else {
+        return Err(Error::new(
+            "",
+            "the file holds no workload: write a Pod (or a Job or Deployment)",
+        ));
+    };
+    if let Some(second) = workloads.next() {
+        return Err(Error::new(
+            second.label(),
+            format!("a second workload (after {}): a file runs one pod", main.label()),
+        ));
+    }
+    let labelled = objects.len() > 1 || !matches!(main.kind.as_str(), "Pod" | "");
+    let at = |e: Error| if labelled { in_object(main, e) } else { e };
+    let (pod_value, kind, prefix, mut ignored) = pod_of(main).map_err(at)?;
+    let mut pod_value = pod_value;
+    let stripped = ignored::strip(&mut pod_value);
+    let mut pod: Pod = crate::pod::deserialize(pod_value).map_err(|e| at(under(prefix, e)))?;
+    for i in stripped {
+        if i.path == "spec.serviceAccountName"
+            || (i.path == "spec.serviceAccount" && pod.spec.service_account_name.is_none())
+        {
+            pod.spec.service_account_name = i.value.as_str().map(str::to_string);
+        }
+        ignored.push(Ignored {
+            path: format!("{prefix}{}", i.path),
+            ..i
+        });
+    }
+    let meta = &mut pod.metadata;
+    meta.namespace
+        .get_or_insert_with(|| DEFAULT_NAMESPACE.to_string());
+    if meta.uid.is_none() {
+        meta.uid = Some(content_uid(text));
+    }
+    if validate {
+        crate::validate::validate(&pod).map_err(|e| at(under(prefix, e)))?;
+    }
+    let mut workload = Workload {
+        pod,
+        kind,
+        sources: Sources::default(),
+        ignored,
+    };
+    add_objects(&mut workload, &objects, true)?;
+    Ok(workload)
+}
+
+/// Adds the ConfigMaps and Secrets of another file (`-f`); it may hold
+/// nothing else. Errors name the document.
+pub fn add_sources(workload: &mut Workload, text: &str) -> Result<(), Error> {
+    let objects = document::objects(text)?;
+    add_objects(workload, &objects, false)
+}
+
+fn add_objects(workload: &mut Workload, objects: &[Object], main: bool) -> Result<(), Error> {
+    let namespace = workload.pod.metadata.namespace.clone().unwrap_or_default();
+    for o in objects {
+        let kind = match o.kind.as_str() {
+            "ConfigMap" => SourceKind::ConfigMap,
+            "Secret" => SourceKind::Secret,
+            "Pod" | "Job" | "Deployment" | "" if main => continue,
+            "Pod" | "Job" | "Deployment" | "" => {
+                return Err(Error::new(
+                    o.label(),
+                    "a workload in an extra file: it may hold ConfigMaps and Secrets only",
+                ))
+            }
+            other => {
+                return Err(Error::new(
+                    o.label(),
+                    format!("{other} objects are not supported: a file holds one Pod, Job or Deployment, and ConfigMaps and Secrets"),
+                ))
+            }
+        };
+        if let Some(v) = o
+            .value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .filter(|v| *v != "v1")
+        {
+            return Err(in_object(
+                o,
+                Error::new("apiVersion", format!("{v:?}: a {} is \"v1\"", kind.name())),
+            ));
+        }
+        let mut value = o.value.clone();
+        let stripped = ignored::strip_metadata(&mut value);
+        workload.ignored.extend(stripped.into_iter().map(|i| Ignored {
+            path: format!("{}: {}", o.label(), i.path),
+            ..i
+        }));
+        workload
+            .sources
+            .add(kind, value, &namespace)
+            .map_err(|e| in_object(o, e))?;
+    }
+    Ok(())
+}
+
+/// The pod a workload object runs: its JSON, its kind, the path prefix of
+/// its pod fields (`spec.template.`) and what was ignored at its own level.
+fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error> {
+    let v = &o.value;
+    let api = v.get("apiVersion").and_then(Value::as_str);
+    let (want, fields) = match o.kind.as_str() {
+        "Job" => ("batch/v1", JOB_FIELDS),
+        "Deployment" => ("apps/v1", DEPLOYMENT_FIELDS),
+        _ => return Ok((v.clone(), Kind::Pod, "", Vec::new())),
+    };
+    if api != Some(want) {
+        return Err(Error::new(
+            "apiVersion",
+            format!("{:?}: a {} is {want:?}", api.unwrap_or(""), o.kind),
+        ));
+    }
+    let mut top = v.clone();
+    let mut ignored = ignored::strip_metadata(&mut top);
+    for key in top
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
+            return Err(Error::new(
+                key,
+                "unknown field; expected apiVersion, kind, metadata or spec",
+            ));
+        }
+    }
+    let meta: crate::pod::ObjectMeta =
+        crate::pod::deserialize(top.get("metadata").cloned().unwrap_or(Value::Null))
+            .map_err(|e| under("metadata.", e))?;
+    let Some(Value::Object(spec)) = top.get("spec") else {
+        return Err(Error::new(
+            "spec",
+            "missing: a Job or Deployment needs spec.template",
+        ));
+    };
+    let mut kind = Kind::Deployment;
+    let int = |key: &str| -> Result<Option<i64>, Error> {
+        match spec.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .map(Some)
+                .ok_or_else(|| Error::new(format!("spec.{key}"), "expected a whole number, 0 or more")),
+        }
+    };
+    for (key, value) in spec {
+        let at = format!("spec.{key}");
+        match (o.kind.as_str(), key.as_str()) {
+            (_, "template") => {}
+            ("Job", "backoffLimit") => {
+                let n = int(key)?.unwrap_or(6);
+                kind = Kind::Job {
+                    backoff_limit: u32::try_from(n).unwrap_or(u32::MAX),
+                };
+            }
+            ("Job", "completions" | "parallelism") => {
+                if int(key)?.is_some_and(|n| n != 1) {
+                    return Err(Error::new(
+                        at,
+                        format!("{value}: {ONE_POD}; set 1 or leave it out"),
+                    ));
+                }
+            }
+            ("Job", "completionMode") if value == "NonIndexed" => {}
+            ("Job", "suspend") if value == false => {}
+            ("Job", "suspend") => return Err(Error::new(at, "a suspended Job runs nothing")),
+            ("Deployment", "replicas") => {
+                if int(key)? != Some(1) && !value.is_null() {
+                    ignored.push(Ignored {
+                        path: at,
+                        reason: "pod1 runs one replica",
+                        value: value.clone(),
+                    });
+                }
+            }
+            ("Deployment", "paused") if value == false => {}
+            _ => match fields.iter().find(|(name, _)| name == key) {
+                Some((_, Some(reason))) => ignored.push(Ignored {
+                    path: at,
+                    reason,
+                    value: value.clone(),
+                }),
+                Some((_, None)) => {
+                    return Err(Error::new(
+                        at,
+                        "this Kubernetes field is not supported by pod1; remove it",
+                    ))
+                }
+                None => return Err(Error::new(at, format!("{value}: not supported by pod1 here"))),
+            },
+        }
+    }
+    if o.kind == "Job" && kind == Kind::Deployment {
+        kind = Kind::Job { backoff_limit: 6 };
+    }
+    let Some(Value::Object(template)) = spec.get("template") else {
+        return Err(Error::new("spec.template", "missing: the pod to run"));
+    };
+    for key in template.keys() {
+        if !matches!(key.as_str(), "metadata" | "spec") {
+            return Err(Error::new(
+                format!("spec.template.{key}"),
+                "unknown field; expected metadata or spec",
+            ));
+        }
+    }
+    let restart = template
+        .get("spec")
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str);
+    match (kind, restart) {
+        (Kind::Job { .. }, Some("Never" | "OnFailure")) | (Kind::Deployment, None | Some("Always")) => {}
+        (Kind::Job { .. }, _) => {
+            return Err(Error::new(
+                "spec.template.spec.restartPolicy",
+                "a Job's pod restarts OnFailure or Never; set one",
+            ))
+        }
+        _ => {
+            return Err(Error::new(
+                "spec.template.spec.restartPolicy",
+                "a Deployment's pod restarts Always",
+            ))
+        }
+    }
+    // Names and labels as the controllers give them, from the object's
+    // content so that builds stay reproducible.
+    let hash = Sha256::digest(o.value.to_string().as_bytes());
+    let owner_uid = meta.uid.clone().unwrap_or_else(|| uuid(&hash));
+    let mut pod_meta = template.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let Some(m) = pod_meta.as_object_mut() else {
+        return Err(Error::new("spec.template.metadata", "expected an object"));
+    };
+    let labels = m.entry("labels").or_insert_with(|| json!({}));
+    let name = match kind {
+        Kind::Job { .. } => {
+            for (k, v) in [
+                ("batch.kubernetes.io/controller-uid", &owner_uid),
+                ("batch.kubernetes.io/job-name", &meta.name),
+                ("controller-uid", &owner_uid),
+                ("job-name", &meta.name),
+            ] {
+                labels[k] = json!(v);
+            }
+            format!("{}-{}", meta.name, suffix(&hash[..5]))
+        }
+        _ => {
+            let template_hash = suffix(&hash[5..15]);
+            labels["pod-template-hash"] = json!(template_hash);
+            format!("{}-{template_hash}-{}", meta.name, suffix(&hash[15..20]))
+        }
+    };
+    m.insert("name".into(), json!(name));
+    if let Some(ns) = &meta.namespace {
+        m.insert("namespace".into(), json!(ns));
+    }
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
+                     "spec": template.get("spec").cloned().unwrap_or(Value::Null)});
+    Ok((pod, kind, "spec.template.", ignored))
+}
+
+/// The characters Kubernetes' name generator uses (no vowels, no 0/1/3).
+fn suffix(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// A uid for a pod that has none: a UUID (version 8, "custom") made from
+/// the manifest's content, so one manifest always builds the same
+/// initramfs; a node would draw a random one for each pod.
+fn content_uid(text: &str) -> String {
+    uuid(&Sha256::digest(text.as_bytes()))
+}
+
+fn uuid(hash: &[u8]) -> String {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&hash[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = crate::plan::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn under(prefix: &str, e: Error) -> Error {
+    if prefix.is_empty() || e.path.is_empty() {
+        e
+    } else {
+        Error::new(format!("{prefix}{}", e.path), e.message)
+    }
+}
+
+fn in_object(o: &Object, e: Error) -> Error {
+    let path = if e.path.is_empty() {
+        o.label()
+    } else {
+        format!("{}: {}", o.label(), e.path)
+    };
+    Error::new(path, e.message)
+}
