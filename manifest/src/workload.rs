@@ -401,3 +401,124 @@ fn in_object(o: &Object, e: Error) -> Error {
     };
     Error::new(path, e.message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = "spec:\n  containers: [{name: c, image: 'dir:x'}]\n";
+
+    #[test]
+    fn a_pod_and_its_objects() {
+        let text = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s, resourceVersion: '1'}}\nstringData: {{k: v}}\n---\nkind: Pod\nmetadata: {{name: p}}\n{POD}---\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{a: b}}\n"
+        );
+        let w = read(&text).unwrap();
+        assert_eq!(w.kind, Kind::Pod);
+        assert_eq!(w.pod.metadata.namespace.as_deref(), Some("default"));
+        let uid = w.pod.metadata.uid.clone().unwrap();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(&uid[14..15], "8", "a version 8 UUID: {uid}");
+        assert_eq!(
+            read(&text).unwrap().pod.metadata.uid.unwrap(),
+            uid,
+            "stable for one manifest"
+        );
+        assert_eq!(w.sources.secrets["s"]["k"], b"v");
+        assert_eq!(w.sources.config_maps["c"]["a"], b"b");
+        assert_eq!(
+            w.ignored[0].path,
+            "document 1 (Secret s): metadata.resourceVersion"
+        );
+        // An explicit uid is kept.
+        let w = read(&format!("metadata: {{name: p, uid: abc}}\n{POD}")).unwrap();
+        assert_eq!(w.pod.metadata.uid.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn errors_name_the_document() {
+        let e = read("kind: ConfigMap\nmetadata: {name: c}\n---\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: 'dir:x', comand: [x]}]\n").unwrap_err();
+        assert_eq!(e.path, "document 2 (Pod p): spec.containers[0].comand");
+        let e = read(&format!(
+            "kind: Pod\nmetadata: {{name: p}}\n{POD}---\nkind: Pod\nmetadata: {{name: q}}\n{POD}"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("a second workload"), "{e}");
+        let e = read("kind: Service\nmetadata: {name: s}\n").unwrap_err();
+        assert!(e.message.contains("no workload"), "{e}");
+        let e = read(&format!(
+            "kind: Pod\nmetadata: {{name: p}}\n{POD}---\nkind: Service\nmetadata: {{name: s}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.path, "document 2 (Service s)");
+        let e = read(&format!("kind: Pod\nmetadata: {{name: p}}\n{POD}---\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{'a b': x}}\n")).unwrap_err();
+        assert_eq!(e.path, "document 2 (ConfigMap c): data.a b");
+    }
+
+    #[test]
+    fn jobs_and_deployments() {
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  backoffLimit: 2\n  ttlSecondsAfterFinished: 100\n  template:\n    metadata: {labels: {app: pi}}\n    spec:\n      restartPolicy: Never\n      nodeSelector: {a: b}\n      containers: [{name: c, image: 'dir:x'}]\n";
+        let w = read(job).unwrap();
+        assert_eq!(w.kind, Kind::Job { backoff_limit: 2 });
+        assert!(
+            w.pod.metadata.name.starts_with("pi-") && w.pod.metadata.name.len() == 8,
+            "{}",
+            w.pod.metadata.name
+        );
+        assert_eq!(w.pod.metadata.labels["job-name"], "pi");
+        assert_eq!(w.pod.metadata.labels["app"], "pi");
+        let paths: Vec<&str> = w.ignored.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["spec.ttlSecondsAfterFinished", "spec.template.spec.nodeSelector"]
+        );
+        let e = read(&job.replace("restartPolicy: Never", "restartPolicy: Always")).unwrap_err();
+        assert_eq!(e.path, "document 1 (Job pi): spec.template.spec.restartPolicy");
+        let e = read(&job.replace("backoffLimit: 2", "parallelism: 3")).unwrap_err();
+        assert!(e.message.contains("runs one pod"), "{e}");
+        let e = read(&job.replace("batch/v1", "v1")).unwrap_err();
+        assert!(e.message.contains("batch/v1"), "{e}");
+        let e = read(&job.replace("'dir:x'}", "'dir:x', bogus: 1}")).unwrap_err();
+        assert_eq!(
+            e.path,
+            "document 1 (Job pi): spec.template.spec.containers[0].bogus"
+        );
+        assert_eq!(
+            read(&job.replace("  backoffLimit: 2\n", "")).unwrap().kind,
+            Kind::Job { backoff_limit: 6 }
+        );
+
+        let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: c, image: 'dir:x'}]\n";
+        let w = read(deploy).unwrap();
+        assert_eq!(w.kind, Kind::Deployment);
+        assert!(w.pod.metadata.labels.contains_key("pod-template-hash"));
+        assert_eq!(w.ignored[0].path, "spec.replicas");
+        assert_eq!(w.ignored[0].reason, "pod1 runs one replica");
+        assert!(
+            read(&deploy.replace("      containers", "      restartPolicy: Never\n      containers"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn extra_files_hold_only_objects() {
+        let mut w = read(&format!("metadata: {{name: p, namespace: ns}}\n{POD}")).unwrap();
+        add_sources(
+            &mut w,
+            "kind: List\nitems:\n- {kind: Secret, metadata: {name: s, namespace: ns}, data: {k: dg==}}\n",
+        )
+        .unwrap();
+        assert_eq!(w.sources.secrets["s"]["k"], b"v");
+        let e = add_sources(&mut w, "kind: Secret\nmetadata: {name: t, namespace: other}\n").unwrap_err();
+        assert!(e.message.contains("can read only its own"), "{e}");
+        let e = add_sources(&mut w, &format!("kind: Pod\nmetadata: {{name: q}}\n{POD}")).unwrap_err();
+        assert!(e.message.contains("ConfigMaps and Secrets only"), "{e}");
+    }
+
+    #[test]
+    fn service_account_name_is_kept_for_the_downward_api() {
+        let w = read("metadata: {name: p}\nspec:\n  serviceAccountName: robot\n  containers: [{name: c, image: 'dir:x'}]\n").unwrap();
+        assert_eq!(w.pod.spec.service_account_name.as_deref(), Some("robot"));
+        assert_eq!(w.ignored[0].path, "spec.serviceAccountName");
+    }
+}
