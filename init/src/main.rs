@@ -49,6 +49,7 @@ mod signals;
 mod supervisor;
 mod sys;
 mod tree;
+mod volumes;
 
 use alloc::format;
 use alloc::string::{String, ToString};

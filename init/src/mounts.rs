@@ -193,20 +193,35 @@ pub fn mount_fs(
 /// Bind-mounts `src` on `dst`, then makes it read-only if asked (a bind
 /// mount ignores MS_RDONLY until remounted).
 pub fn bind(src: &str, dst: &str, read_only: bool) -> Result<(), Error> {
+    let flags = match read_only {
+        true => MsFlags::MS_RDONLY,
+        false => MsFlags::empty(),
+    };
+    bind_with(src, dst, flags)
+}
+
+/// Bind-mounts `src` (recursively) on `dst`, then remounts it with `flags`
+/// (MS_RDONLY, MS_NOSUID, ...: a bind mount takes them only on a remount).
+pub fn bind_with(src: &str, dst: &str, flags: MsFlags) -> Result<(), Error> {
     rustix::mount::mount_bind_recursive(src, dst).map_err(mount_error(
         &format!("bind of {src}"),
         dst,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         "",
     ))?;
-    if read_only {
-        remount_ro(dst)?;
+    if flags != MsFlags::empty() {
+        remount_bind(dst, flags)?;
     }
     Ok(())
 }
 
 /// Makes the mount at `path` read-only.
 pub fn remount_ro(path: &str) -> Result<(), Error> {
+    remount_bind(path, MsFlags::MS_RDONLY)
+}
+
+/// Remounts the bind mount at `path` with `flags`.
+fn remount_bind(path: &str, flags: MsFlags) -> Result<(), Error> {
     let remount = |flags: MsFlags| {
         // rustix adds MS_REMOUNT itself.
         rustix::mount::mount_remount(path, flags.mount_flags(), "").map_err(mount_error(
@@ -216,7 +231,7 @@ pub fn remount_ro(path: &str) -> Result<(), Error> {
             "",
         ))
     };
-    let flags = MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    let flags = flags | MsFlags::MS_BIND;
     match remount(flags) {
         // Locked flags (nosuid etc. inherited from the source) must be kept.
         Err(Error::Mount {

@@ -10,9 +10,26 @@ use alloc::vec::Vec;
 use rustix::fs::{makedev, FileType, Mode, CWD};
 use rustix::process::umask;
 
-use crate::mounts::{self, bind, mkdir_p, mount_fs, remount_ro, Error, MsFlags};
+use crate::mounts::{self, bind, mkdir_p, mount_fs, remount_ro, MsFlags};
 use crate::sys::{self, Errno};
-use crate::{console, tree};
+use crate::{console, tree, volumes};
+
+/// A step of building a container's root that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mount, a mount point or the switch of root.
+    #[error(transparent)]
+    Mount(#[from] mounts::Error),
+    /// A volume or a file mount.
+    #[error(transparent)]
+    Volume(#[from] volumes::Error),
+}
+
+impl From<tree::Error> for Error {
+    fn from(e: tree::Error) -> Error {
+        Error::Mount(e.into())
+    }
+}
 
 /// Everything needed to build one container's root.
 #[derive(Debug)]
@@ -21,8 +38,10 @@ pub struct Spec<'a> {
     pub image: String,
     /// A fresh scratch directory for this run (upper, work, merged).
     pub scratch: String,
-    /// (volume directory, path in the container, read-only).
-    pub volumes: Vec<(String, &'a str, bool)>,
+    /// The volumes, in the plan's order.
+    pub volumes: Vec<volumes::Mount>,
+    /// The files bound in after /dev, in the plan's order.
+    pub files: Vec<volumes::FileBind>,
     /// `readOnlyRootFilesystem`.
     pub read_only: bool,
     /// No masked paths, writable /sys.
@@ -82,7 +101,7 @@ fn rel(p: &str) -> &str {
 /// Mounts the writable layer: overlayfs where the kernel has it, else a
 /// private copy of the image on a tmpfs. Either way the writes stay this
 /// container's own.
-fn mount_layers(spec: &Spec) -> Result<String, Error> {
+fn mount_layers(spec: &Spec) -> Result<String, mounts::Error> {
     let merged = sys::join(&spec.scratch, "merged");
     let upper = sys::join(&spec.scratch, "upper");
     let work = sys::join(&spec.scratch, "work");
@@ -112,7 +131,7 @@ fn mount_layers(spec: &Spec) -> Result<String, Error> {
 /// CAP_MKNOD, bind mounts of the init's own nodes (as runc does rootless):
 /// a bind mount keeps its source's flags, so these open on a nodev /dev
 /// where nothing else does.
-fn make_devices(dev: &str, bind_nodes: bool) -> Result<(), Error> {
+fn make_devices(dev: &str, bind_nodes: bool) -> Result<(), mounts::Error> {
     for (name, major, minor) in DEVICES {
         let path = sys::join(dev, name);
         let made = match bind_nodes {
@@ -129,14 +148,14 @@ fn make_devices(dev: &str, bind_nodes: bool) -> Result<(), Error> {
         match made {
             Ok(()) => {}
             Err(Errno::EPERM) => {
-                sys::write(&path, b"").map_err(|source| Error::MountPoint {
+                sys::write(&path, b"").map_err(|source| mounts::Error::MountPoint {
                     path: path.clone(),
                     source,
                 })?;
                 bind(&sys::join("/dev", name), &path, false)?;
             }
             Err(e) => {
-                return Err(Error::MountPoint {
+                return Err(mounts::Error::MountPoint {
                     path,
                     source: e.into(),
                 })
@@ -149,7 +168,7 @@ fn make_devices(dev: &str, bind_nodes: bool) -> Result<(), Error> {
 /// The container's /dev: a tmpfs with the standard nodes and links,
 /// devpts, shm and mqueue. Unless privileged it is nodev, so a node made
 /// there with CAP_MKNOD cannot be opened; the standard ones are bind mounts.
-fn mount_dev(root: &str, privileged: bool) -> Result<(), Error> {
+fn mount_dev(root: &str, privileged: bool) -> Result<(), mounts::Error> {
     let dev = tree::create_dir_all_no_symlinks(root, "/dev")?;
     let nodev = match privileged {
         true => MsFlags::empty(),
@@ -168,7 +187,7 @@ fn mount_dev(root: &str, privileged: bool) -> Result<(), Error> {
     made?;
     for (link, target) in DEV_LINKS {
         let path = sys::join(&dev, link);
-        sys::symlink(target, &path).map_err(|source| Error::MountPoint { path, source })?;
+        sys::symlink(target, &path).map_err(|source| mounts::Error::MountPoint { path, source })?;
     }
     let pts = sys::join(&dev, "pts");
     mkdir_p(&pts)?;
@@ -204,7 +223,7 @@ fn mount_dev(root: &str, privileged: bool) -> Result<(), Error> {
 }
 
 /// Hides `path` (inside `root`) under /dev/null or an empty read-only tmpfs.
-fn mask(root: &str, path: &str) -> Result<(), Error> {
+fn mask(root: &str, path: &str) -> Result<(), mounts::Error> {
     let target = sys::join(root, rel(path));
     match sys::lstat(&target) {
         Err(_) => Ok(()),
@@ -225,9 +244,8 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     // Order matters: nothing mounted below may propagate back to the init.
     mounts::make_private_rec()?;
     let root = mount_layers(spec)?;
-    for (src, path, ro) in &spec.volumes {
-        let dst = tree::create_dir_all_no_symlinks(&root, path)?;
-        bind(src, &dst, *ro)?;
+    for m in &spec.volumes {
+        volumes::mount(&root, m)?;
     }
     // The kernel's filesystems go on /proc, /sys and /dev: a symlink there
     // in the image would take them anywhere (as runc, refuse it).
@@ -245,6 +263,11 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
         bind("/sys", &sysfs, !spec.privileged)?;
     }
     mount_dev(&root, spec.privileged)?;
+    // After /dev, so that /dev/termination-log can be one; before the
+    // masked paths, as runc applies them after the spec's mounts.
+    for f in &spec.files {
+        volumes::bind_file(&root, f)?;
+    }
     if !spec.privileged {
         for p in MASKED {
             mask(&root, p)?;
@@ -259,14 +282,14 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     pivot(&root)?;
     // Created inside the new root, so symlinks resolve within it.
     let wd = spec.working_dir;
-    sys::create_dir_all(wd).map_err(|source| Error::MountPoint {
+    sys::create_dir_all(wd).map_err(|source| mounts::Error::MountPoint {
         path: wd.to_string(),
         source,
     })?;
     if spec.read_only {
         remount_ro("/")?;
     }
-    rustix::process::chdir(wd).map_err(|e| Error::SwitchRoot {
+    rustix::process::chdir(wd).map_err(|e| mounts::Error::SwitchRoot {
         step: "chdir to the working directory",
         path: wd.to_string(),
         source: e.into(),
@@ -296,10 +319,10 @@ pub fn mount_cgroup_ro(privileged: bool) {
 /// runc's pivot: make `root` the root with `pivot_root(".", ".")`, then
 /// detach the old root stacked on it, so nothing of the init's tree stays
 /// reachable.
-fn pivot(root: &str) -> Result<(), Error> {
+fn pivot(root: &str) -> Result<(), mounts::Error> {
     let step = |step: &'static str| {
         let path = root.to_string();
-        move |e: rustix::io::Errno| Error::SwitchRoot {
+        move |e: rustix::io::Errno| mounts::Error::SwitchRoot {
             step,
             path,
             source: e.into(),

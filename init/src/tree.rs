@@ -1,5 +1,8 @@
-//! Copying and removing directory trees without crossing into other mounts:
-//! the fallback root filesystem when the kernel has no overlayfs.
+//! Paths inside trees a container controls, handled without being led
+//! outside them: copying and removing trees without crossing into other
+//! mounts (the fallback root filesystem when the kernel has no overlayfs),
+//! making mount points without following symlinks, and opening a path
+//! beneath a directory with openat2(2) (a volume's subPath).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -139,6 +142,129 @@ pub fn create_dir_all_no_symlinks(root: &str, rel: &str) -> Result<String, Error
     Ok(cur)
 }
 
+/// Makes an empty file at `rel` inside `root` to bind a file onto, with
+/// its parent directories ([`create_dir_all_no_symlinks`]); an existing
+/// file is kept. Never through a symlink: a symlink at `rel` (which could
+/// point anywhere on the host) is refused, as is a directory.
+pub fn create_file_no_symlinks(root: &str, rel: &str) -> Result<String, Error> {
+    let invalid = || Error {
+        step: "making a file mount point at",
+        path: rel.to_string(),
+        source: IoError::INVALID_INPUT,
+    };
+    let rel = rel.trim_end_matches('/');
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    if matches!(name, "" | "." | "..") {
+        return Err(invalid());
+    }
+    let dir = create_dir_all_no_symlinks(root, parent)?;
+    let path = sys::join(&dir, name);
+    // O_EXCL with O_NOFOLLOW: made here, or already there and not followed.
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    match sys::open(&path, flags, 0o644) {
+        Ok(_) => Ok(path),
+        Err(e) if e == IoError::Os(libc::EEXIST) => {
+            let st = sys::lstat(&path).map_err(err("stat", &path))?;
+            match sys::file_type(&st) {
+                FileType::Symlink => Err(Error {
+                    step: "refusing to follow a symlink at",
+                    path,
+                    source: IoError::INVALID_INPUT,
+                }),
+                FileType::Directory => Err(Error {
+                    step: "binding a file onto the directory",
+                    path,
+                    source: IoError::Os(libc::EISDIR),
+                }),
+                _ => Ok(path),
+            }
+        }
+        Err(e) => Err(err("creating file", &path)(e)),
+    }
+}
+
+/// The components of a relative path that stays beneath its directory:
+/// empty and `.` components dropped; `..` and absolute paths refused.
+pub fn components_beneath(rel: &str) -> Option<Vec<&str>> {
+    if rel.starts_with('/') {
+        return None;
+    }
+    let mut comps = Vec::new();
+    for c in rel.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => comps.push(c),
+        }
+    }
+    Some(comps)
+}
+
+/// Opens `rel` beneath the directory `base` as an O_PATH descriptor, with
+/// openat2(2)'s RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: symlinks inside
+/// `base` are followed (a configMap's `key -> ..data/key`), anything that
+/// would lead outside it (`..` above it, an absolute symlink, a
+/// /proc/*/fd link) fails with EXDEV or ELOOP, whatever a container put
+/// there. The kernel resolves it in one call, so nothing can be swapped
+/// between a check and the use.
+///
+/// With `make_dirs`, missing components are made as directories of that
+/// mode (chmod'ed, so the umask does not decide), each opened without
+/// following a symlink before the next is made in it, as the kubelet's
+/// SafeMakeDir does. `rel` with no components opens `base` itself.
+pub fn open_beneath(base: &str, rel: &str, make_dirs: Option<u32>) -> Result<OwnedFd, Error> {
+    use rustix::fs::ResolveFlags;
+    let comps = components_beneath(rel).ok_or_else(|| Error {
+        step: "refusing a path that leaves its directory:",
+        path: rel.to_string(),
+        source: IoError::INVALID_INPUT,
+    })?;
+    let root = sys::open(base, OFlags::PATH | OFlags::DIRECTORY, 0).map_err(err("opening", base))?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let beneath = |prefix: &str| {
+        rfs::openat2(
+            &root,
+            prefix,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .map_err(|e| err("resolving", &sys::join(base, prefix))(e.into()))
+    };
+    let Some(mode) = make_dirs else {
+        return match comps.is_empty() {
+            true => Ok(root),
+            false => beneath(&comps.join("/")),
+        };
+    };
+    // Resolve prefix by prefix from `base` (not from the last descriptor):
+    // a relative symlink may climb back up as long as it stays beneath.
+    let mut cur: Option<OwnedFd> = None;
+    for i in 0..comps.len() {
+        let prefix = comps[..=i].join("/");
+        match beneath(&prefix) {
+            Ok(fd) => cur = Some(fd),
+            Err(e) if e.source.is_not_found() => {
+                let shown = sys::join(base, &prefix);
+                let parent = cur.as_ref().unwrap_or(&root);
+                match rfs::mkdirat(parent, comps[i], Mode::from_raw_mode(mode)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(err("creating directory", &shown)(e.into())),
+                }
+                // O_NOFOLLOW: what was just made cannot have become a
+                // symlink in between (a file would fail O_DIRECTORY).
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let dir = rfs::openat(parent, comps[i], flags, Mode::empty())
+                    .map_err(|e| err("opening directory", &shown)(e.into()))?;
+                rfs::fchmod(&dir, Mode::from_raw_mode(mode)).map_err(|e| err("chmod", &shown)(e.into()))?;
+                cur = Some(dir);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(cur.unwrap_or(root))
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -204,6 +330,107 @@ mod tests {
         assert!(!b.join("skipme").exists());
         fs::remove_dir_all(&a).unwrap();
         fs::remove_dir_all(&b).unwrap();
+    }
+
+    /// What an O_PATH descriptor refers to, read through /proc/self/fd.
+    fn read_fd(fd: &OwnedFd) -> String {
+        use rustix::fd::AsRawFd;
+        fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+    }
+
+    fn errno(e: &Error) -> Option<i32> {
+        match e.source {
+            IoError::Os(n) => Some(n),
+            IoError::Other(_) => None,
+        }
+    }
+
+    #[test]
+    fn open_beneath_follows_links_inside_and_refuses_the_way_out() {
+        let t = tmp("beneath");
+        let vol = t.join("vol");
+        // A configMap volume as the kubelet (and the builder) lays it out.
+        fs::create_dir_all(vol.join("..2024_01_01")).unwrap();
+        fs::write(vol.join("..2024_01_01/key"), "value").unwrap();
+        symlink("..2024_01_01", vol.join("..data")).unwrap();
+        symlink("..data/key", vol.join("key")).unwrap();
+        fs::create_dir(t.join("outside")).unwrap();
+        fs::write(t.join("outside/secret"), "host").unwrap();
+        symlink("../outside", vol.join("up")).unwrap();
+        symlink(t.join("outside"), vol.join("abs")).unwrap();
+        symlink("/proc/self/root", vol.join("proc")).unwrap();
+        let v = s(&vol);
+        assert_eq!(read_fd(&open_beneath(v, "key", None).unwrap()), "value");
+        assert_eq!(read_fd(&open_beneath(v, "./..data//key", None).unwrap()), "value");
+        for escape in ["up/secret", "abs/secret", "proc/etc"] {
+            let e = open_beneath(v, escape, None).unwrap_err();
+            assert_eq!(errno(&e), Some(libc::EXDEV), "{escape}: {e}");
+        }
+        for refused in ["../outside/secret", "/etc", "a/../../x"] {
+            assert_eq!(
+                open_beneath(v, refused, None).unwrap_err().source,
+                IoError::INVALID_INPUT
+            );
+        }
+        // No subPath: the volume itself.
+        open_beneath(v, "", None).unwrap();
+        // Without make_dirs a missing path is an error, and nothing is made.
+        assert!(open_beneath(v, "missing/dir", None)
+            .unwrap_err()
+            .source
+            .is_not_found());
+        assert!(!vol.join("missing").exists());
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn open_beneath_makes_missing_directories_with_the_mode_asked() {
+        let t = tmp("beneath-mkdir");
+        let vol = t.join("vol");
+        fs::create_dir_all(vol.join("real")).unwrap();
+        fs::create_dir(t.join("outside")).unwrap();
+        symlink("real", vol.join("inside")).unwrap();
+        symlink("../outside", vol.join("up")).unwrap();
+        let v = s(&vol);
+        // Modes wider than the umask allows: chmod'ed after mkdir.
+        open_beneath(v, "a/b/c", Some(0o2777)).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            let m = fs::metadata(vol.join(d)).unwrap();
+            assert!(m.is_dir());
+            assert_eq!(m.mode() & 0o7777, 0o2777, "{d}");
+        }
+        // Through a symlink that stays inside: made where it points.
+        open_beneath(v, "inside/new", Some(0o755)).unwrap();
+        assert!(vol.join("real/new").is_dir());
+        // Through one that leads out: refused, nothing made outside.
+        let e = open_beneath(v, "up/new", Some(0o755)).unwrap_err();
+        assert_eq!(errno(&e), Some(libc::EXDEV), "{e}");
+        assert!(!t.join("outside/new").exists());
+        // An existing file is opened as it is.
+        fs::write(vol.join("a/f"), "x").unwrap();
+        assert_eq!(read_fd(&open_beneath(v, "a/f", Some(0o755)).unwrap()), "x");
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn file_mount_points_are_made_never_through_symlinks() {
+        let t = tmp("file-target");
+        let r = s(&t);
+        let made = create_file_no_symlinks(r, "/etc/deep/hosts").unwrap();
+        assert!(Path::new(&made).is_file());
+        assert_eq!(fs::metadata(&made).unwrap().len(), 0);
+        // An existing file stays as it is.
+        fs::write(&made, "kept").unwrap();
+        assert_eq!(create_file_no_symlinks(r, "/etc/deep/hosts").unwrap(), made);
+        assert_eq!(fs::read_to_string(&made).unwrap(), "kept");
+        symlink("/etc/passwd", t.join("etc/link")).unwrap();
+        assert!(create_file_no_symlinks(r, "/etc/link").is_err());
+        symlink("/etc", t.join("dirlink")).unwrap();
+        assert!(create_file_no_symlinks(r, "/dirlink/hosts").is_err());
+        assert!(create_file_no_symlinks(r, "/etc/deep").is_err());
+        assert!(create_file_no_symlinks(r, "/").is_err());
+        assert!(create_file_no_symlinks(r, "/etc/..").is_err());
+        fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]

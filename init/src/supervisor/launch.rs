@@ -12,7 +12,7 @@ use super::{Error, State, Supervisor};
 use crate::channel;
 use crate::console::{self, now_ms};
 use crate::process::{self, Ready};
-use crate::{rootfs, sys};
+use crate::{rootfs, sys, volumes};
 
 impl Supervisor {
     /// Clones and prepares container `i`; a preparation failure counts as
@@ -26,18 +26,7 @@ impl Supervisor {
         // The previous run's writable layer goes: a restarted container
         // starts from its image, as in Kubernetes (volumes persist).
         let _ = sys::remove_dir_all(&sys::join(&runs, &(c.attempt - 1).to_string()));
-        let volumes = c
-            .plan
-            .volume_mounts
-            .iter()
-            .map(|m| {
-                (
-                    sys::join(&pod.state, &format!("volumes/{}", m.name)),
-                    m.mount_path.as_str(),
-                    m.read_only,
-                )
-            })
-            .collect();
+        let volumes = volumes::mounts_of(&pod.plan.volumes, &c.plan.volume_mounts, &pod.root, &pod.state);
         let ctx = process::Context {
             plan: &c.plan,
             programs: &pod.plan.programs,
@@ -47,6 +36,7 @@ impl Supervisor {
                 image: sys::join(&pod.root, c.plan.rootfs.trim_start_matches('/')),
                 scratch,
                 volumes,
+                files: volumes::files_of(&c.plan.files, &pod.root),
                 read_only: c.plan.read_only_root_filesystem,
                 privileged: c.plan.privileged,
                 working_dir: &c.plan.working_dir,

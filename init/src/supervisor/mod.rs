@@ -35,12 +35,11 @@ use self::logs::{LogPipe, CHUNK};
 use crate::cgroups::Cgroups;
 use crate::channel::{self, Requests};
 use crate::console::{self, now_ms};
-use crate::mounts;
-use crate::mounts::MsFlags;
 use crate::namespaces::Sandbox;
 use crate::process;
 use crate::signals::{handled_signals, read_signal, signalfd};
 use crate::sys::{self, Errno, Sig, WaitStatus};
+use crate::volumes;
 
 /// A supervisor step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +54,8 @@ pub enum Error {
     #[error(transparent)]
     Process(#[from] process::Error),
     /// A volume could not be made.
-    #[error("creating volume {name}: {source}")]
-    Volume {
-        /// Volume name.
-        name: String,
-        /// The cause.
-        source: mounts::Error,
-    },
+    #[error(transparent)]
+    Volume(#[from] volumes::Error),
 }
 
 /// Where the pod's files live.
@@ -132,22 +126,7 @@ impl Supervisor {
     /// Prepares volumes and the signalfd (signals are already blocked).
     pub fn new(pod: Pod) -> Result<Supervisor, Error> {
         let sigfd = signalfd(&handled_signals()).map_err(Error::SignalFd)?;
-        for v in &pod.plan.volumes {
-            let dir = sys::join(&pod.state, &format!("volumes/{}", v.name));
-            let fail = |source| Error::Volume {
-                name: v.name.clone(),
-                source,
-            };
-            mounts::mkdir_p(&dir).map_err(fail)?;
-            if let Some(size) = v.size_limit_bytes {
-                let data = format!("mode=0777,size={size}");
-                // No device node in a volume can be opened (the state
-                // tmpfs the others live on is nodev too).
-                mounts::mount_fs("tmpfs", &dir, "tmpfs", MsFlags::MS_NODEV, Some(&data)).map_err(fail)?;
-            } else {
-                let _ = sys::chmod(&dir, 0o777);
-            }
-        }
+        volumes::create(&pod.plan.volumes, &pod.state)?;
         let initial = pod.plan.backoff.initial_ms;
         let ctrs = pod
             .plan
