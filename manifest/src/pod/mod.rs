@@ -7,6 +7,7 @@
 #[cfg(feature = "std")]
 use std::collections::BTreeMap;
 
+#[cfg(feature = "std")]
 use alloc::string::String;
 use serde::Deserialize;
 
@@ -17,7 +18,6 @@ use crate::quantity::Quantity;
 
 #[cfg(feature = "std")]
 mod env;
-#[cfg(feature = "std")]
 mod security;
 #[cfg(feature = "std")]
 mod volumes;
