@@ -22,6 +22,8 @@ use pod1_manifest::events::{Event, Record, Stream};
 
 use crate::cmd::run::exit;
 
+pub mod status;
+
 /// Console lines kept to explain a failure.
 const CONSOLE_TAIL: usize = 40;
 /// Pipes a session keeps a partial line for, and names it keeps a colour

@@ -1,0 +1,546 @@
+//! The pod's final status as a Kubernetes `v1` `PodStatus`, folded from the
+//! init's events: what `pod1 run --status FILE` writes and `--json` ends
+//! with.
+//!
+//! Pure code: [`Fold::record`] takes each event with the host's wall time
+//! when it was read, [`Fold::status`] the time the run ended and, when the
+//! pod did not report its end, why ([`Cut`]). The clock readings and the
+//! file belong to the caller. Only the plan's containers are tracked, so a
+//! guest naming others costs nothing.
+//!
+//! The status is the one the kubelet would leave for the same pod on a node:
+//! its condition rules (`pkg/kubelet/status/generate.go`), its reasons, and
+//! its `TerminatePod` rule that a container still running when the pod ends
+//! is `terminated` with reason `ContainerStatusUnknown` and exit code 137.
+//! Where pod1 knows more than the kubelet would, it says so: such a
+//! container keeps its `startedAt`, ends when the VM did, and its message
+//! says why; a container that never started stays `waiting` with the
+//! kubelet's reason for it (`TerminatePod` would call it unknown as well
+//! once the pod had initialized).
+//!
+//! **Time.** Events carry the guest's CLOCK_BOOTTIME in milliseconds; the
+//! status needs wall-clock time. One anchor links the two clocks: the first
+//! event read (`init_started`, about a second into the boot), paired with
+//! the host's wall time at that moment. From then on, an event's time is
+//! the anchor's plus the guest time elapsed since it, so events keep their
+//! exact guest-side spacing however late the host reads them (a backlog
+//! behind a slow terminal stretches nothing), and the whole error is the
+//! first event's delivery latency, milliseconds with nothing queued before
+//! it. QEMU's start would be a worse anchor: the firmware and the kernel's
+//! early boot run before CLOCK_BOOTTIME counts, up to a second under TCG.
+//! Until an event arrives (and for a VM that never sends one), QEMU's start
+//! stands for guest time 0. Every time is kept between the pod's
+//! `startTime` and the end of the run, so a guest sending absurd times
+//! cannot place anything outside the run.
+
+mod k8s;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use pod1_manifest::events::{Event, Phase, Record};
+use pod1_manifest::plan::{ContainerPlan, Plan, QosClass};
+use serde::Serialize;
+
+pub use k8s::{
+    ConditionStatus, ConditionType, ContainerState, ContainerStatus, Ip, PodCondition, PodStatus, Terminated,
+    Time, Waiting,
+};
+
+/// The pod's address, and the node's: the pod has no network of its own
+/// yet, so both are the loopback address. The networking work replaces it
+/// with the address the init configures on the pod's interface.
+pub const POD_IP: &str = "127.0.0.1";
+
+/// The exit code a container refused with `container_waiting` counts as
+/// (manifest/src/events.rs).
+pub const REFUSED_EXIT_CODE: i32 = 126;
+
+/// Why the run ended without the pod reporting its end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cut {
+    /// `--timeout` (in seconds) expired and the VM was killed.
+    Timeout(f64),
+    /// A signal killed the VM (a second Ctrl-C or SIGTERM, or a SIGHUP).
+    Interrupted,
+    /// The VM stopped, or could no longer be heard, before the pod
+    /// finished: the sentence `pod1 run` printed.
+    Vm(String),
+    /// pod1 itself failed before the pod could run: its error.
+    Pod1(String),
+}
+
+impl Cut {
+    /// The pod's `reason`: Kubernetes' word for a pod that outlived
+    /// `activeDeadlineSeconds`, for `--timeout`; none for the others, which
+    /// have no Kubernetes counterpart.
+    fn reason(&self) -> Option<String> {
+        match self {
+            Cut::Timeout(_) => Some("DeadlineExceeded".into()),
+            _ => None,
+        }
+    }
+
+    /// The pod's `message`.
+    fn message(&self) -> String {
+        match self {
+            Cut::Timeout(s) => format!("the pod did not finish within --timeout {s} s; the VM was killed"),
+            Cut::Interrupted => "pod1 run was stopped by a signal; the VM was killed".into(),
+            Cut::Vm(why) => why.clone(),
+            Cut::Pod1(why) => format!("pod1 could not run the pod: {why}"),
+        }
+    }
+}
+
+/// Where one container is.
+#[derive(Debug, Clone, PartialEq)]
+enum Run {
+    /// Never started (perhaps created).
+    NotStarted,
+    /// Refused by the init (`container_waiting`).
+    Refused { reason: String, message: String },
+    /// Running since this guest time.
+    Running { since: u64 },
+    /// Ended.
+    Exited(Exit),
+}
+
+/// One end of a container's run.
+#[derive(Debug, Clone, PartialEq)]
+struct Exit {
+    code: i32,
+    signal: Option<i32>,
+    /// Why it never got to run its command (the init's words).
+    why: Option<String>,
+    /// Guest times; no start when it never started.
+    started: Option<u64>,
+    finished: u64,
+}
+
+impl Exit {
+    fn reason(&self) -> &'static str {
+        match (self.code, &self.why) {
+            (_, Some(_)) => "ContainerCannotRun",
+            (0, None) => "Completed",
+            _ => "Error",
+        }
+    }
+}
+
+/// What is known of one container of the plan.
+#[derive(Debug, Clone)]
+struct Track {
+    name: String,
+    image: String,
+    run: Run,
+    /// The end before the current run.
+    last: Option<Exit>,
+    restarts: u32,
+}
+
+impl Track {
+    fn new(c: &ContainerPlan) -> Self {
+        Track {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            run: Run::NotStarted,
+            last: None,
+            restarts: 0,
+        }
+    }
+
+    /// Ended with exit code 0: an init container is then ready.
+    fn completed(&self) -> bool {
+        matches!(&self.run, Run::Exited(e) if e.code == 0)
+    }
+
+    /// It has a `running` or `terminated` state (the kubelet's
+    /// `HasAnyRegularContainerStarted`).
+    fn ran(&self) -> bool {
+        matches!(self.run, Run::Running { .. } | Run::Exited(_))
+    }
+}
+
+/// The guest's clock against the host's (see the module's notes on time).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// The pod's `startTime`: when QEMU was started.
+    started: SystemTime,
+    /// A guest time and the host's wall time when it was read.
+    anchor: Option<(u64, SystemTime)>,
+}
+
+impl Clock {
+    /// The wall time of guest time `ms`, kept within `started..=now`.
+    fn wall(&self, ms: u64, now: SystemTime) -> SystemTime {
+        let (at_ms, at) = self.anchor.unwrap_or((0, self.started));
+        let t = match ms.checked_sub(at_ms) {
+            Some(later) => at.checked_add(Duration::from_millis(later)),
+            None => at.checked_sub(Duration::from_millis(at_ms - ms)),
+        };
+        t.unwrap_or(now).clamp(self.started, now.max(self.started))
+    }
+
+    /// The guest time of wall time `t` (0 before the anchor's guest time 0).
+    fn guest_ms(&self, t: SystemTime) -> u64 {
+        let (at_ms, at) = self.anchor.unwrap_or((0, self.started));
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match t.duration_since(at) {
+            Ok(later) => at_ms.saturating_add(ms(later)),
+            Err(e) => at_ms.saturating_sub(ms(e.duration())),
+        }
+    }
+}
+
+/// The status folded so far.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    clock: Clock,
+    qos: QosClass,
+    init: Vec<Track>,
+    app: Vec<Track>,
+    /// Container name to (is an init container, index).
+    index: HashMap<String, (bool, usize)>,
+    sandbox_ready: Option<u64>,
+    /// When the last init container completed.
+    initialized: Option<u64>,
+    /// Every app container runs.
+    all_running: bool,
+    /// When `all_running` last changed.
+    readiness_changed: Option<u64>,
+    /// The first `pod_exited`.
+    exited: Option<(Phase, u64)>,
+    /// The first `error`.
+    error: Option<(String, u64)>,
+}
+
+impl Fold {
+    /// Nothing seen yet of `plan`'s pod, whose VM was started at `started`.
+    pub fn new(plan: &Plan, started: SystemTime) -> Self {
+        let mut index = HashMap::new();
+        for (init, list) in [(true, &plan.init_containers), (false, &plan.containers)] {
+            for (i, c) in list.iter().enumerate() {
+                index.entry(c.name.clone()).or_insert((init, i));
+            }
+        }
+        Fold {
+            clock: Clock {
+                started,
+                anchor: None,
+            },
+            qos: plan.qos_class,
+            init: plan.init_containers.iter().map(Track::new).collect(),
+            app: plan.containers.iter().map(Track::new).collect(),
+            index,
+            sandbox_ready: None,
+            initialized: None,
+            all_running: false,
+            readiness_changed: None,
+            exited: None,
+            error: None,
+        }
+    }
+
+    fn track(&mut self, name: &str) -> Option<&mut Track> {
+        match *self.index.get(name)? {
+            (true, i) => self.init.get_mut(i),
+            (false, i) => self.app.get_mut(i),
+        }
+    }
+
+    /// One event from the init, read at wall time `received`.
+    pub fn record(&mut self, rec: &Record, received: SystemTime) {
+        let ms = rec.ms;
+        self.clock.anchor.get_or_insert((ms, received));
+        match &rec.event {
+            Event::SandboxReady {} => {
+                self.sandbox_ready.get_or_insert(ms);
+            }
+            Event::ContainerStarted { container, .. } => {
+                if let Some(t) = self.track(container) {
+                    if let Run::Exited(e) = std::mem::replace(&mut t.run, Run::Running { since: ms }) {
+                        t.last = Some(e);
+                        t.restarts = t.restarts.saturating_add(1);
+                    }
+                }
+            }
+            Event::ContainerWaiting {
+                container,
+                reason,
+                message,
+            } => {
+                if let Some(t) = self.track(container) {
+                    let refused = Run::Refused {
+                        reason: reason.clone(),
+                        message: message.clone(),
+                    };
+                    if let Run::Exited(e) = std::mem::replace(&mut t.run, refused) {
+                        t.last = Some(e);
+                    }
+                }
+            }
+            Event::ContainerExited {
+                container,
+                exit_code,
+                signal,
+                restarts,
+                reason,
+            } => {
+                let Some(t) = self.track(container) else {
+                    return;
+                };
+                t.restarts = *restarts;
+                let started = match t.run {
+                    // The refusal's own accounting: it stays refused.
+                    Run::Refused { .. } => return,
+                    Run::Running { since } => Some(since),
+                    Run::NotStarted | Run::Exited(_) => None,
+                };
+                let exit = Exit {
+                    code: *exit_code,
+                    signal: *signal,
+                    why: reason.clone(),
+                    started,
+                    finished: ms,
+                };
+                if let Run::Exited(e) = std::mem::replace(&mut t.run, Run::Exited(exit)) {
+                    t.last = Some(e);
+                }
+                if self.init.iter().all(Track::completed) && !self.init.is_empty() {
+                    self.initialized.get_or_insert(ms);
+                }
+            }
+            Event::PodExited { phase, .. } => {
+                self.exited.get_or_insert((*phase, ms));
+            }
+            Event::Error { message } => {
+                self.error.get_or_insert_with(|| (message.clone(), ms));
+            }
+            Event::InitStarted { .. } | Event::ContainerCreated { .. } | Event::Log { .. } => {}
+        }
+        let all_running =
+            !self.app.is_empty() && self.app.iter().all(|t| matches!(t.run, Run::Running { .. }));
+        if all_running != self.all_running {
+            self.all_running = all_running;
+            self.readiness_changed = Some(ms);
+        }
+    }
+
+    /// The guest time of wall time `t`, by the same anchor.
+    pub fn guest_ms(&self, t: SystemTime) -> u64 {
+        self.clock.guest_ms(t)
+    }
+
+    /// The pod's status once the run has ended at wall time `now`; `cut`
+    /// says why when the pod did not report its end.
+    pub fn status(&self, now: SystemTime, cut: Option<&Cut>) -> PodStatus {
+        let wall = |ms: u64| self.clock.wall(ms, now);
+        let start = self.clock.started.min(now);
+        let end_ms = self.error.as_ref().map(|e| e.1).or(self.exited.map(|e| e.1));
+        let end = end_ms.map_or(now.max(start), wall);
+        // The init's error decides even after a reported end, as it
+        // decides `pod1 run`'s exit code.
+        let (phase, reason, message) = match (&self.error, self.exited, cut) {
+            (Some((msg, _)), _, _) => (Phase::Failed, None, Some(format!("pod1's init failed: {msg}"))),
+            (None, Some((phase, _)), _) => (phase, None, None),
+            (None, None, Some(cut)) => (Phase::Failed, cut.reason(), Some(cut.message())),
+            (None, None, None) => {
+                let never = "the pod's end was never reported".to_string();
+                (Phase::Failed, None, Some(never))
+            }
+        };
+        let unknown = match &message {
+            Some(m) => format!("the container was still running when the pod ended: {m}"),
+            None => "the container was still running when the pod ended".into(),
+        };
+        // The kubelet's default waiting reason.
+        let not_started = if self.init.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
+        let statuses = |list: &[Track], init: bool| -> Vec<ContainerStatus> {
+            list.iter()
+                .map(|t| container_status(t, init, &wall, end, &unknown, not_started))
+                .collect()
+        };
+        PodStatus {
+            conditions: self.conditions(phase, start, end, &wall),
+            container_statuses: statuses(&self.app, false),
+            host_ip: Some(POD_IP.into()),
+            host_ips: vec![Ip { ip: POD_IP.into() }],
+            init_container_statuses: statuses(&self.init, true),
+            message,
+            phase,
+            pod_ip: Some(POD_IP.into()),
+            pod_ips: vec![Ip { ip: POD_IP.into() }],
+            qos_class: Some(self.qos),
+            reason,
+            start_time: Some(Time(start)),
+        }
+    }
+
+    /// The kubelet's five conditions for a pod that ended in `phase`.
+    fn conditions(
+        &self,
+        phase: Phase,
+        start: SystemTime,
+        end: SystemTime,
+        wall: &impl Fn(u64) -> SystemTime,
+    ) -> Vec<PodCondition> {
+        use ConditionType::*;
+        let terminal = match phase {
+            Phase::Succeeded => "PodCompleted",
+            Phase::Failed => "PodFailed",
+        };
+        // The sandbox is torn down with the pod: true from sandbox_ready
+        // until the end.
+        let sandbox_changed = if self.sandbox_ready.is_some() { end } else { start };
+        let incomplete: Vec<&str> = self
+            .init
+            .iter()
+            .filter(|t| !t.completed())
+            .map(|t| t.name.as_str())
+            .collect();
+        let initialized_at = self.initialized.map_or(start, wall);
+        let initialized = if phase == Phase::Succeeded {
+            PodCondition::new(Initialized, true, initialized_at).because("PodCompleted")
+        } else if incomplete.is_empty() || self.app.iter().any(Track::ran) {
+            PodCondition::new(Initialized, true, initialized_at)
+        } else {
+            // Go's %s of a []string.
+            let message = format!("containers with incomplete status: [{}]", incomplete.join(" "));
+            PodCondition::new(Initialized, false, start)
+                .because("ContainersNotInitialized")
+                .saying(message)
+        };
+        // Ready while every app container runs (none has a readiness
+        // probe); false from the end on if they still ran then.
+        let readiness_changed = match (self.all_running, self.readiness_changed) {
+            (true, _) => end,
+            (false, Some(ms)) => wall(ms),
+            (false, None) => start,
+        };
+        vec![
+            PodCondition::new(PodReadyToStartContainers, false, sandbox_changed),
+            initialized,
+            PodCondition::new(Ready, false, readiness_changed).because(terminal),
+            PodCondition::new(ContainersReady, false, readiness_changed).because(terminal),
+            PodCondition::new(PodScheduled, true, start),
+        ]
+    }
+}
+
+/// One container's status at the end of the pod.
+fn container_status(
+    t: &Track,
+    init: bool,
+    wall: &impl Fn(u64) -> SystemTime,
+    end: SystemTime,
+    unknown: &str,
+    not_started: &str,
+) -> ContainerStatus {
+    let terminated = |e: &Exit| ContainerState {
+        terminated: Some(Terminated {
+            exit_code: e.code,
+            finished_at: Some(Time(wall(e.finished))),
+            message: e.why.clone(),
+            reason: Some(e.reason().into()),
+            signal: e.signal,
+            started_at: e.started.map(|ms| Time(wall(ms))),
+        }),
+        waiting: None,
+    };
+    let waiting = |reason: &str, message: Option<&str>| ContainerState {
+        terminated: None,
+        waiting: Some(Waiting {
+            message: message.map(str::to_string),
+            reason: reason.to_string(),
+        }),
+    };
+    let state = match &t.run {
+        Run::NotStarted => waiting(not_started, None),
+        Run::Refused { reason, message } => waiting(reason, Some(message)),
+        Run::Running { since } => ContainerState {
+            terminated: Some(Terminated {
+                exit_code: 137,
+                finished_at: Some(Time(end)),
+                message: Some(unknown.to_string()),
+                reason: Some("ContainerStatusUnknown".into()),
+                signal: None,
+                started_at: Some(Time(wall(*since))),
+            }),
+            waiting: None,
+        },
+        Run::Exited(e) => terminated(e),
+    };
+    ContainerStatus {
+        image: t.image.clone(),
+        // The plan does not carry the image's digest (its rootfs directory
+        // is named after a prefix of the unpacked tree's digest, which is
+        // no image digest): "" as the kubelet reports an unknown one.
+        image_id: String::new(),
+        last_state: t.last.as_ref().map(terminated).unwrap_or_default(),
+        name: t.name.clone(),
+        // An init container is ready once it completed; an app container
+        // is not ready once the pod has ended.
+        ready: init && t.completed(),
+        restart_count: t.restarts,
+        started: false,
+        state,
+    }
+}
+
+/// The `--json` line carrying `status`, after the init's events:
+/// `{"event":"pod_status","status":{...},"ms":N}`, `ms` being the end of
+/// the run on the guest's clock (every event has one).
+pub fn event_line(status: &PodStatus, ms: u64) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        event: &'static str,
+        status: &'a PodStatus,
+        ms: u64,
+    }
+    let line = Line {
+        event: "pod_status",
+        status,
+        ms,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// `status` as `kubectl get pod -o json` prints an object: indented by
+/// four spaces, with a final newline.
+pub fn to_kubectl_json(status: &PodStatus) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    // Plain data (strings, numbers, enums): serializing cannot fail.
+    let _ = status.serialize(&mut ser);
+    out.push(b'\n');
+    out
+}
+
+/// The status of a pod pod1 could not even read: it failed (`message`)
+/// before the pod's plan was known. Written so that a `--status` file
+/// never shows an earlier run's outcome.
+pub fn unread(message: &str, started: SystemTime) -> PodStatus {
+    PodStatus {
+        conditions: Vec::new(),
+        container_statuses: Vec::new(),
+        host_ip: None,
+        host_ips: Vec::new(),
+        init_container_statuses: Vec::new(),
+        message: Some(Cut::Pod1(message.to_string()).message()),
+        phase: Phase::Failed,
+        pod_ip: None,
+        pod_ips: Vec::new(),
+        qos_class: None,
+        reason: None,
+        start_time: Some(Time(started)),
+    }
+}

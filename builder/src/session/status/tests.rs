@@ -1,0 +1,526 @@
+//! The fold fed event sequences as the init sends them; the result
+//! compared as JSON, field by field as kubectl would show it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use pod1_manifest::events::{Event, Phase, Record};
+use pod1_manifest::plan::{resolve, ImageInfo, Plan};
+use pod1_manifest::Pod;
+use serde_json::{json, Value};
+
+use super::*;
+
+/// 2023-11-14T22:13:20Z: QEMU was started then.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+/// `t0` plus `ms` milliseconds.
+fn at(ms: u64) -> SystemTime {
+    t0() + Duration::from_millis(ms)
+}
+
+/// RFC 3339 of `t0` plus `s` seconds.
+fn ts(s: u64) -> String {
+    humantime::format_rfc3339_seconds(t0() + Duration::from_secs(s)).to_string()
+}
+
+/// The plan of a pod with these init and app containers (busybox-like
+/// images, `restartPolicy: Never`).
+fn plan(init: &[&str], app: &[&str]) -> Plan {
+    let list = |names: &[&str]| -> Value {
+        names
+            .iter()
+            .map(|n| json!({"name": n, "image": "oci:busybox", "command": ["true"]}))
+            .collect()
+    };
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"restartPolicy": "Never", "initContainers": list(init), "containers": list(app)}
+    });
+    let pod = Pod::parse(&pod.to_string()).unwrap();
+    let image = ImageInfo {
+        rootfs: "/pod1/images/0123456789abcdef".into(),
+        ..ImageInfo::default()
+    };
+    resolve(&pod, &BTreeMap::from([("oci:busybox".to_string(), image)])).unwrap()
+}
+
+/// A fold of `plan` that saw `events`: each `(ms, event)` read by the host
+/// 500 ms of guest time after QEMU's start, so guest ms N is t0 + 500 + N
+/// (the host reads nothing after 60 s).
+fn fold(plan: &Plan, events: &[(u64, Event)]) -> Fold {
+    let mut f = Fold::new(plan, t0());
+    for (ms, event) in events {
+        let rec = Record {
+            event: event.clone(),
+            ms: *ms,
+        };
+        f.record(&rec, at(ms.saturating_add(500).min(60_000)));
+    }
+    f
+}
+
+fn status(f: &Fold, now_ms: u64, cut: Option<Cut>) -> Value {
+    serde_json::to_value(f.status(at(now_ms), cut.as_ref())).unwrap()
+}
+
+fn init_started() -> Event {
+    Event::InitStarted {
+        argv0: "/init".into(),
+        pid1: true,
+    }
+}
+
+fn started(c: &str) -> Event {
+    Event::ContainerStarted {
+        container: c.into(),
+        pid: 2,
+    }
+}
+
+fn exited(c: &str, code: i32, restarts: u32) -> Event {
+    Event::ContainerExited {
+        container: c.into(),
+        exit_code: code,
+        signal: None,
+        restarts,
+        reason: None,
+    }
+}
+
+fn pod_exited(phase: Phase, exit_code: i32) -> Event {
+    Event::PodExited { phase, exit_code }
+}
+
+/// The condition of type `kind`.
+fn condition<'a>(s: &'a Value, kind: &str) -> &'a Value {
+    s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {s}"))
+}
+
+#[test]
+fn a_succeeded_pod_reads_as_the_kubelet_leaves_it() {
+    let p = plan(&[], &["c"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_000, Event::SandboxReady {}),
+            (
+                1_200,
+                Event::ContainerCreated {
+                    container: "c".into(),
+                },
+            ),
+            (2_500, started("c")),
+            (5_500, exited("c", 0, 0)),
+            (5_600, pod_exited(Phase::Succeeded, 0)),
+        ],
+    );
+    let want = json!({
+        "conditions": [
+            {"lastProbeTime": null, "lastTransitionTime": ts(6), "status": "False", "type": "PodReadyToStartContainers"},
+            {"lastProbeTime": null, "lastTransitionTime": ts(0), "reason": "PodCompleted", "status": "True", "type": "Initialized"},
+            {"lastProbeTime": null, "lastTransitionTime": ts(6), "reason": "PodCompleted", "status": "False", "type": "Ready"},
+            {"lastProbeTime": null, "lastTransitionTime": ts(6), "reason": "PodCompleted", "status": "False", "type": "ContainersReady"},
+            {"lastProbeTime": null, "lastTransitionTime": ts(0), "status": "True", "type": "PodScheduled"},
+        ],
+        "containerStatuses": [{
+            "image": "oci:busybox",
+            "imageID": "",
+            "lastState": {},
+            "name": "c",
+            "ready": false,
+            "restartCount": 0,
+            "started": false,
+            "state": {"terminated": {
+                "exitCode": 0, "finishedAt": ts(6), "reason": "Completed", "startedAt": ts(3),
+            }},
+        }],
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "phase": "Succeeded",
+        "podIP": "127.0.0.1",
+        "podIPs": [{"ip": "127.0.0.1"}],
+        "qosClass": "BestEffort",
+        "startTime": ts(0),
+    });
+    assert_eq!(status(&f, 9_000, None), want);
+    // As kubectl prints it: keys in order, four spaces, a final newline.
+    let text = String::from_utf8(to_kubectl_json(&f.status(at(9_000), None))).unwrap();
+    assert!(text.starts_with("{\n    \"conditions\": [\n        {\n            \"lastProbeTime\": null,"));
+    assert!(
+        text.ends_with("\n    \"startTime\": \"2023-11-14T22:13:20Z\"\n}\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_failed_container_fails_the_pod() {
+    let p = plan(&[], &["ok", "bad"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_000, Event::SandboxReady {}),
+            (2_500, started("ok")),
+            (3_500, started("bad")),
+            (4_500, exited("bad", 3, 0)),
+            (7_500, exited("ok", 0, 0)),
+            (7_600, pod_exited(Phase::Failed, 3)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s.get("reason"), None);
+    assert_eq!(s.get("message"), None);
+    let ok = &s["containerStatuses"][0];
+    assert_eq!(ok["name"], "ok");
+    assert_eq!(
+        ok["state"],
+        json!({"terminated": {"exitCode": 0, "finishedAt": ts(8), "reason": "Completed", "startedAt": ts(3)}})
+    );
+    let bad = &s["containerStatuses"][1];
+    assert_eq!(bad["name"], "bad");
+    assert_eq!(
+        bad["state"],
+        json!({"terminated": {"exitCode": 3, "finishedAt": ts(5), "reason": "Error", "startedAt": ts(4)}})
+    );
+    // Both ran together from 4 s (ready) until `bad` exited at 5 s.
+    for kind in ["Ready", "ContainersReady"] {
+        let c = condition(&s, kind);
+        assert_eq!(
+            (&c["status"], &c["reason"]),
+            (&json!("False"), &json!("PodFailed"))
+        );
+        assert_eq!(c["lastTransitionTime"], ts(5), "{kind}");
+    }
+    let init = condition(&s, "Initialized");
+    assert_eq!((&init["status"], init.get("reason")), (&json!("True"), None));
+}
+
+#[test]
+fn a_failed_init_container_leaves_the_app_containers_waiting() {
+    let p = plan(&["setup", "later"], &["app"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_000, Event::SandboxReady {}),
+            (1_500, started("setup")),
+            (2_500, exited("setup", 1, 0)),
+            (2_600, pod_exited(Phase::Failed, 1)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(s["phase"], "Failed");
+    let setup = &s["initContainerStatuses"][0];
+    assert_eq!(
+        (&setup["name"], &setup["ready"]),
+        (&json!("setup"), &json!(false))
+    );
+    assert_eq!(setup["state"]["terminated"]["reason"], "Error");
+    assert_eq!(setup["state"]["terminated"]["exitCode"], 1);
+    let later = &s["initContainerStatuses"][1];
+    assert_eq!(later["state"], json!({"waiting": {"reason": "PodInitializing"}}));
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"waiting": {"reason": "PodInitializing"}})
+    );
+    let init = condition(&s, "Initialized");
+    assert_eq!(
+        init,
+        &json!({
+            "lastProbeTime": null, "lastTransitionTime": ts(0),
+            "message": "containers with incomplete status: [setup later]",
+            "reason": "ContainersNotInitialized", "status": "False", "type": "Initialized",
+        })
+    );
+}
+
+#[test]
+fn completed_init_containers_are_ready_and_initialize_the_pod() {
+    let p = plan(&["setup"], &["app"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, started("setup")),
+            (3_500, exited("setup", 0, 0)),
+            (4_500, started("app")),
+            (6_500, exited("app", 0, 0)),
+            (6_600, pod_exited(Phase::Succeeded, 0)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    let setup = &s["initContainerStatuses"][0];
+    assert_eq!(
+        (&setup["ready"], &setup["started"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(setup["state"]["terminated"]["reason"], "Completed");
+    let init = condition(&s, "Initialized");
+    assert_eq!(
+        (&init["status"], &init["reason"]),
+        (&json!("True"), &json!("PodCompleted"))
+    );
+    assert_eq!(init["lastTransitionTime"], ts(4));
+    // No sandbox_ready came: the sandbox condition never changed.
+    assert_eq!(
+        condition(&s, "PodReadyToStartContainers")["lastTransitionTime"],
+        ts(0)
+    );
+}
+
+#[test]
+fn a_timeout_marks_running_containers_unknown() {
+    let p = plan(&[], &["sleeper"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_000, Event::SandboxReady {}),
+            (2_500, started("sleeper")),
+        ],
+    );
+    let s = status(&f, 12_000, Some(Cut::Timeout(11.5)));
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["reason"], "DeadlineExceeded");
+    let message = "the pod did not finish within --timeout 11.5 s; the VM was killed";
+    assert_eq!(s["message"], message);
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"terminated": {
+            "exitCode": 137,
+            "finishedAt": ts(12),
+            "message": format!("the container was still running when the pod ended: {message}"),
+            "reason": "ContainerStatusUnknown",
+            "startedAt": ts(3),
+        }})
+    );
+    // Ready until the VM was killed; the sandbox went with it.
+    for kind in ["Ready", "ContainersReady", "PodReadyToStartContainers"] {
+        assert_eq!(condition(&s, kind)["lastTransitionTime"], ts(12), "{kind}");
+    }
+}
+
+#[test]
+fn a_refused_container_waits_with_its_reason() {
+    let p = plan(&[], &["root"]);
+    let refused = Event::ContainerWaiting {
+        container: "root".into(),
+        reason: "CreateContainerConfigError".into(),
+        message: "container has runAsNonRoot and image will run as root".into(),
+    };
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, refused),
+            // The refusal counted as exit code 126: it stays refused.
+            (1_500, exited("root", REFUSED_EXIT_CODE, 0)),
+            (1_600, pod_exited(Phase::Failed, REFUSED_EXIT_CODE)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"waiting": {
+            "message": "container has runAsNonRoot and image will run as root",
+            "reason": "CreateContainerConfigError",
+        }})
+    );
+    assert_eq!(s["containerStatuses"][0]["lastState"], json!({}));
+}
+
+#[test]
+fn the_inits_error_fails_the_pod_whatever_was_reported() {
+    let p = plan(&[], &["c"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, started("c")),
+            (2_500, pod_exited(Phase::Succeeded, 0)),
+            (
+                2_600,
+                Event::Error {
+                    message: "mounting /proc: EPERM".into(),
+                },
+            ),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(s["phase"], "Failed");
+    assert_eq!(s["message"], "pod1's init failed: mounting /proc: EPERM");
+    let c = &s["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(c["reason"], "ContainerStatusUnknown");
+    // The pod ended with the error, at 3 s.
+    assert_eq!(c["finishedAt"], ts(3));
+}
+
+#[test]
+fn a_restarted_container_keeps_its_last_termination() {
+    let p = plan(&[], &["flaky"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, started("flaky")),
+            (2_500, exited("flaky", 1, 0)),
+            (4_500, started("flaky")),
+            (6_500, exited("flaky", 0, 1)),
+            (6_600, pod_exited(Phase::Succeeded, 0)),
+        ],
+    );
+    let c = &status(&f, 9_000, None)["containerStatuses"][0];
+    assert_eq!(c["restartCount"], 1);
+    assert_eq!(
+        c["state"],
+        json!({"terminated": {"exitCode": 0, "finishedAt": ts(7), "reason": "Completed", "startedAt": ts(5)}})
+    );
+    assert_eq!(
+        c["lastState"],
+        json!({"terminated": {"exitCode": 1, "finishedAt": ts(3), "reason": "Error", "startedAt": ts(2)}})
+    );
+}
+
+#[test]
+fn a_container_that_could_not_run_and_one_killed_by_a_signal() {
+    let p = plan(&[], &["broken", "killed"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (
+                1_500,
+                Event::ContainerExited {
+                    container: "broken".into(),
+                    exit_code: 125,
+                    signal: None,
+                    restarts: 0,
+                    reason: Some("preparing the root filesystem: ENOSPC".into()),
+                },
+            ),
+            (1_500, started("killed")),
+            (
+                2_500,
+                Event::ContainerExited {
+                    container: "killed".into(),
+                    exit_code: 137,
+                    signal: Some(9),
+                    restarts: 0,
+                    reason: None,
+                },
+            ),
+            (2_600, pod_exited(Phase::Failed, 125)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"terminated": {
+            "exitCode": 125, "finishedAt": ts(2), "message": "preparing the root filesystem: ENOSPC",
+            "reason": "ContainerCannotRun", "startedAt": null,
+        }})
+    );
+    assert_eq!(
+        s["containerStatuses"][1]["state"],
+        json!({"terminated": {
+            "exitCode": 137, "finishedAt": ts(3), "reason": "Error", "signal": 9, "startedAt": ts(2),
+        }})
+    );
+}
+
+#[test]
+fn a_vm_that_never_spoke_leaves_every_container_waiting() {
+    let p = plan(&[], &["c"]);
+    let f = Fold::new(&p, t0());
+    let why = "the VM stopped (exit status: 1) before the init started: check the kernel and initramfs";
+    let s = status(&f, 4_000, Some(Cut::Vm(why.into())));
+    assert_eq!((&s["phase"], &s["message"]), (&json!("Failed"), &json!(why)));
+    assert_eq!(s.get("reason"), None);
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    );
+    for c in s["conditions"].as_array().unwrap() {
+        assert_eq!(c["lastTransitionTime"], ts(0), "{c}");
+    }
+    // Without an anchor, guest time 0 is QEMU's start.
+    assert_eq!(f.guest_ms(at(4_000)), 4_000);
+}
+
+#[test]
+fn guest_times_stay_within_the_run() {
+    let p = plan(&[], &["c"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            // Before the boot and far beyond the end of the run.
+            (0, started("c")),
+            (u64::MAX, exited("c", 0, 0)),
+            (u64::MAX, pod_exited(Phase::Succeeded, 0)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    let c = &s["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(
+        (&c["startedAt"], &c["finishedAt"]),
+        (&json!(ts(0)), &json!(ts(9)))
+    );
+    // The anchor: guest 500 ms was read at t0 + 1 s.
+    assert_eq!(f.guest_ms(at(1_000)), 500);
+    assert_eq!(f.guest_ms(at(3_000)), 2_500);
+}
+
+#[test]
+fn names_outside_the_plan_are_ignored() {
+    let p = plan(&[], &["c"]);
+    let mut events = vec![(500, init_started())];
+    for i in 0..1000 {
+        events.push((600, started(&format!("ghost-{i}"))));
+    }
+    events.push((700, exited("ghost-1", 1, 0)));
+    let f = fold(&p, &events);
+    let s = status(&f, 9_000, Some(Cut::Interrupted));
+    assert_eq!(s["containerStatuses"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    );
+    assert_eq!(
+        s["message"],
+        "pod1 run was stopped by a signal; the VM was killed"
+    );
+}
+
+#[test]
+fn a_pod1_failure_before_the_plan_is_known() {
+    let s = serde_json::to_value(unread("cannot read manifest pod.yaml", t0())).unwrap();
+    assert_eq!(
+        s,
+        json!({
+            "message": "pod1 could not run the pod: cannot read manifest pod.yaml",
+            "phase": "Failed",
+            "startTime": ts(0),
+        })
+    );
+}
+
+#[test]
+fn the_json_line_is_a_pod_status_event() {
+    let s = unread("x", t0());
+    let line: Value = serde_json::from_str(&event_line(&s, 42)).unwrap();
+    assert_eq!(line["event"], "pod_status");
+    assert_eq!(line["ms"], 42);
+    assert_eq!(line["status"], serde_json::to_value(&s).unwrap());
+}
