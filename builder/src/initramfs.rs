@@ -210,16 +210,8 @@ pub struct Entry {
 
 /// Reads every entry of a gzip'd (or plain) newc archive.
 pub fn read(input: impl Read) -> Result<Vec<Entry>> {
-    let mut input = io::BufReader::new(input);
-    let mut magic = [0u8; 2];
+    let mut r = open(input)?;
     let mut all = Vec::new();
-    input.read_exact(&mut magic).context("the file is empty")?;
-    let chained = io::Cursor::new(magic).chain(input);
-    let mut r: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-        Box::new(MultiGzDecoder::new(chained))
-    } else {
-        Box::new(chained)
-    };
     while let Some(entry) = read_entry(&mut r)? {
         all.push(entry);
     }
@@ -227,6 +219,32 @@ pub fn read(input: impl Read) -> Result<Vec<Entry>> {
         bail!("the archive has no entries");
     }
     Ok(all)
+}
+
+/// The data of the entry named `name`, reading the archive only as far as
+/// that entry (the plan comes before the images' files, which sort after
+/// it); `None` if the archive has none.
+pub fn find(input: impl Read, name: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut r = open(input)?;
+    while let Some(entry) = read_entry(&mut r)? {
+        if entry.name == name {
+            return Ok(Some(entry.data));
+        }
+    }
+    Ok(None)
+}
+
+/// The archive's bytes, inflated if it is gzip'd.
+fn open<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut input = io::BufReader::new(input);
+    let mut magic = [0u8; 2];
+    input.read_exact(&mut magic).context("the file is empty")?;
+    let chained = io::Cursor::new(magic).chain(input);
+    Ok(if magic == [0x1f, 0x8b] {
+        Box::new(MultiGzDecoder::new(chained))
+    } else {
+        Box::new(chained)
+    })
 }
 
 /// The next entry, or `None` at the trailer.
@@ -330,5 +348,8 @@ mod tests {
         let mut again = Vec::new();
         write(&t, &mut again).unwrap();
         assert_eq!(out, again);
+        // One entry, found without reading the others.
+        assert_eq!(find(&out[..], b"odd").unwrap().unwrap(), b"12345");
+        assert_eq!(find(&out[..], b"missing").unwrap(), None);
     }
 }

@@ -1,24 +1,28 @@
 //! `pod1 run`: boot the pod under QEMU and give back its output and exit code.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
-use pod1_manifest::events::{Event, Request};
+use pod1_manifest::events::Request;
+use pod1_manifest::plan::Plan;
 
-use crate::channel::{read_frames, Frame, FromGuest};
+use crate::channel::FromGuest;
 use crate::initrd::{guest_initrd, is_initramfs};
 use crate::kernel;
 use crate::qemu::{kvm_usable, Accel, ChannelKind, KernelCmdline, VmConfig};
+use crate::session::guest::{handle, spawn_readers, Msg};
+use crate::session::status::{self, Cut, Fold, PodStatus};
+use crate::session::status_file;
 use crate::session::{Display, Session};
 
 /// Boot the pod under qemu-system-x86_64; print its output; exit with its exit code.
@@ -59,9 +63,14 @@ pub struct Args {
     /// The QEMU binary.
     #[arg(long, default_value = "qemu-system-x86_64")]
     pub qemu: PathBuf,
-    /// Print the init's events as JSON lines instead of the containers' output.
+    /// Print the init's events as JSON lines instead of the containers'
+    /// output, ending with a `pod_status` event.
     #[arg(long)]
     pub json: bool,
+    /// Write the pod's final status to FILE as a Kubernetes v1 PodStatus
+    /// (what `kubectl get pod -o json` shows under `.status`), however the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub status: Option<PathBuf>,
     /// The device carrying events and output between the guest and pod1:
     /// a virtio-serial port, or the second serial port (ttyS1, far slower).
     #[arg(long, value_enum, default_value_t = ChannelKind::Virtio)]
@@ -119,10 +128,6 @@ const DEFAULT_CMDLINE: &[(&str, Option<&str>)] = &[
     // still goes through ACPI.
     ("acpi", Some("noirq")),
 ];
-/// Console lines read but not yet handled beyond which the console's reader
-/// drops lines rather than stop reading (QEMU would then stop taking the
-/// guest's console output, and the init writes its log there).
-const CONSOLE_PENDING: usize = 10_000;
 /// How long output may sit in `pod1 run`'s buffers while the guest keeps
 /// sending (it is flushed at once whenever the guest pauses).
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -134,6 +139,52 @@ pub fn run(args: &Args) -> Result<i32> {
     // process group, so a terminal's Ctrl-C reaches only pod1.
     let signals = signal_set();
     signals.thread_block().context("blocking signals")?;
+    if let Some(file) = &args.status {
+        status_file::check(file)?;
+    }
+    let started = SystemTime::now();
+    let mut plan = None;
+    match build_and_boot(args, &signals, &mut plan) {
+        Ok((code, status)) => {
+            if let (Some(file), Some(status)) = (&args.status, status) {
+                status_file::write(file, &status)
+                    .with_context(|| format!("the pod's exit code was {code}, but its status is missing"))?;
+            }
+            Ok(code)
+        }
+        // Whatever stopped pod1 is the pod's end too: its status says so,
+        // rather than leave an earlier run's file in place.
+        Err(e) if args.status.is_some() || args.json => {
+            let why = format!("{e:#}");
+            let now = SystemTime::now();
+            let status = match &plan {
+                Some(plan) => Fold::new(plan, started).status(now, Some(&Cut::Pod1(why.clone()))),
+                None => status::unread(&why, started),
+            };
+            if args.json {
+                let ms = now.duration_since(started).unwrap_or_default().as_millis();
+                let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+                crate::print(&format!("{}\n", status::event_line(&status, ms)))?;
+            }
+            if let Some(file) = &args.status {
+                if let Err(w) = status_file::write(file, &status) {
+                    note(&format!("{w:#}"));
+                }
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Builds if needed and boots (again under TCG if a KVM boot stalls);
+/// the exit code and, when `pod1 run` reports it, the pod's status.
+/// `plan` is set as soon as the plan is read.
+fn build_and_boot(
+    args: &Args,
+    signals: &SigSet,
+    plan: &mut Option<Plan>,
+) -> Result<(i32, Option<Box<PodStatus>>)> {
     let initrd = match is_initramfs(&args.input)? {
         true => args.input.clone(),
         false => crate::cache::build(
@@ -142,15 +193,12 @@ pub fn run(args: &Args) -> Result<i32> {
             args.init.as_deref(),
             args.strict,
             pod1_manifest::downward::Node::new(u64::from(args.memory), u64::from(args.cpus)),
-            |img| {
-                note(&format!(
-                    "built {} into {}",
-                    args.input.display(),
-                    img.display()
-                ))
-            },
+            |img| note(&format!("built {} into {}", args.input.display(), img.display())),
         )?,
     };
+    if args.status.is_some() || args.json {
+        *plan = Some(status_file::read_plan(&initrd)?);
+    }
     let kernel = kernel::find(args.kernel.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("pod1-run-")
@@ -210,8 +258,8 @@ pub fn run(args: &Args) -> Result<i32> {
             channel: args.channel,
             virtio_socket: work.path().join("channel.sock"),
         };
-        match boot(&config, args, &signals)? {
-            Outcome::Exit(code) => return Ok(code),
+        match boot(&config, args, signals, plan.as_ref())? {
+            Outcome::Exit(code, status) => return Ok((code, status)),
             Outcome::KvmStalled if args.accel == Accel::Auto => {
                 note(&format!(
                     "no sign of the init {}s into a KVM boot; retrying under TCG",
@@ -240,17 +288,9 @@ fn note(msg: &str) {
 }
 
 enum Outcome {
-    Exit(i32),
+    /// The exit code, and the pod's status if it was folded.
+    Exit(i32, Option<Box<PodStatus>>),
     KvmStalled,
-}
-
-enum Msg {
-    Console(String),
-    ConsoleClosed,
-    /// From the reader of channel device N (0: ttyS1, 1: the virtio port).
-    Guest(usize, FromGuest),
-    QemuExited(ExitStatus),
-    Signal(Signal),
 }
 
 /// Kills and reaps QEMU however the run ends.
@@ -282,12 +322,8 @@ fn spawn_qemu(config: &VmConfig) -> Result<Child> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    cmd.spawn().with_context(|| {
-        format!(
-            "cannot start {} (install qemu-system-x86)",
-            config.qemu.display()
-        )
-    })
+    cmd.spawn()
+        .with_context(|| format!("cannot start {} (install qemu-system-x86)", config.qemu.display()))
 }
 
 /// Waits for QEMU to connect to `listener`, or to exit.
@@ -308,10 +344,7 @@ fn accept(listener: &UnixListener, child: &mut Child, what: &str) -> Result<Unix
             if let Some(mut s) = child.stderr.take() {
                 let _ = s.read_to_string(&mut err);
             }
-            bail!(
-                "QEMU exited ({status}) before it started the VM: {}",
-                err.trim()
-            );
+            bail!("QEMU exited ({status}) before it started the VM: {}", err.trim());
         }
         if Instant::now() > deadline {
             bail!("QEMU did not open its {what} serial port within 30 s");
@@ -320,7 +353,7 @@ fn accept(listener: &UnixListener, child: &mut Child, what: &str) -> Result<Unix
     }
 }
 
-fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
+fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -> Result<Outcome> {
     let mut sockets = vec![
         (&config.console_socket, "console"),
         (&config.serial_socket, "serial"),
@@ -336,6 +369,9 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
         })
         .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
+    // The pod's startTime: the kubelet's is when it took the pod on,
+    // before making its sandbox.
+    let fold = plan.map(|p| Fold::new(p, SystemTime::now()));
     let mut child = spawn_qemu(config)?;
     let mut vm = Vm {
         pid: Pid::from_raw(child.id() as i32),
@@ -403,10 +439,11 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
             let _ = w.write_all(line.as_bytes());
         }
     };
-    let mut s = Session::new(Display {
+    let display = Display {
         json: args.json,
         console: args.console,
-    });
+    };
+    let mut s = Session::new(display, fold);
     let timeout = args
         .timeout
         .map(|t| started + Duration::from_secs_f64(t.max(0.0)));
@@ -427,12 +464,10 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                 flushed = Instant::now();
                 let mut deadline = timeout;
                 if config.accel == Accel::Kvm && !s.init_seen {
-                    deadline =
-                        Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
+                    deadline = Some(deadline.map_or(started + KVM_STALL, |d| d.min(started + KVM_STALL)));
                 }
                 if let Some(t) = s.finished_at {
-                    deadline =
-                        Some(deadline.map_or(t + POWEROFF_GRACE, |d| d.min(t + POWEROFF_GRACE)));
+                    deadline = Some(deadline.map_or(t + POWEROFF_GRACE, |d| d.min(t + POWEROFF_GRACE)));
                 }
                 let got = match deadline {
                     Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
@@ -443,8 +478,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                     Err(RecvTimeoutError::Disconnected) => break s.exit_code(),
                     Err(RecvTimeoutError::Timeout) => {
                         let now = Instant::now();
-                        if config.accel == Accel::Kvm && !s.init_seen && now >= started + KVM_STALL
-                        {
+                        if config.accel == Accel::Kvm && !s.init_seen && now >= started + KVM_STALL {
                             return Ok(Outcome::KvmStalled);
                         }
                         if s.finished_at.is_some_and(|t| now >= t + POWEROFF_GRACE) {
@@ -452,6 +486,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
                             break s.exit_code();
                         }
                         if timeout.is_some_and(|t| now >= t) {
+                            s.cut = Some(Cut::Timeout(args.timeout.unwrap_or(0.0)));
                             s.print_console_tail();
                             s.note(&format!(
                                 "the pod did not finish within {} s; the VM was killed",
@@ -484,12 +519,11 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
             }
             Msg::Signal(Signal::SIGINT | Signal::SIGTERM) if !s.stop_sent => {
                 s.stop_sent = true;
-                s.note(
-                    "stopping the pod (grace period honoured); press Ctrl-C again to kill the VM",
-                );
+                s.note("stopping the pod (grace period honoured); press Ctrl-C again to kill the VM");
                 request(Request::Stop);
             }
             Msg::Signal(_) => {
+                s.cut = Some(Cut::Interrupted);
                 s.note("killed the VM");
                 break exit::INTERRUPTED;
             }
@@ -497,103 +531,19 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet) -> Result<Outcome> {
         }
         if s.channel_broken {
             s.print_console_tail();
-            s.note("the guest broke the channel, so the pod's end can never be reported: the VM was killed");
+            let why =
+                "the guest broke the channel, so the pod's end can never be reported: the VM was killed";
+            s.note(why);
+            s.cut = Some(Cut::Vm(why.into()));
             break exit::POD1_FAILED;
         }
     };
+    let now = SystemTime::now();
+    let status = s.pod_status(now).map(Box::new);
+    if let Some(status) = &status {
+        s.print_status(status, now);
+    }
     s.idle();
     drop(vm);
-    Ok(Outcome::Exit(exit))
-}
-
-/// One message from a reader thread. The guest speaks on one of the two
-/// channel devices: the first to deliver a frame is the channel, and
-/// whatever comes on the other from then on is ignored (the init holds
-/// both, so no container can write to either; this keeps it so should one
-/// find a way).
-fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &impl Fn(Request)) {
-    let msg = match msg {
-        Msg::Guest(_, FromGuest::Closed) | Msg::ConsoleClosed => {
-            *open_streams -= 1;
-            return;
-        }
-        Msg::Guest(device, g) => {
-            if matches!(g, FromGuest::Frame(_)) {
-                s.channel.get_or_insert(device);
-            }
-            match s.channel {
-                Some(d) if d != device => return,
-                _ => g,
-            }
-        }
-        Msg::Console(line) => return s.console(line),
-        Msg::QemuExited(_) | Msg::Signal(_) => return,
-    };
-    match msg {
-        FromGuest::Frame(Frame::Event(rec)) => {
-            let ended = matches!(rec.event, Event::PodExited { .. });
-            s.event(rec);
-            // Everything before it has been read: the VM may power off.
-            if ended {
-                request(Request::Ack);
-            }
-        }
-        FromGuest::Frame(Frame::Output {
-            container,
-            stream,
-            pipe,
-            data,
-            ms,
-        }) => s.output(&container, stream, pipe, &data, ms),
-        FromGuest::Skipped(why) => s.note(&format!("the guest's channel: {why}")),
-        // Nothing can come from the guest any more, the pod's end included:
-        // the loop ends the run.
-        FromGuest::Broken(why) => {
-            s.note(&format!("ignoring the rest of the guest's channel: {why}"));
-            s.channel_broken = true;
-        }
-        FromGuest::Closed => {}
-    }
-}
-
-/// One thread per stream: the console's lines, and the frames of each
-/// channel device.
-fn spawn_readers(
-    streams: Vec<UnixStream>,
-    tx: &Sender<Msg>,
-    slots: &SyncSender<()>,
-    console_pending: &Arc<AtomicUsize>,
-) {
-    let mut streams = streams.into_iter();
-    if let Some(console) = streams.next() {
-        let (tx, pending) = (tx.clone(), Arc::clone(console_pending));
-        std::thread::spawn(move || {
-            // Bounded like everything from the guest: a line longer than
-            // this is cut (the console is for people, kernel lines are
-            // short), and lines beyond CONSOLE_PENDING are dropped.
-            let mut r = BufReader::new(console);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match (&mut r).take(4096).read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                if pending.load(Ordering::Relaxed) >= CONSOLE_PENDING {
-                    continue;
-                }
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim_end_matches(['\n', '\r']).to_string();
-                pending.fetch_add(1, Ordering::Relaxed);
-                if tx.send(Msg::Console(text)).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Msg::ConsoleClosed);
-        });
-    }
-    for (device, stream) in streams.enumerate() {
-        let (tx, slots) = (tx.clone(), slots.clone());
-        std::thread::spawn(move || read_frames(stream, slots, &tx, |g| Msg::Guest(device, g)));
-    }
+    Ok(Outcome::Exit(exit, status))
 }

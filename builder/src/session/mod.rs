@@ -1,7 +1,7 @@
 //! What one boot has seen so far, and how `pod1 run` shows it: containers'
 //! lines as `name | line` (stderr lines on stderr), or every event as a
 //! JSON line with `--json`; the console's tail to explain a failure; the
-//! exit code.
+//! exit code; the pod's status ([`status`]), folded from the same events.
 //!
 //! Output is buffered: on a terminal each line is flushed as it comes, as a
 //! person watching expects; otherwise lines are written in large blocks
@@ -15,14 +15,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, IsTerminal, Stderr, Stdout, Write};
 use std::process::ExitStatus;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use pod1_manifest::channel::LineSplitter;
 use pod1_manifest::events::{Event, Record, Stream};
 
 use crate::cmd::run::exit;
 
+pub mod guest;
 pub mod status;
+pub mod status_file;
+
+use status::{Cut, Fold, PodStatus, REFUSED_EXIT_CODE};
 
 /// Console lines kept to explain a failure.
 const CONSOLE_TAIL: usize = 40;
@@ -103,11 +107,27 @@ pub struct Session<O: Write = Stdout, E: Write = Stderr> {
     init_error: Option<String>,
     /// When the pod reported its end (or the init its failure).
     pub finished_at: Option<Instant>,
+    /// The pod's status so far (when `pod1 run` needs it).
+    status: Option<Fold>,
+    /// Why the run ended, when the pod did not report its end.
+    pub cut: Option<Cut>,
+}
+
+/// `text` with control characters escaped, for pod1's own lines about
+/// what the guest said (a reason, a message).
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 impl Session {
-    /// A session writing to this process's stdout and stderr.
-    pub fn new(display: Display) -> Self {
+    /// A session writing to this process's stdout and stderr, folding the
+    /// pod's status into `status` if given.
+    pub fn new(display: Display, status: Option<Fold>) -> Self {
         let (out, err) = (std::io::stdout(), std::io::stderr());
         let (out_tty, err_tty) = (out.is_terminal(), err.is_terminal());
         let file = |fd: u32| {
@@ -115,7 +135,9 @@ impl Session {
             std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| (m.dev(), m.ino()))
         };
         let one_file = matches!((file(1), file(2)), (Ok(a), Ok(b)) if a == b);
-        Session::with((out, out_tty), (err, err_tty), one_file, display)
+        let mut s = Session::with((out, out_tty), (err, err_tty), one_file, display);
+        s.status = status;
+        s
     }
 }
 
@@ -140,6 +162,8 @@ impl<O: Write, E: Write> Session<O, E> {
             pod_exit: None,
             init_error: None,
             finished_at: None,
+            status: None,
+            cut: None,
         }
     }
 
@@ -250,6 +274,9 @@ impl<O: Write, E: Write> Session<O, E> {
 
     /// An event from the init.
     pub fn event(&mut self, rec: Record) {
+        if let Some(fold) = &mut self.status {
+            fold.record(&rec, SystemTime::now());
+        }
         if self.display.json {
             // Written anew from what was parsed: one object per line, only
             // the fields pod1 knows, whatever the guest sent.
@@ -266,12 +293,26 @@ impl<O: Write, E: Write> Session<O, E> {
                 ..
             } if !self.display.json => {
                 let p = self.prefix(&container);
-                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                let why = reason.map(|r| format!(": {}", printable(&r))).unwrap_or_default();
                 self.stdout.flush();
                 self.stderr.line(&[
                     p.as_bytes(),
                     format!(" exited with code {exit_code}{why}").as_bytes(),
                 ]);
+            }
+            Event::ContainerWaiting {
+                container,
+                reason,
+                message,
+            } if !self.display.json => {
+                let p = self.prefix(&container);
+                let line = format!(
+                    " not started: {}: {}; counts as exit code {REFUSED_EXIT_CODE}",
+                    printable(&reason),
+                    printable(&message)
+                );
+                self.stdout.flush();
+                self.stderr.line(&[p.as_bytes(), line.as_bytes()]);
             }
             // The pod ends once: a later report cannot change its code.
             Event::PodExited { exit_code, .. } if self.pod_exit.is_none() => {
@@ -330,12 +371,30 @@ impl<O: Write, E: Write> Session<O, E> {
             format!("the VM stopped ({status}) before the pod finished")
         };
         let qemu = qemu_stderr.trim();
-        if qemu.is_empty() {
-            self.note(&why);
-        } else {
-            self.note(&format!("{why}; QEMU said: {qemu}"));
-        }
+        let why = match qemu.is_empty() {
+            true => why,
+            false => format!("{why}; QEMU said: {qemu}"),
+        };
+        self.note(&why);
+        self.cut.get_or_insert(Cut::Vm(why));
         exit::POD1_FAILED
+    }
+
+    /// The pod's status at the end of the run (`now`), if the session
+    /// folds it.
+    pub fn pod_status(&self, now: SystemTime) -> Option<PodStatus> {
+        let fold = self.status.as_ref()?;
+        Some(fold.status(now, self.cut.as_ref()))
+    }
+
+    /// With `--json`, `status` as the last line: a `pod_status` event.
+    pub fn print_status(&mut self, status: &PodStatus, now: SystemTime) {
+        if !self.display.json {
+            return;
+        }
+        let ms = self.status.as_ref().map_or(0, |f| f.guest_ms(now));
+        self.stdout.line(&[status::event_line(status, ms).as_bytes()]);
+        self.idle();
     }
 }
 
@@ -398,6 +457,51 @@ mod tests {
             });
         }
         assert_eq!(s.exit_code(), 3);
+    }
+
+    #[test]
+    fn a_refused_container_gets_one_line() {
+        let mut s = session(false);
+        s.event(Record {
+            event: Event::ContainerWaiting {
+                container: "web".into(),
+                reason: "CreateContainerConfigError".into(),
+                // What the guest says is shown, its control characters escaped.
+                message: "container has runAsNonRoot and image will run as root\x1b[2J".into(),
+            },
+            ms: 1,
+        });
+        s.idle();
+        assert_eq!(
+            text(&s),
+            (
+                String::new(),
+                "web | not started: CreateContainerConfigError: container has runAsNonRoot and image \
+                 will run as root\\u{1b}[2J; counts as exit code 126\n"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn json_ends_with_the_pod_status() {
+        let display = Display {
+            json: true,
+            console: false,
+        };
+        let mut s = Session::with((Vec::new(), false), (Vec::new(), false), false, display);
+        s.event(Record {
+            event: Event::SandboxReady {},
+            ms: 1,
+        });
+        let now = SystemTime::now();
+        s.print_status(&status::unread("x", now), now);
+        let (out, _) = text(&s);
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event"], "sandbox_ready");
+        assert_eq!(lines[1]["event"], "pod_status");
+        assert_eq!(lines[1]["status"]["phase"], "Failed");
     }
 
     #[test]
