@@ -116,6 +116,11 @@ pub(crate) fn read_checked(text: &str, validate: bool) -> Result<Workload, Error
             ..i
         });
     }
+    if objects.len() > 1 {
+        for i in &mut ignored {
+            i.path = format!("{}: {}", main.label(), i.path);
+        }
+    }
     let meta = &mut pod.metadata;
     meta.namespace
         .get_or_insert_with(|| DEFAULT_NAMESPACE.to_string());
