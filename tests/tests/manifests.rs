@@ -3,7 +3,7 @@
 //! Job), run through `pod1 run` on both guest kernels.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pod1_tests::{fixtures, kernels, pod1_run, Ran};
 
@@ -18,7 +18,7 @@ fn manifest(dir: &str, name: &str, text: &str) -> PathBuf {
 }
 
 /// Runs `path` on every kernel; each run must exit with `code`.
-fn run_everywhere(path: &PathBuf, args: &[&str], code: i32) -> Vec<(&'static str, Ran)> {
+fn run_everywhere(path: &Path, args: &[&str], code: i32) -> Vec<(&'static str, Ran)> {
     kernels()
         .into_iter()
         .map(|(name, kernel)| {
