@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pod1_tests::{fixtures, kernels, pod1_run, Ran};
+use pod1_tests::{fixtures, kernels, pod1_run, workspace, Ran};
 
 /// Writes `text` as `name` in a directory of the fixtures, next to which
 /// `oci:../busybox` is the test image.
@@ -341,5 +341,28 @@ fn a_restricted_pod_runs_unchanged_and_run_as_non_root_refuses_root() {
             "{name}: the container ran: {}",
             r.stdout
         );
+    }
+}
+
+#[test]
+fn the_examples_run() {
+    for (dir, file, container, want) in [
+        ("configmap", "pod.yaml", "greeter", "Hello, world! (from greeter)"),
+        ("job", "job.yaml", "pi", "3.14159265358979323844"),
+    ] {
+        let text = std::fs::read_to_string(workspace().join("examples").join(dir).join(file)).unwrap();
+        let path = manifest(
+            &format!("example-{dir}"),
+            file,
+            &text.replace("oci:../images/busybox", "oci:../busybox"),
+        );
+        for (name, r) in run_everywhere(&path, &[], 0) {
+            assert!(
+                r.lines_of(container).contains(&want),
+                "{name}: {dir}: {}\n{}",
+                r.stdout,
+                r.stderr
+            );
+        }
     }
 }
