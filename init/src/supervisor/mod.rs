@@ -15,6 +15,13 @@
 //! `backoff.initial_ms * 2^(n-1)`, capped at `backoff.max_ms`; a run that
 //! lasted `backoff.reset_ms` resets it. The plan's `backoff` comes from the
 //! annotations `pod1/restart-backoff-ms` and `pod1/restart-backoff-max-ms`.
+//!
+//! A container the plan refuses is never created: when its turn comes it
+//! is reported waiting (CreateContainerConfigError) and counts as failed
+//! with exit code 126, never restarted.
+//!
+//! The decisions (whose turn, restart or not, backoff, the pod's result)
+//! are pure functions in `policy`; this module performs them.
 
 use alloc::format;
 use alloc::string::String;
@@ -22,7 +29,6 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use pod1_manifest::events::{Event, Phase};
-use pod1_manifest::pod::RestartPolicy;
 use pod1_manifest::{ContainerPlan, Plan};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
@@ -30,8 +36,10 @@ use rustix::process::Signal;
 
 mod launch;
 mod logs;
+mod policy;
 
 use self::logs::{LogPipe, CHUNK};
+use self::policy::{Action, Slot, Status, REFUSED_EXIT_CODE};
 use crate::cgroups::Cgroups;
 use crate::channel::{self, Requests};
 use crate::console::{self, now_ms};
@@ -94,6 +102,25 @@ struct Ctr {
     attempt: u32,
     /// The exit code of its last run.
     last_code: i32,
+}
+
+impl Ctr {
+    /// What the policy needs to know of it.
+    fn slot(&self) -> Slot {
+        let status = match self.state {
+            State::Pending => Status::Pending,
+            State::Created { .. } => Status::Created,
+            State::Running { .. } => Status::Running,
+            State::Backoff { .. } => Status::Backoff,
+            State::Done => Status::Done,
+        };
+        Slot {
+            init: self.init,
+            status,
+            refused: self.plan.refused.is_some(),
+            failed: status == Status::Done && self.last_code != 0,
+        }
+    }
 }
 
 /// Runs the pod to its end; returns its phase and exit code.
@@ -164,9 +191,12 @@ impl Supervisor {
 
     /// Creates every container, then runs the lifecycle to the end.
     pub fn run(mut self) -> Result<(Phase, i32), Error> {
-        // Create, then start: every container is prepared before any runs.
+        // Create, then start: every container is prepared before any runs
+        // (except those the plan refuses: they never are).
         for i in 0..self.ctrs.len() {
-            self.create(i)?;
+            if self.ctrs[i].plan.refused.is_none() {
+                self.create(i)?;
+            }
         }
         loop {
             self.advance()?;
@@ -178,43 +208,57 @@ impl Supervisor {
         Ok(self.finish())
     }
 
-    /// Starts what may start now: due restarts, the next init container, or
-    /// (once all init containers succeeded) every app container.
+    /// Does what may be done now: due restarts, then whatever
+    /// [`policy::turn`] says (start the next init container, or every app
+    /// container once all init containers succeeded; refuse what the plan
+    /// refuses when its turn comes); gives up on what still waits once the
+    /// pod stops or an init container failed for good.
     fn advance(&mut self) -> Result<(), Error> {
+        if self.stop_deadline.is_none() && !self.init_failed {
+            let now = now_ms();
+            for i in 0..self.ctrs.len() {
+                if matches!(self.ctrs[i].state, State::Backoff { until } if until <= now) {
+                    self.ctrs[i].restarts += 1;
+                    self.create(i)?;
+                }
+            }
+            let slots: Vec<Slot> = self.ctrs.iter().map(Ctr::slot).collect();
+            for action in policy::turn(&slots) {
+                match action {
+                    Action::Start(i) => self.start(i),
+                    Action::Refuse(i) => self.refuse(i),
+                }
+            }
+        }
+        // Last: any step above may have ended an init container for good
+        // (refused, or failed to start), and nothing else would wake the
+        // loop to give up on the containers still waiting.
         if self.stop_deadline.is_some() || self.init_failed {
             self.abort_waiting();
-            return Ok(());
-        }
-        let now = now_ms();
-        for i in 0..self.ctrs.len() {
-            if matches!(self.ctrs[i].state, State::Backoff { until } if until <= now) {
-                self.ctrs[i].restarts += 1;
-                self.create(i)?;
-            }
-        }
-        if self.init_failed {
-            self.abort_waiting();
-            return Ok(());
-        }
-        match self
-            .ctrs
-            .iter()
-            .position(|c| c.init && !matches!(c.state, State::Done))
-        {
-            Some(i) => {
-                if matches!(self.ctrs[i].state, State::Created { .. }) {
-                    self.start(i);
-                }
-            }
-            None => {
-                for i in 0..self.ctrs.len() {
-                    if matches!(self.ctrs[i].state, State::Created { .. }) {
-                        self.start(i);
-                    }
-                }
-            }
         }
         Ok(())
+    }
+
+    /// Container `i`, which the plan refuses, has its turn: it is reported
+    /// waiting (the kubelet's CreateContainerConfigError) and counts as
+    /// failed with [`REFUSED_EXIT_CODE`]. It is never created and never
+    /// restarted, whatever the restartPolicy: its configuration cannot
+    /// change, so every retry would be refused again.
+    fn refuse(&mut self, i: usize) {
+        let c = &mut self.ctrs[i];
+        let message = c.plan.refused.clone().unwrap_or_default();
+        console::log(&format!("container {}: not started: {message}", c.plan.name));
+        channel::event(Event::ContainerWaiting {
+            container: c.plan.name.clone(),
+            reason: "CreateContainerConfigError".into(),
+            message,
+        });
+        c.last_code = REFUSED_EXIT_CODE;
+        c.state = State::Done;
+        self.finals.push(REFUSED_EXIT_CODE);
+        if c.init {
+            self.init_failed = true;
+        }
     }
 
     /// Gives up on containers that have not run yet and on pending restarts.
@@ -248,21 +292,12 @@ impl Supervisor {
             restarts: c.restarts,
             reason,
         });
-        // Init containers under Always restart only on failure (kubelet).
-        let restart = !stopping
-            && match policy {
-                RestartPolicy::Always => !c.init || code != 0,
-                RestartPolicy::OnFailure => code != 0,
-                RestartPolicy::Never => false,
-            };
-        if restart {
-            if ran_ms >= backoff.reset_ms {
-                c.delay = backoff.initial_ms;
-            }
+        if policy::restarts(policy, c.init, code, stopping) {
+            let (wait, next) = policy::backoff(backoff, c.delay, ran_ms);
             c.state = State::Backoff {
-                until: now_ms().saturating_add(c.delay),
+                until: now_ms().saturating_add(wait),
             };
-            c.delay = (c.delay.saturating_mul(2)).min(backoff.max_ms.max(backoff.initial_ms));
+            c.delay = next;
         } else {
             c.state = State::Done;
             self.finals.push(code);
@@ -529,12 +564,7 @@ impl Supervisor {
             console::debug(&format!("reaped {} orphaned processes", self.orphans));
         }
         self.pod.cgroups.remove();
-        let code = self.finals.iter().copied().find(|c| *c != 0).unwrap_or(0);
-        let phase = if code == 0 && self.stop_deadline.is_none() {
-            Phase::Succeeded
-        } else {
-            Phase::Failed
-        };
+        let (phase, code) = policy::result(&self.finals, self.stop_deadline.is_some());
         channel::event(Event::PodExited {
             phase,
             exit_code: code,
