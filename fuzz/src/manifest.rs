@@ -1,7 +1,9 @@
-//! The `manifest` target: a manifest's text through `Pod::parse`,
-//! `validate` and, when valid, `plan::resolve` against a fake image for
-//! every image it names; a resolved plan must survive the JSON round trip
-//! the builder and the init make of it.
+//! The `manifest` target: a manifest's text through `workload::read`
+//! (documents, Jobs, Deployments, ConfigMaps, Secrets, validation) and,
+//! when valid, `plan::resolve_all` (env sources, the downward API, volume
+//! files, managed files) against a fake image for every image it names; a
+//! resolved plan must survive the JSON round trip the builder and the
+//! init make of it.
 //!
 //! Shared by the fuzz target (`fuzz/src/bin/manifest.rs`) and the
 //! regression test (`manifest/tests/fuzz_regressions.rs`), which includes
@@ -9,8 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use pod1_manifest::plan::{resolve, ImageInfo, Plan};
-use pod1_manifest::{ImageConfig, Pod};
+use pod1_manifest::downward::Node;
+use pod1_manifest::plan::{resolve_all, ImageInfo, Inputs, Plan};
+use pod1_manifest::ImageConfig;
 
 /// The one image every container gets: an entrypoint and cmd, an
 /// environment, a working directory, a named user and its databases.
@@ -34,12 +37,10 @@ pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(pod) = Pod::parse(text) else {
+    let Ok(workload) = pod1_manifest::workload::read(text) else {
         return;
     };
-    if pod1_manifest::validate::validate(&pod).is_err() {
-        return;
-    }
+    let pod = &workload.pod;
     let images: BTreeMap<String, ImageInfo> = pod
         .spec
         .init_containers
@@ -47,7 +48,13 @@ pub fn run(data: &[u8]) {
         .chain(&pod.spec.containers)
         .map(|c| (c.image.clone(), fake_image()))
         .collect();
-    let Ok(plan) = resolve(&pod, &images) else {
+    let inputs = Inputs {
+        pod,
+        sources: &workload.sources,
+        node: Node::new(512, 1),
+        images: &images,
+    };
+    let Ok(plan) = resolve_all(&inputs).map(|r| r.plan) else {
         return;
     };
     // The builder writes the plan as JSON and the init reads it back.
