@@ -334,6 +334,54 @@ fn a_vm_that_dies_mid_run_still_writes_the_status() {
 }
 
 #[test]
+fn a_refused_container_waits_with_the_kubelets_reason() {
+    // runAsNonRoot with busybox's root user: the kubelet's
+    // CreateContainerConfigError; the other container runs.
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "refused"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "root", "image": "oci:../busybox:latest", "command": ["true"],
+             "securityContext": {"runAsNonRoot": true}},
+            {"name": "fine", "image": "oci:../busybox:latest", "command": ["true"]},
+        ]}
+    });
+    let manifest = pod_dir("refused", &manifest.to_string()).join("pod.json");
+    let file = manifest.with_file_name("status.json");
+    let (_, kernel) = &kernels()[0];
+    let r = pod1_run(&manifest, kernel, &["--status", file.to_str().unwrap()]);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    let line = r.err_lines_of("root");
+    assert_eq!(line.len(), 1, "{}", r.stderr);
+    assert!(
+        line[0].starts_with(
+            "not started: CreateContainerConfigError: container has runAsNonRoot and image will run as root"
+        ) && line[0].ends_with("; counts as exit code 126"),
+        "{}",
+        line[0]
+    );
+    let s = read_status(&file);
+    assert_eq!(s["phase"], "Failed");
+    let root = &s["containerStatuses"][0];
+    assert_eq!(root["name"], "root");
+    let waiting = &root["state"]["waiting"];
+    assert_eq!(waiting["reason"], "CreateContainerConfigError");
+    let message = waiting["message"].as_str().unwrap();
+    assert_eq!(
+        format!("not started: CreateContainerConfigError: {message}; counts as exit code 126"),
+        line[0]
+    );
+    assert_eq!(
+        (&root["ready"], &root["restartCount"]),
+        (&json!(false), &json!(0))
+    );
+    let fine = &s["containerStatuses"][1]["state"]["terminated"];
+    assert_eq!(
+        (&fine["exitCode"], &fine["reason"]),
+        (&json!(0), &json!("Completed"))
+    );
+}
+
+#[test]
 fn a_status_path_pod1_cannot_write_fails_before_the_vm_boots() {
     let manifest = pod("bad-path", 10, &[("c", "true")]);
     let r = Command::new(bin("pod1"))
