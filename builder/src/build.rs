@@ -57,6 +57,8 @@ pub struct Assembled {
     pub images: Vec<StoredImage>,
     /// Everything but the init binary.
     pub tree: Tree,
+    /// Per container, the env variables holding a Secret's value.
+    pub secret_env: BTreeMap<String, Vec<String>>,
 }
 
 impl Manifest {
@@ -210,7 +212,12 @@ impl Manifest {
                 entries: img.len(),
             });
         }
-        Ok(Assembled { plan, images, tree })
+        Ok(Assembled {
+            plan,
+            images,
+            tree,
+            secret_env: resolved.secret_env,
+        })
     }
 }
 

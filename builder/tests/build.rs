@@ -76,11 +76,11 @@ fn plan_json_for_every_transport() {
     assert_eq!(c("containers", 2)["workingDir"], "/tmp");
     assert_eq!(
         c("containers", 2)["user"],
-        serde_json::json!({"uid": 65534, "gid": 65534})
+        serde_json::json!({"uid": 65534, "gid": 65534, "additionalGids": [65534]})
     );
     assert_eq!(
         c("containers", 3)["user"],
-        serde_json::json!({"uid": 65534, "gid": 7})
+        serde_json::json!({"uid": 65534, "gid": 7, "additionalGids": [7]})
     );
     for key in ["name", "image", "argv", "env", "workingDir", "user"] {
         assert!(c("containers", 0).get(key).is_some(), "container has {key}");
@@ -439,12 +439,12 @@ fn yaml_manifests_plan_as_their_json_twin() {
     fails(
         "two.yaml",
         &format!("{pod}---\n{pod}"),
-        &["document 2 (Pod p)", "a second Pod"],
+        &["document 2 (Pod p)", "a second workload"],
     );
     fails(
         "cm.yaml",
-        &format!("{pod}---\nkind: Deployment\nmetadata: {{name: d}}\n"),
-        &["document 2 (Deployment d)", "not supported"],
+        &format!("{pod}---\nkind: Service\nmetadata: {{name: d}}\n"),
+        &["document 2 (Service d)", "not supported"],
     );
     fails(
         "typo.yaml",
@@ -456,7 +456,7 @@ fn yaml_manifests_plan_as_their_json_twin() {
         "kind: Pod\nmetadata: [\n",
         &["not valid YAML", "line"],
     );
-    fails("empty.yaml", "# nothing\n", &["holds no object"]);
+    fails("empty.yaml", "# nothing\n", &["holds no workload"]);
 }
 
 #[test]
@@ -489,6 +489,44 @@ fn fields_without_meaning_in_a_vm_are_warnings_or_with_strict_errors() {
     assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(
         err.contains("status: pod1 would ignore it") && err.contains("--strict"),
+        "{err}"
+    );
+}
+
+#[test]
+fn secrets_from_extra_files_are_used_and_not_printed() {
+    fixtures();
+    let dir = fixtures().join("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pod = dir.join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: oci:../busybox:latest\n    envFrom: [{secretRef: {name: s}}]\n    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: s, key: token}}}, {name: PLAIN, value: visible}]\n",
+    )
+    .unwrap();
+    let secret = dir.join("secret.yaml");
+    std::fs::write(
+        &secret,
+        "kind: Secret\nmetadata: {name: s}\nstringData: {token: t0p-s3cret, OTHER: also-s3cret}\n",
+    )
+    .unwrap();
+    let (pod, secret) = (pod.to_str().unwrap(), secret.to_str().unwrap());
+    let o = pod1(&["plan", pod, "-f", secret]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("env      TOKEN=<from a Secret>"), "{out}");
+    assert!(out.contains("env      OTHER=<from a Secret>"), "{out}");
+    assert!(out.contains("env      PLAIN=visible"), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
+    // The plan itself holds the values: the init needs them.
+    let o = pod1(&["plan", "--json", pod, "--file", secret]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("TOKEN=t0p-s3cret"));
+    // Without the file: an error naming the reference and what to do.
+    let o = pod1(&["plan", pod]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("spec.containers[0].envFrom[0].secretRef: Secret \"s\" not found") && err.contains("-f"),
         "{err}"
     );
 }

@@ -121,6 +121,9 @@ pub struct Built {
     pub defined: Environment,
     /// Warnings (envFrom keys skipped), as the kubelet's events say them.
     pub warnings: Vec<String>,
+    /// The variables whose value came from a Secret (for displays that
+    /// should not print it).
+    pub secret: Vec<String>,
 }
 
 /// Builds a container's environment as containerd and the kubelet do:
@@ -160,6 +163,9 @@ pub fn build(image_env: &[String], ctx: &Context, c: &Container, at: &str) -> Re
                 continue;
             }
             out.defined.set(&name, text(value));
+            if kind == SourceKind::Secret {
+                out.secret.push(name);
+            }
         }
         if !invalid.is_empty() {
             out.warnings.push(format!(
@@ -174,6 +180,9 @@ pub fn build(image_env: &[String], ctx: &Context, c: &Container, at: &str) -> Re
         let value = if !var.value.is_empty() {
             expand(&var.value, |name| out.defined.get(name).map(str::to_string))
         } else if let Some(from) = &var.value_from {
+            if from.secret_key_ref.is_some() {
+                out.secret.push(var.name.clone());
+            }
             match value_from(ctx, c, &format!("{at}.env[{i}].valueFrom"), from)? {
                 Some(v) => v,
                 // An optional reference to nothing leaves the variable out.

@@ -13,6 +13,8 @@ use serde_json::Value;
 const ONE_VM: &str = "a pod1 pod runs on one VM, with nothing to schedule";
 const NO_API: &str = "a pod1 pod has no API server to talk to";
 const NO_LSM: &str = "a pod1 VM runs no Linux security module (SELinux, AppArmor)";
+const SERVICE_ACCOUNT: &str =
+    "a pod1 pod has no API server to talk to (the downward API still reports the name)";
 const LINUX: &str = "a pod1 pod runs Linux";
 const SERVER_SET: &str = "the API server sets it; a pod1 pod has none";
 
@@ -29,6 +31,7 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("metadata.generation", SERVER_SET),
     ("metadata.creationTimestamp", SERVER_SET),
     ("metadata.deletionTimestamp", SERVER_SET),
+    ("metadata.deletionGracePeriodSeconds", SERVER_SET),
     ("metadata.selfLink", SERVER_SET),
     ("spec.nodeSelector", ONE_VM),
     ("spec.nodeName", ONE_VM),
@@ -40,8 +43,8 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("spec.priorityClassName", ONE_VM),
     ("spec.priority", ONE_VM),
     ("spec.preemptionPolicy", ONE_VM),
-    ("spec.serviceAccountName", NO_API),
-    ("spec.serviceAccount", NO_API),
+    ("spec.serviceAccountName", SERVICE_ACCOUNT),
+    ("spec.serviceAccount", SERVICE_ACCOUNT),
     ("spec.automountServiceAccountToken", NO_API),
     ("spec.dnsPolicy", "a pod1 VM has no cluster DNS"),
     ("spec.enableServiceLinks", "a pod1 VM has no Services"),

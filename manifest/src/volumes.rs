@@ -14,7 +14,7 @@ use crate::downward::{self, Node, Use};
 use crate::env::missing;
 use crate::error::Error;
 use crate::objects::{SourceKind, Sources};
-use crate::pod::{ConfigMapVolume, DownwardApiVolume, KeyToPath, Pod, SecretVolume, Volume};
+use crate::pod::{DownwardApiFile, KeyToPath, Pod, Volume};
 
 /// The mode of a volume's files unless `defaultMode` or `mode` says otherwise.
 pub const DEFAULT_MODE: u32 = 0o644;
@@ -48,38 +48,40 @@ pub struct Tree {
 
 /// The files a volume holds (path → contents, mode), or `None` for an
 /// emptyDir. `at` is the volume's JSON path.
-pub fn payload(
+pub fn payload<'a>(
     pod: &Pod,
     sources: &Sources,
     node: &Node,
-    v: &Volume,
+    v: &'a Volume,
     at: &str,
 ) -> Result<Option<Payload>, Error> {
     let mut files = BTreeMap::new();
+    let keys_of =
+        |name: &'a str, name_field: &'static str, items: &'a [KeyToPath], optional: Option<bool>| KeysRef {
+            name,
+            name_field,
+            items,
+            optional: optional == Some(true),
+        };
     if let Some(cm) = &v.config_map {
-        let mode = default_mode(&format!("{at}.configMap"), cm.default_mode)?;
-        keys(
-            sources,
-            SourceKind::ConfigMap,
-            cm,
-            &format!("{at}.configMap"),
-            mode,
-            &mut files,
-        )?;
+        let at = format!("{at}.configMap");
+        let mode = default_mode(&at, cm.default_mode)?;
+        let r = keys_of(&cm.name, "name", &cm.items, cm.optional);
+        keys(sources, SourceKind::ConfigMap, &r, &at, mode, &mut files)?;
     } else if let Some(s) = &v.secret {
         let at = format!("{at}.secret");
         let mode = default_mode(&at, s.default_mode)?;
-        keys(sources, SourceKind::Secret, &secret(s), &at, mode, &mut files)?;
+        let r = keys_of(&s.secret_name, "secretName", &s.items, s.optional);
+        keys(sources, SourceKind::Secret, &r, &at, mode, &mut files)?;
     } else if let Some(d) = &v.downward_api {
         let at = format!("{at}.downwardAPI");
         let mode = default_mode(&at, d.default_mode)?;
-        downward_files(pod, node, d, &at, mode, &mut files)?;
+        downward_files(pod, node, &d.items, &at, mode, &mut files)?;
     } else if let Some(p) = &v.projected {
         let at = format!("{at}.projected");
         let mode = default_mode(&at, p.default_mode)?;
         for (i, src) in p.sources.iter().enumerate() {
             let at = format!("{at}.sources[{i}]");
-            let before = files.clone();
             let mut mine = BTreeMap::new();
             match src {
                 s if s.service_account_token.is_some() => {
@@ -95,30 +97,36 @@ pub fn payload(
                     ))
                 }
                 s => match (&s.config_map, &s.secret, &s.downward_api) {
-                    (Some(cm), None, None) => keys(
-                        sources,
-                        SourceKind::ConfigMap,
-                        cm,
-                        &format!("{at}.configMap"),
-                        mode,
-                        &mut mine,
-                    )?,
-                    (None, Some(sec), None) => keys(
-                        sources,
-                        SourceKind::Secret,
-                        &secret(sec),
-                        &format!("{at}.secret"),
-                        mode,
-                        &mut mine,
-                    )?,
+                    (Some(cm), None, None) => {
+                        let r = keys_of(&cm.name, "name", &cm.items, cm.optional);
+                        keys(
+                            sources,
+                            SourceKind::ConfigMap,
+                            &r,
+                            &format!("{at}.configMap"),
+                            mode,
+                            &mut mine,
+                        )?
+                    }
+                    (None, Some(sec), None) => {
+                        let r = keys_of(&sec.name, "name", &sec.items, sec.optional);
+                        keys(
+                            sources,
+                            SourceKind::Secret,
+                            &r,
+                            &format!("{at}.secret"),
+                            mode,
+                            &mut mine,
+                        )?
+                    }
                     (None, None, Some(d)) => {
-                        downward_files(pod, node, d, &format!("{at}.downwardAPI"), mode, &mut mine)?
+                        downward_files(pod, node, &d.items, &format!("{at}.downwardAPI"), mode, &mut mine)?
                     }
                     _ => return Err(Error::new(at, "set exactly one source")),
                 },
             }
             for (path, file) in mine {
-                if before.contains_key(&path) {
+                if files.contains_key(&path) {
                     return Err(Error::new(at, format!("conflicting duplicate path {path:?}")));
                 }
                 files.insert(path, file);
@@ -135,18 +143,13 @@ pub fn payload(
     Ok(Some(files))
 }
 
-/// The secret source as a configMap one (the same rules, `secretName`).
-fn secret(s: &SecretVolume) -> ConfigMapVolume {
-    ConfigMapVolume {
-        name: s
-            .secret_name
-            .clone()
-            .or_else(|| s.name.clone())
-            .unwrap_or_default(),
-        items: s.items.clone(),
-        default_mode: s.default_mode,
-        optional: s.optional,
-    }
+/// A reference to keys of a ConfigMap or Secret, whichever field named it.
+struct KeysRef<'a> {
+    name: &'a str,
+    /// `name` or `secretName`, for errors.
+    name_field: &'static str,
+    items: &'a [KeyToPath],
+    optional: bool,
 }
 
 fn default_mode(at: &str, mode: Option<i32>) -> Result<u32, Error> {
@@ -184,17 +187,17 @@ pub fn check_path(at: &str, path: &str) -> Result<(), Error> {
 fn keys(
     sources: &Sources,
     kind: SourceKind,
-    v: &ConfigMapVolume,
+    v: &KeysRef,
     at: &str,
     mode: u32,
     files: &mut Payload,
 ) -> Result<(), Error> {
-    let optional = v.optional == Some(true);
-    let Some(data) = sources.get(kind, &v.name) else {
+    let optional = v.optional;
+    let Some(data) = sources.get(kind, v.name) else {
         return if optional {
             Ok(())
         } else {
-            Err(missing(&format!("{at}.name"), kind, &v.name))
+            Err(missing(&format!("{at}.{}", v.name_field), kind, v.name))
         };
     };
     if v.items.is_empty() {
@@ -229,12 +232,12 @@ fn keys(
 fn downward_files(
     pod: &Pod,
     node: &Node,
-    d: &DownwardApiVolume,
+    items: &[DownwardApiFile],
     at: &str,
     mode: u32,
     files: &mut Payload,
 ) -> Result<(), Error> {
-    for (i, item) in d.items.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let at = format!("{at}.items[{i}]");
         check_path(&format!("{at}.path"), &item.path)?;
         let m = file_mode(&format!("{at}.mode"), item.mode)?.unwrap_or(mode);
@@ -372,7 +375,7 @@ mod tests {
         let none = volume_files(json!({"name": "v", "secret": {"secretName": "absent", "optional": true}}));
         assert_eq!(none.unwrap().unwrap().len(), 0);
         let e = volume_files(json!({"name": "v", "secret": {"secretName": "absent"}})).unwrap_err();
-        assert_eq!(e.path, "spec.volumes[0].secret.name");
+        assert_eq!(e.path, "spec.volumes[0].secret.secretName");
         let e = volume_files(
             json!({"name": "v", "configMap": {"name": "cm", "items": [{"key": "zz", "path": "z"}]}}),
         )
@@ -418,6 +421,11 @@ mod tests {
         .unwrap();
         assert_eq!(p.keys().collect::<Vec<_>>(), ["cm/a", "name", "tls.key"]);
         assert!(p.values().all(|(_, m)| *m == 0o400));
+        // Each source spells its object's name its own way.
+        assert!(volume_files(json!({"name": "v", "projected": {"sources": [
+            {"secret": {"secretName": "s"}}]}}))
+        .is_err());
+        assert!(volume_files(json!({"name": "v", "secret": {"name": "s"}})).is_err());
         let e = volume_files(json!({"name": "v", "projected": {"sources": [
             {"serviceAccountToken": {"path": "token"}}]}}))
         .unwrap_err();

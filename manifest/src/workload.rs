@@ -121,6 +121,15 @@ pub(crate) fn read_checked(text: &str, validate: bool) -> Result<Workload, Error
             i.path = format!("{}: {}", main.label(), i.path);
         }
     }
+    if let Some(d) = pod.spec.active_deadline_seconds {
+        // Parsed and validated, kept in the pod: only the warning says it
+        // has no effect yet.
+        ignored.push(Ignored {
+            path: format!("{prefix}spec.activeDeadlineSeconds"),
+            reason: "pod1 does not enforce deadlines yet",
+            value: Value::from(d),
+        });
+    }
     let meta = &mut pod.metadata;
     meta.namespace
         .get_or_insert_with(|| DEFAULT_NAMESPACE.to_string());
@@ -261,6 +270,9 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
                 }
             }
             ("Job", "completionMode") if value == "NonIndexed" => {}
+            ("Job", "completionMode") => {
+                return Err(Error::new(at, format!("{value}: {ONE_POD}; only NonIndexed")))
+            }
             ("Job", "suspend") if value == false => {}
             ("Job", "suspend") => return Err(Error::new(at, "a suspended Job runs nothing")),
             ("Deployment", "replicas") => {
@@ -273,6 +285,7 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
                 }
             }
             ("Deployment", "paused") if value == false => {}
+            ("Deployment", "paused") => return Err(Error::new(at, "a paused Deployment runs nothing")),
             _ => match fields.iter().find(|(name, _)| name == key) {
                 Some((_, Some(reason))) => ignored.push(Ignored {
                     path: at,
@@ -285,7 +298,17 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
                         "this Kubernetes field is not supported by pod1; remove it",
                     ))
                 }
-                None => return Err(Error::new(at, format!("{value}: not supported by pod1 here"))),
+                None => {
+                    let known: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+                    return Err(Error::new(
+                        at,
+                        format!(
+                            "unknown field; {} spec fields pod1 knows: template, {}",
+                            o.kind,
+                            known.join(", ")
+                        ),
+                    ));
+                }
             },
         }
     }
@@ -503,6 +526,18 @@ mod tests {
             read(&deploy.replace("      containers", "      restartPolicy: Never\n      containers"))
                 .is_err()
         );
+        let e = read(&deploy.replace("  replicas: 3", "  paused: true")).unwrap_err();
+        assert!(e.message.contains("paused"), "{e}");
+        let e = read(&deploy.replace("  replicas: 3", "  replica: 3")).unwrap_err();
+        assert_eq!(e.path, "document 1 (Deployment web): spec.replica");
+        assert!(e.message.starts_with("unknown field"), "{e}");
+        // Requests above limits, as the API server refuses them.
+        let e = read(&deploy.replace(
+            "containers: [{name: c, image: 'dir:x'}]",
+            "containers: [{name: c, image: 'dir:x', resources: {limits: {memory: 64Mi}, requests: {memory: 1Gi}}}]",
+        ))
+        .unwrap_err();
+        assert!(e.path.ends_with("resources.requests.memory"), "{e}");
     }
 
     #[test]

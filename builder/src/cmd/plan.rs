@@ -26,9 +26,9 @@ pub struct Args {
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
     use std::fmt::Write;
-    let plan = Manifest::load(&args.manifest, &args.files, args.strict)?
-        .assemble(crate::build::default_vm())?
-        .plan;
+    let assembled =
+        Manifest::load(&args.manifest, &args.files, args.strict)?.assemble(crate::build::default_vm())?;
+    let plan = assembled.plan;
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));
     }
@@ -44,7 +44,27 @@ pub fn run(args: &Args) -> Result<()> {
             serde_json::to_string(&c.argv).unwrap_or_default()
         )?;
         writeln!(out, "  workdir  {}", c.working_dir)?;
-        writeln!(out, "  user     {}:{}", c.user.uid, c.user.gid)?;
+        let groups: Vec<String> = c.user.additional_gids.iter().map(u32::to_string).collect();
+        writeln!(
+            out,
+            "  user     {}:{} (groups {}){}",
+            c.user.uid,
+            c.user.gid,
+            groups.join(","),
+            if c.no_new_privileges { ", no_new_privs" } else { "" }
+        )?;
+        if let Some(why) = &c.refused {
+            writeln!(out, "  REFUSED  {why}")?;
+        }
+        for m in &c.volume_mounts {
+            let sub = m
+                .sub_path
+                .as_deref()
+                .map(|p| format!(" (subPath {p})"))
+                .unwrap_or_default();
+            let ro = if m.read_only { " read-only" } else { "" };
+            writeln!(out, "  mount    {} at {}{sub}{ro}", m.name, m.mount_path)?;
+        }
         let seccomp = match &c.seccomp {
             None => "Unconfined".to_string(),
             Some(s) => match &s.localhost_profile {
@@ -53,8 +73,14 @@ pub fn run(args: &Args) -> Result<()> {
             },
         };
         writeln!(out, "  seccomp  {seccomp}")?;
+        // A Secret's value is not printed (--json holds the plan as is).
+        let secret = assembled.secret_env.get(&c.name);
         for e in &c.env {
-            writeln!(out, "  env      {e}")?;
+            let name = e.split('=').next().unwrap_or("");
+            match secret.is_some_and(|names| names.iter().any(|n| n == name)) {
+                true => writeln!(out, "  env      {name}=<from a Secret>")?,
+                false => writeln!(out, "  env      {e}")?,
+            }
         }
         Ok(())
     };

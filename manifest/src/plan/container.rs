@@ -31,7 +31,7 @@ pub(super) fn resolve_container(
     at: &str,
     c: &Container,
     pids: Option<u64>,
-) -> Result<(ContainerPlan, Vec<String>), Error> {
+) -> Result<(ContainerPlan, env::Built), Error> {
     let pod = inputs.pod;
     let image = inputs.images.get(&c.image).ok_or_else(|| {
         Error::new(
@@ -198,7 +198,7 @@ pub(super) fn resolve_container(
         // The device program is the plan's first (see `resolve_all`).
         devices: (!privileged).then_some(0),
     };
-    Ok((plan, built.warnings))
+    Ok((plan, built))
 }
 
 /// A subPath (or an expanded subPathExpr): relative, no `..` element.

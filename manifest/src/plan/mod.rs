@@ -245,8 +245,8 @@ pub struct MountPlan {
     pub read_only: bool,
     /// `subPath` (or `subPathExpr`, expanded): a relative path inside the
     /// volume, without `..`; mounted instead of the volume's root. Made
-    /// (0755) if missing; resolved without leaving the volume, whatever
-    /// symlinks a container put there.
+    /// (with the volume root's mode) if missing; resolved without leaving
+    /// the volume, whatever symlinks a container put there.
     pub sub_path: Option<String>,
 }
 

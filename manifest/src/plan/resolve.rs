@@ -49,6 +49,8 @@ pub struct Resolved {
     pub files: Vec<PlanFile>,
     /// Things the user should know (skipped envFrom keys), one line each.
     pub warnings: Vec<String>,
+    /// Per container, the env variables that hold a Secret's value.
+    pub secret_env: BTreeMap<String, Vec<String>>,
 }
 
 /// Where the plan's own files go in the initramfs.
@@ -166,13 +168,15 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         });
     }
     let mut warnings = Vec::new();
+    let mut secret_env = BTreeMap::new();
     let mut resolve_list = |field: &str, list: &[Container]| -> Result<Vec<ContainerPlan>, Error> {
         list.iter()
             .enumerate()
             .map(|(i, c)| {
                 let at = format!("spec.{field}[{i}]");
-                let (plan, w) = resolve_container(inputs, &names, &paths, &at, c, pids)?;
-                warnings.extend(w);
+                let (plan, built) = resolve_container(inputs, &names, &paths, &at, c, pids)?;
+                warnings.extend(built.warnings);
+                secret_env.insert(c.name.clone(), built.secret);
                 Ok(plan)
             })
             .collect()
@@ -203,6 +207,7 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         plan,
         files,
         warnings,
+        secret_env,
     })
 }
 

@@ -214,10 +214,11 @@ pub struct Container {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
-    /// `memory`, `cpu` and `pids`.
+    /// `memory` and `cpu`, enforced with cgroups.
     #[serde(default)]
     pub limits: BTreeMap<String, Quantity>,
-    /// Accepted for compatibility; a VM runs one pod, so there is nothing to schedule.
+    /// `cpu` and `memory` decide the QoS class; all three (with
+    /// `ephemeral-storage`) reach the downward API; nothing is scheduled.
     #[serde(default)]
     pub requests: BTreeMap<String, Quantity>,
 }
@@ -232,7 +233,7 @@ pub struct Resources {
 pub const KUBERNETES_FIELDS: &[&str] = &[
     // PodSpec
     "ephemeralContainers", "hostPID", "hostUsers", "overhead", "resourceClaims",
-    "runtimeClassName", "resources",
+    "runtimeClassName", "resources", "hostnameOverride",
     // Container
     "lifecycle", "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
     "startupProbe", "stdin", "stdinOnce", "tty", "volumeDevices",
@@ -240,7 +241,10 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "fileKeyRef",
     // Volume sources, VolumeMount
     "hostPath", "persistentVolumeClaim", "nfs", "csi", "ephemeral", "image", "iscsi",
-    "gitRepo", "recursiveReadOnly", "podCertificate",
+    "gitRepo", "recursiveReadOnly", "podCertificate", "awsElasticBlockStore", "azureDisk",
+    "azureFile", "cephfs", "cinder", "fc", "flexVolume", "flocker", "gcePersistentDisk",
+    "glusterfs", "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO",
+    "storageos", "vsphereVolume",
     // resources
     "claims",
 ];

@@ -36,7 +36,7 @@ pub struct EmptyDir {
     pub size_limit: Option<Quantity>,
 }
 
-/// `configMap` (a volume) and `sources[].configMap` (projected; no defaultMode).
+/// `configMap` (a volume).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigMapVolume {
@@ -52,20 +52,33 @@ pub struct ConfigMapVolume {
     pub optional: Option<bool>,
 }
 
-/// `secret` (a volume; `secretName`) and `sources[].secret` (projected; `name`).
+/// `secret` (a volume).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretVolume {
-    /// The Secret (volumes).
-    pub secret_name: Option<String>,
-    /// The Secret (projections).
-    pub name: Option<String>,
+    /// The Secret.
+    #[serde(default)]
+    pub secret_name: String,
     /// Only these keys, at these paths.
     #[serde(default)]
     pub items: Vec<KeyToPath>,
     /// Mode of the files (default 0644).
     pub default_mode: Option<i32>,
     /// A missing Secret (or key) gives an empty volume instead of failing.
+    pub optional: Option<bool>,
+}
+
+/// `sources[].configMap` and `sources[].secret` of a projected volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyProjection {
+    /// The ConfigMap or Secret.
+    #[serde(default)]
+    pub name: String,
+    /// Only these keys, at these paths.
+    #[serde(default)]
+    pub items: Vec<KeyToPath>,
+    /// A missing object (or key) adds nothing instead of failing.
     pub optional: Option<bool>,
 }
 
@@ -81,7 +94,7 @@ pub struct KeyToPath {
     pub mode: Option<i32>,
 }
 
-/// `downwardAPI` (a volume, or a projected source without defaultMode).
+/// `downwardAPI` (a volume).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DownwardApiVolume {
@@ -106,6 +119,15 @@ pub struct DownwardApiFile {
     pub mode: Option<i32>,
 }
 
+/// `sources[].downwardAPI` of a projected volume.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownwardApiProjection {
+    /// The files.
+    #[serde(default)]
+    pub items: Vec<DownwardApiFile>,
+}
+
 /// `projected`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -122,12 +144,12 @@ pub struct ProjectedVolume {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Projection {
     /// A ConfigMap's keys.
-    pub config_map: Option<ConfigMapVolume>,
+    pub config_map: Option<KeyProjection>,
     /// A Secret's keys.
-    pub secret: Option<SecretVolume>,
+    pub secret: Option<KeyProjection>,
     /// Pod fields and resources.
     #[serde(rename = "downwardAPI")]
-    pub downward_api: Option<DownwardApiVolume>,
+    pub downward_api: Option<DownwardApiProjection>,
     /// Refused: a pod1 pod has no API server to issue tokens.
     pub service_account_token: Option<serde_json::Value>,
     /// Refused: a pod1 pod has no API server to read bundles from.

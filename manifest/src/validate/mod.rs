@@ -177,10 +177,25 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
             }
         }
         for (key, q) in &r.requests {
-            if q.millis().is_none() {
+            let kat = format!("{at}.resources.requests.{key}");
+            if !matches!(key.as_str(), "cpu" | "memory" | "ephemeral-storage") {
                 return Err(Error::new(
-                    format!("{at}.resources.requests.{key}"),
-                    "not a valid quantity",
+                    kat,
+                    "a pod1 VM has cpu, memory and ephemeral-storage to request",
+                ));
+            }
+            let Some(request) = q.millis() else {
+                return Err(Error::new(kat, "not a valid quantity"));
+            };
+            // As the API server: a request above its limit is an error.
+            if r.limits
+                .get(key)
+                .and_then(|l| l.millis())
+                .is_some_and(|l| request > l)
+            {
+                return Err(Error::new(
+                    kat,
+                    format!("must be less than or equal to the {key} limit"),
                 ));
             }
         }
