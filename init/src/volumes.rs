@@ -47,6 +47,16 @@ pub enum Error {
         /// The cause.
         source: IoError,
     },
+    /// Its mode could not be set.
+    #[error("volume {name}: setting the mode of {path}: {source}")]
+    Mode {
+        /// Volume name.
+        name: String,
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: IoError,
+    },
     /// The subPath leads outside its volume.
     #[error(
         "volume {volume}: subPath {sub_path:?} leads outside the volume (through `..` or a symlink): refused"
@@ -118,19 +128,22 @@ pub fn create(volumes: &[VolumePlan], state: &str) -> Result<(), Error> {
             // the others live on is nodev too).
             mounts::mount_fs("tmpfs", &dir, "tmpfs", MsFlags::MS_NODEV, Some(&data)).map_err(fail)?;
         }
-        let owned = |source| Error::Ownership {
-            name: v.name.clone(),
-            gid: v.fs_group.unwrap_or_default(),
-            path: dir.clone(),
-            source,
-        };
         if let Some(gid) = v.fs_group {
-            let gid = rustix::fs::Gid::from_raw(gid);
-            rustix::fs::chown(dir.as_str(), None, Some(gid)).map_err(|e| owned(e.into()))?;
+            let group = rustix::fs::Gid::from_raw(gid);
+            rustix::fs::chown(dir.as_str(), None, Some(group)).map_err(|e| Error::Ownership {
+                name: v.name.clone(),
+                gid,
+                path: dir.clone(),
+                source: e.into(),
+            })?;
         }
         // After the chown, which may clear the setgid bit; and the umask
         // must not decide.
-        sys::chmod(&dir, mode).map_err(owned)?;
+        sys::chmod(&dir, mode).map_err(|source| Error::Mode {
+            name: v.name.clone(),
+            path: dir.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
