@@ -166,6 +166,10 @@ impl Manifest {
             sources: &self.sources,
             node: vm,
             images: &infos,
+            backoff_limit: match self.kind {
+                WorkloadKind::Job { backoff_limit } => Some(backoff_limit),
+                _ => None,
+            },
         };
         let resolved = plan::resolve_all(&inputs)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;

@@ -53,6 +53,7 @@ pub fn run(data: &[u8]) {
         sources: &workload.sources,
         node: Node::new(512, 1),
         images: &images,
+        backoff_limit: None,
     };
     let Ok(plan) = resolve_all(&inputs).map(|r| r.plan) else {
         return;

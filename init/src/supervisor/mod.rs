@@ -283,6 +283,8 @@ impl Supervisor {
         let policy = self.pod.plan.restart_policy;
         let backoff = self.pod.plan.backoff;
         let stopping = self.stop_deadline.is_some();
+        let limit = self.pod.plan.backoff_limit;
+        let restarted: u32 = self.ctrs.iter().map(|c| c.restarts).sum();
         let c = &mut self.ctrs[i];
         c.last_code = code;
         channel::event(Event::ContainerExited {
@@ -292,7 +294,7 @@ impl Supervisor {
             restarts: c.restarts,
             reason,
         });
-        if policy::restarts(policy, c.init, code, stopping) {
+        if policy::restarts(policy, c.init, code, stopping, restarted, limit) {
             let (wait, next) = policy::backoff(backoff, c.delay, ran_ms);
             c.state = State::Backoff {
                 until: now_ms().saturating_add(wait),

@@ -83,9 +83,19 @@ pub fn turn(slots: &[Slot]) -> Vec<Action> {
 /// Whether a container whose run ended with `code` runs again. Never while
 /// the pod stops; init containers under Always restart on failure only
 /// (the kubelet's rule). A refused container never gets here: its
-/// configuration cannot change, so a retry would be refused again.
-pub fn restarts(policy: RestartPolicy, init: bool, code: i32, stopping: bool) -> bool {
+/// configuration cannot change, so a retry would be refused again. A Job's
+/// pod (`limit`, its backoffLimit) restarts only while the pod's restarts
+/// so far (`restarted`) are fewer, as the Job controller counts them.
+pub fn restarts(
+    policy: RestartPolicy,
+    init: bool,
+    code: i32,
+    stopping: bool,
+    restarted: u32,
+    limit: Option<u32>,
+) -> bool {
     !stopping
+        && limit.is_none_or(|l| restarted < l)
         && match policy {
             RestartPolicy::Always => !init || code != 0,
             RestartPolicy::OnFailure => code != 0,
@@ -205,15 +215,25 @@ mod tests {
         ];
         for (policy, init, code, want) in table {
             assert_eq!(
-                restarts(policy, init, code, false),
+                restarts(policy, init, code, false, 0, None),
                 want,
                 "{policy:?} {init} {code}"
             );
             assert!(
-                !restarts(policy, init, code, true),
+                !restarts(policy, init, code, true, 0, None),
                 "stopping: {policy:?} {init} {code}"
             );
         }
+    }
+
+    #[test]
+    fn a_jobs_backoff_limit_counts_the_pods_restarts() {
+        use RestartPolicy::OnFailure;
+        assert!(restarts(OnFailure, false, 1, false, 0, Some(2)));
+        assert!(restarts(OnFailure, false, 1, false, 1, Some(2)));
+        assert!(!restarts(OnFailure, false, 1, false, 2, Some(2)));
+        assert!(!restarts(OnFailure, false, 1, false, 0, Some(0)));
+        assert!(restarts(OnFailure, false, 1, false, 1000, None));
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
             reset_ms: 600_000,
         },
         qos_class: QosClass::BestEffort,
+        backoff_limit: None,
         programs: vec![],
     }
 }

@@ -70,6 +70,11 @@ pub struct Plan {
     pub backoff: Backoff,
     /// The pod's QoS class, from which the containers' oom_score_adj follows.
     pub qos_class: QosClass,
+    /// A Job's `backoffLimit`: how many times its pod is retried. Under
+    /// restartPolicy OnFailure the init counts the pod's container restarts
+    /// against it (as the Job controller counts restartCount) and gives up
+    /// when they run out; under Never `pod1 run` boots the pod again.
+    pub backoff_limit: Option<u32>,
     /// The BPF programs (seccomp filters, the device program) in hex, each
     /// distinct one once: containers refer to them by index.
     pub programs: Vec<String>,

@@ -26,6 +26,8 @@ pub struct Inputs<'a> {
     pub node: Node,
     /// Its images, keyed by the manifest's `image` strings.
     pub images: &'a BTreeMap<String, ImageInfo>,
+    /// A Job's `backoffLimit` ([`Plan::backoff_limit`]).
+    pub backoff_limit: Option<u32>,
 }
 
 /// A file of the initramfs the plan refers to (volume contents, the
@@ -201,6 +203,7 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         volumes: volume_plans,
         backoff,
         qos_class: qos_class(spec.all_containers()),
+        backoff_limit: inputs.backoff_limit,
         programs: alloc::vec![hex(&crate::devices::program(crate::devices::DEFAULT_RULES))],
     };
     Ok(Resolved {
@@ -220,6 +223,7 @@ pub fn resolve(pod: &Pod, images: &BTreeMap<String, ImageInfo>) -> Result<Plan, 
         sources: &sources,
         node: Node::new(512, 1),
         images,
+        backoff_limit: None,
     };
     resolve_all(&inputs).map(|r| r.plan)
 }
