@@ -31,6 +31,10 @@ pub struct Cgroups {
     /// Device programs loaded so far, by their index in the plan: loaded
     /// (and verified by the kernel) once, attached to each container's cgroup.
     loaded: Vec<(usize, OwnedFd)>,
+    /// The containers' cgroups a device program is attached to. A cgroup
+    /// outlives its container's runs (restarts reuse it), and the kernel
+    /// refuses the same program attached twice (EINVAL).
+    attached: Vec<String>,
 }
 
 fn write(path: &str, value: &str) -> Result<(), String> {
@@ -48,6 +52,7 @@ impl Cgroups {
                 return Cgroups {
                     base: None,
                     loaded: Vec::new(),
+                    attached: Vec::new(),
                 };
             }
         }
@@ -57,6 +62,7 @@ impl Cgroups {
             return Cgroups {
                 base: None,
                 loaded: Vec::new(),
+                attached: Vec::new(),
             };
         }
         for dir in [mount, base.as_str()] {
@@ -72,6 +78,7 @@ impl Cgroups {
         Cgroups {
             base: Some(base),
             loaded: Vec::new(),
+            attached: Vec::new(),
         }
     }
 
@@ -109,11 +116,12 @@ impl Cgroups {
         if let Err(e) = res {
             console::log(&format!("cgroup of {container}: {e}"));
         }
-        if let Some((index, program)) = devices {
+        if let Some((index, program)) = devices.filter(|_| !self.attached.contains(&dir)) {
             let prog = self
                 .load(index, program)
                 .map_err(|e| format!("the device program: {e}"))?;
             attach_devices(&dir, prog).map_err(|e| format!("the device program of {dir}: {e}"))?;
+            self.attached.push(dir.clone());
         }
         write(&sys::join(&dir, "cgroup.procs"), &pid.to_string())
     }

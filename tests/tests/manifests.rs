@@ -366,3 +366,72 @@ fn the_examples_run() {
         }
     }
 }
+
+const FLAKY_JOB: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 2
+  template:
+    metadata:
+      annotations: {pod1/restart-backoff-ms: "10"}
+    spec:
+      restartPolicy: Never
+      volumes: [{name: v, emptyDir: {}}]
+      containers:
+      - name: c
+        image: oci:../busybox:latest
+        command: [sh, -c, 'echo "attempt as $(cat /etc/hostname)"; exit 3']
+"#;
+
+#[test]
+fn a_failing_job_is_retried_up_to_its_backoff_limit() {
+    let path = manifest("job-never", "job.yaml", FLAKY_JOB);
+    let (_, kernel) = &kernels()[0];
+    // restartPolicy Never: the pod is booted again, backoffLimit times.
+    let r = pod1_run(&path, kernel, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(
+        r.lines_of("c")
+            .iter()
+            .filter(|l| l.starts_with("attempt as flaky-"))
+            .count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("running it again (2 of backoffLimit 2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("BackoffLimitExceeded"), "{}", r.stderr);
+    // A pod that succeeds is not run again.
+    let ok = manifest("job-ok", "job.yaml", &FLAKY_JOB.replace("exit 3", "exit 0"));
+    let r = pod1_run(&ok, kernel, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.lines_of("c").len(), 1, "{}", r.stdout);
+    // restartPolicy OnFailure: the containers restart in the one VM until
+    // the pod's restarts reach backoffLimit.
+    let on_failure = manifest(
+        "job-onfailure",
+        "job.yaml",
+        &FLAKY_JOB.replace("restartPolicy: Never", "restartPolicy: OnFailure"),
+    );
+    let r = pod1_run(&on_failure, kernel, &["--json"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let boots = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, pod1_manifest::events::Event::InitStarted { .. }))
+        .count();
+    let exits: Vec<u32> = r
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            pod1_manifest::events::Event::ContainerExited { restarts, .. } => Some(*restarts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((boots, exits), (1, vec![0, 1, 2]), "{}", r.stdout);
+}

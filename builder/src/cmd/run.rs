@@ -15,6 +15,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use pod1_manifest::events::Request;
 use pod1_manifest::plan::Plan;
+use pod1_manifest::pod::RestartPolicy;
 
 use crate::channel::FromGuest;
 use crate::initrd::{guest_initrd, is_initramfs};
@@ -26,7 +27,7 @@ use crate::session::status_file;
 use crate::session::{Display, Session};
 
 /// Boot the pod under qemu-system-x86_64; print its output; exit with its exit code.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A pod manifest (built first; an unchanged build is reused) or an initramfs from `pod1 build`.
     pub input: PathBuf,
@@ -196,9 +197,27 @@ fn build_and_boot(
             |img| note(&format!("built {} into {}", args.input.display(), img.display())),
         )?,
     };
-    if args.status.is_some() || args.json {
-        *plan = Some(status_file::read_plan(&initrd)?);
+    // The plan is needed for the status and for a Job's retries; an
+    // initramfs pod1 did not build has none, which matters only for the
+    // status.
+    match status_file::read_plan(&initrd) {
+        Ok(p) => *plan = Some(p),
+        Err(e) if args.status.is_some() || args.json => return Err(e),
+        Err(_) => {}
     }
+    // A Job's pod under restartPolicy Never is booted again when it fails,
+    // up to backoffLimit times (as the Job controller makes new pods);
+    // under OnFailure the init counts container restarts instead.
+    let retries = plan
+        .as_ref()
+        .filter(|p| p.restart_policy == RestartPolicy::Never)
+        .and_then(|p| p.backoff_limit)
+        .unwrap_or(0);
+    let mut failures = 0;
+    let deadline = args
+        .timeout
+        .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    let mut attempt_args = args.clone();
     let kernel = kernel::find(args.kernel.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("pod1-run-")
@@ -244,6 +263,7 @@ fn build_and_boot(
         a => a,
     };
     loop {
+        let attempt = failures + 1;
         let config = VmConfig {
             qemu: args.qemu.clone(),
             kernel: kernel.clone(),
@@ -253,13 +273,30 @@ fn build_and_boot(
             machine: args.machine.clone(),
             memory_mib: args.memory,
             cpus: args.cpus,
-            console_socket: work.path().join("console.sock"),
-            serial_socket: work.path().join("serial.sock"),
+            console_socket: work.path().join(format!("console-{attempt}.sock")),
+            serial_socket: work.path().join(format!("serial-{attempt}.sock")),
             channel: args.channel,
-            virtio_socket: work.path().join("channel.sock"),
+            virtio_socket: work.path().join(format!("channel-{attempt}.sock")),
         };
-        match boot(&config, args, signals, plan.as_ref())? {
-            Outcome::Exit(code, status) => return Ok((code, status)),
+        match boot(&config, &attempt_args, signals, plan.as_ref())? {
+            Outcome::Exit(code, status, cut) if code != 0 && !cut && failures < retries => {
+                failures += 1;
+                note(&format!(
+                    "the Job's pod failed (exit code {code}); running it again ({failures} of backoffLimit {retries})"
+                ));
+                drop(status);
+                // --timeout bounds the whole run, every attempt together.
+                attempt_args.timeout =
+                    deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64());
+            }
+            Outcome::Exit(code, status, _) => {
+                if failures > 0 && code != 0 && failures == retries {
+                    note(&format!(
+                        "the Job failed: BackoffLimitExceeded (backoffLimit {retries})"
+                    ));
+                }
+                return Ok((code, status));
+            }
             Outcome::KvmStalled if args.accel == Accel::Auto => {
                 note(&format!(
                     "no sign of the init {}s into a KVM boot; retrying under TCG",
@@ -288,8 +325,10 @@ fn note(msg: &str) {
 }
 
 enum Outcome {
-    /// The exit code, and the pod's status if it was folded.
-    Exit(i32, Option<Box<PodStatus>>),
+    /// The exit code, the pod's status if it was folded, and whether the
+    /// run was cut short (timeout, a signal, a broken VM) rather than the
+    /// pod ending on its own.
+    Exit(i32, Option<Box<PodStatus>>, bool),
     KvmStalled,
 }
 
@@ -545,5 +584,5 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -
     }
     s.idle();
     drop(vm);
-    Ok(Outcome::Exit(exit, status))
+    Ok(Outcome::Exit(exit, status, s.cut.is_some() || s.stop_sent))
 }

@@ -95,7 +95,7 @@ pub fn restarts(
     limit: Option<u32>,
 ) -> bool {
     !stopping
-        && limit.is_none_or(|l| restarted < l)
+        && limit.map_or(true, |l| restarted < l)
         && match policy {
             RestartPolicy::Always => !init || code != 0,
             RestartPolicy::OnFailure => code != 0,
