@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use pod1_manifest::downward::Node as VmSize;
 
 use crate::build::{add_init, find_init, Manifest};
-use crate::cmd::build::write_atomically;
+use crate::cmd::build::write_atomically_mode;
 use crate::tree::hex;
 
 /// The initramfs for `manifest`, from the cache when its inputs are
@@ -37,6 +37,10 @@ pub fn build(
     let key = hex(&Sha256::digest(abs.as_os_str().as_encoded_bytes()))[..16].to_string();
     let dir = crate::kernel::cache_dir().join("builds").join(key);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // An initramfs may hold Secrets: the directory is its user's alone
+    // (also for images an older pod1 left readable).
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))?;
     let (img, digest_file, inputs_file) = (
         dir.join("pod.img"),
         dir.join("pod.digest"),
@@ -54,7 +58,8 @@ pub fn build(
     add_init(&mut assembled.tree, &init)?;
     let digest = assembled.tree.digest();
     if !cached(&digest_file, &digest) {
-        write_atomically(&img, |f| crate::initramfs::write(&assembled.tree, f))?;
+        // The cache is its user's alone: an initramfs may hold Secrets.
+        write_atomically_mode(&img, 0o600, |f| crate::initramfs::write(&assembled.tree, f))?;
         std::fs::write(&digest_file, &digest)?;
         built(&img);
     }

@@ -521,6 +521,23 @@ fn secrets_from_extra_files_are_used_and_not_printed() {
     // The plan itself holds the values: the init needs them.
     let o = pod1(&["plan", "--json", pod, "--file", secret]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("TOKEN=t0p-s3cret"));
+    // An initramfs holding Secrets is its owner's alone.
+    let img = dir.join("pod.img");
+    let o = pod1(&[
+        "build",
+        pod,
+        "-f",
+        secret,
+        "-o",
+        img.to_str().unwrap(),
+        "--init",
+        STATIC_INIT,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
+    };
+    assert_eq!(mode(&img), 0o600);
     // Without the file: an error naming the reference and what to do.
     let o = pod1(&["plan", pod]);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -37,7 +37,13 @@ pub fn run(args: &Args) -> Result<()> {
     let mut assembled = manifest.assemble(crate::build::default_vm())?;
     add_init(&mut assembled.tree, &init)?;
     if let Some(out) = &args.output {
-        let stats = write_atomically(out, |f| initramfs::write(&assembled.tree, f))?;
+        // Secrets are in the initramfs as they are: only its owner reads it.
+        let mode = if manifest.sources.secrets.is_empty() {
+            0o644
+        } else {
+            0o600
+        };
+        let stats = write_atomically_mode(out, mode, |f| initramfs::write(&assembled.tree, f))?;
         let size = std::fs::metadata(out)?.len();
         println!(
             "{}: {} compressed ({} uncompressed), {} entries",
@@ -70,6 +76,16 @@ pub fn run(args: &Args) -> Result<()> {
 /// Writes through a temporary file in the same directory, renamed into
 /// place only when complete: a failed build leaves no partial output.
 pub fn write_atomically<T>(out: &Path, f: impl FnOnce(&mut std::fs::File) -> Result<T>) -> Result<T> {
+    write_atomically_mode(out, 0o644, f)
+}
+
+/// As [`write_atomically`], the output with `mode` (0600 for an initramfs
+/// holding Secrets).
+pub fn write_atomically_mode<T>(
+    out: &Path,
+    mode: u32,
+    f: impl FnOnce(&mut std::fs::File) -> Result<T>,
+) -> Result<T> {
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -81,8 +97,8 @@ pub fn write_atomically<T>(out: &Path, f: impl FnOnce(&mut std::fs::File) -> Res
     let value = f(tmp.as_file_mut())?;
     tmp.as_file_mut().flush()?;
     tmp.as_file().sync_all()?;
-    // The temporary file is created 0600; the output is an ordinary file.
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    // The temporary file is created 0600; then it gets its mode.
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     tmp.persist(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(value)
