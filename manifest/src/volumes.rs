@@ -87,7 +87,7 @@ pub fn payload<'a>(
                 s if s.service_account_token.is_some() => {
                     return Err(Error::new(
                         format!("{at}.serviceAccountToken"),
-                        "a pod1 pod has no API server to issue service account tokens; remove this source",
+                        "a pod1 pod has no API server to issue service account tokens; remove this source (the kube-api-access-* volume the API server adds: remove it and its volumeMounts)",
                     ))
                 }
                 s if s.cluster_trust_bundle.is_some() => {
