@@ -235,3 +235,185 @@ mod qos {
         assert_eq!(oom_score_adj(QosClass::Burstable, Some(gib), 0), 999);
     }
 }
+
+mod kubernetes_fields {
+    use super::super::*;
+    use crate::error::Error;
+    use crate::pod::Pod;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    /// Resolves container 0 of a pod whose spec is `spec` (containers get
+    /// the image `oci:img`, User `user`, whose /etc/group lists `app` in
+    /// `wheel` and `audio`).
+    fn resolve_spec(spec: serde_json::Value, user: &str) -> Result<Plan, Error> {
+        let info = ImageInfo {
+            config: ImageConfig {
+                cmd: vec!["x".into()],
+                user: user.into(),
+                ..Default::default()
+            },
+            rootfs: "/pod1/images/abc".into(),
+            passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),
+            group: Some("root:x:0:\napp:x:1000:\nwheel:x:10:root,app\naudio:x:29:app\n".into()),
+        };
+        let images = BTreeMap::from([("oci:img".to_string(), info)]);
+        let mut pod = Pod::parse(
+            &json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": spec}).to_string(),
+        )?;
+        pod.metadata.namespace.get_or_insert("default".into());
+        resolve(&pod, &images)
+    }
+
+    fn one(container: serde_json::Value) -> serde_json::Value {
+        let mut c = container;
+        c["name"] = "c".into();
+        c["image"] = "oci:img".into();
+        json!({"containers": [c]})
+    }
+
+    #[test]
+    fn groups_as_containerd_merges_them() {
+        let p = resolve_spec(
+            json!({"securityContext": {"fsGroup": 2000, "supplementalGroups": [3000, 29]},
+            "containers": [{"name": "c", "image": "oci:img"}]}),
+            "app",
+        )
+        .unwrap();
+        // Primary gid, the image's groups listing the user, fsGroup, then
+        // supplementalGroups without repeats.
+        assert_eq!(p.containers[0].user.additional_gids, [1000, 10, 29, 2000, 3000]);
+        let p = resolve_spec(
+            json!({"securityContext": {"supplementalGroupsPolicy": "Strict", "supplementalGroups": [5]},
+            "containers": [{"name": "c", "image": "oci:img"}]}),
+            "1000",
+        )
+        .unwrap();
+        assert_eq!(p.containers[0].user.additional_gids, [1000, 5]);
+        // The fsGroup owns the emptyDirs; prepared volumes carry it in their files.
+        let p = resolve_spec(
+            json!({"securityContext": {"fsGroup": 7},
+            "volumes": [{"name": "e", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img"}]}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.volumes[0].fs_group, Some(7));
+    }
+
+    #[test]
+    fn run_as_non_root_with_the_kubelets_messages() {
+        let refused = |spec: serde_json::Value, user: &str| {
+            resolve_spec(spec, user).unwrap().containers[0].refused.clone()
+        };
+        let non_root = |sc: serde_json::Value| one(json!({"securityContext": sc}));
+        let who = "(pod: \"p_ns(u1)\", container: c)";
+        assert_eq!(
+            refused(non_root(json!({"runAsNonRoot": true})), ""),
+            Some(format!(
+                "container has runAsNonRoot and image will run as root {who}"
+            ))
+        );
+        assert_eq!(
+            refused(non_root(json!({"runAsNonRoot": true})), "0:0"),
+            Some(format!(
+                "container has runAsNonRoot and image will run as root {who}"
+            ))
+        );
+        assert_eq!(
+            refused(non_root(json!({"runAsNonRoot": true})), "app"),
+            Some(format!("container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root {who}"))
+        );
+        assert_eq!(
+            refused(non_root(json!({"runAsNonRoot": true, "runAsUser": 0})), "1000"),
+            Some(format!("container's runAsUser breaks non-root policy {who}"))
+        );
+        assert_eq!(refused(non_root(json!({"runAsNonRoot": true})), "1000"), None);
+        assert_eq!(
+            refused(non_root(json!({"runAsNonRoot": true, "runAsUser": 5})), "app"),
+            None
+        );
+        assert_eq!(refused(non_root(json!({"runAsNonRoot": false})), ""), None);
+        // The pod's setting applies to every container.
+        let pod_level = json!({"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c", "image": "oci:img"}]});
+        assert!(refused(pod_level, "").is_some());
+    }
+
+    #[test]
+    fn no_new_privs_unless_escalation_is_allowed() {
+        let nnp = |sc: serde_json::Value| {
+            resolve_spec(one(json!({"securityContext": sc})), "")
+                .unwrap()
+                .containers[0]
+                .no_new_privileges
+        };
+        assert!(nnp(json!({})));
+        assert!(nnp(json!({"allowPrivilegeEscalation": false})));
+        assert!(!nnp(json!({"allowPrivilegeEscalation": true})));
+        assert!(!nnp(json!({"privileged": true})));
+        let e = resolve_spec(
+            one(json!({"securityContext": {"allowPrivilegeEscalation": false, "privileged": true}})),
+            "",
+        )
+        .unwrap_err();
+        assert!(e.path.ends_with("allowPrivilegeEscalation"), "{e}");
+        let e = resolve_spec(one(json!({"securityContext": {"procMount": "Unmasked"}})), "").unwrap_err();
+        assert!(e.message.contains("user namespaces"), "{e}");
+    }
+
+    #[test]
+    fn sub_path_expr_expands_from_the_containers_env() {
+        let spec = json!({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img",
+            "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "volumeMounts": [{"name": "v", "mountPath": "/logs", "subPathExpr": "logs/$(POD)"},
+                             {"name": "v", "mountPath": "/data", "subPath": "data", "readOnly": true}]}]});
+        let p = resolve_spec(spec, "").unwrap();
+        let m = &p.containers[0].volume_mounts;
+        assert_eq!(m[0].sub_path.as_deref(), Some("logs/p"));
+        assert_eq!((m[1].sub_path.as_deref(), m[1].read_only), (Some("data"), true));
+        // An expansion must not climb out of the volume.
+        let spec = json!({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img",
+            "env": [{"name": "UP", "value": ".."}],
+            "volumeMounts": [{"name": "v", "mountPath": "/x", "subPathExpr": "$(UP)/etc"}]}]});
+        let e = resolve_spec(spec, "").unwrap_err();
+        assert_eq!(e.path, "spec.containers[0].volumeMounts[0].subPathExpr");
+        let both = json!({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img",
+            "volumeMounts": [{"name": "v", "mountPath": "/x", "subPath": "a", "subPathExpr": "b"}]}]});
+        assert!(resolve_spec(both, "")
+            .unwrap_err()
+            .message
+            .contains("mutually exclusive"));
+    }
+
+    #[test]
+    fn managed_files_and_names() {
+        let spec = json!({"hostname": "h", "subdomain": "s", "setHostnameAsFQDN": true, "containers": [
+            {"name": "c", "image": "oci:img", "securityContext": {"readOnlyRootFilesystem": true},
+             "terminationMessagePath": "/tmp/msg"},
+            {"name": "d", "image": "oci:img", "volumeMounts": [{"name": "v", "mountPath": "/etc/hosts"}]}],
+            "volumes": [{"name": "v", "emptyDir": {}}]});
+        let p = resolve_spec(spec, "").unwrap();
+        assert_eq!(p.hostname, "h.s.ns.svc.cluster.local");
+        assert!(p.containers[0]
+            .env
+            .contains(&"HOSTNAME=h.s.ns.svc.cluster.local".to_string()));
+        let files = |i: usize| -> Vec<(String, bool)> {
+            p.containers[i]
+                .files
+                .iter()
+                .map(|f| (f.target.clone(), f.read_only))
+                .collect()
+        };
+        assert_eq!(
+            files(0),
+            [
+                ("/etc/hosts".to_string(), false),
+                ("/etc/hostname".to_string(), true),
+                ("/etc/resolv.conf".to_string(), true),
+                ("/tmp/msg".to_string(), false)
+            ]
+        );
+        // A container mounting its own /etc/hosts keeps it.
+        assert_eq!(files(1)[0].0, "/etc/hostname");
+        assert_eq!(files(1)[2].0, TERMINATION_LOG);
+    }
+}
