@@ -14,7 +14,7 @@
 //! so (it goes through a map); `None` is left out where the API marks the
 //! field `omitempty`, and printed as `null` where kubectl shows `null`.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pod1_manifest::events::Phase;
 use pod1_manifest::plan::QosClass;
@@ -27,7 +27,10 @@ pub struct Time(pub SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(self.0))
+        // RFC 3339 has four-digit years; a host clock outside them (or
+        // before 1970, which the formatter refuses) is kept at the edge.
+        let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        s.collect_str(&humantime::format_rfc3339_seconds(self.0.clamp(UNIX_EPOCH, last)))
     }
 }
 

@@ -524,3 +524,13 @@ fn the_json_line_is_a_pod_status_event() {
     assert_eq!(line["ms"], 42);
     assert_eq!(line["status"], serde_json::to_value(&s).unwrap());
 }
+
+#[test]
+fn times_outside_four_digit_years_are_kept_at_the_edge() {
+    let text = |t: SystemTime| serde_json::to_value(Time(t)).unwrap();
+    assert_eq!(text(t0()), json!("2023-11-14T22:13:20Z"));
+    let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+    assert_eq!(text(before), json!("1970-01-01T00:00:00Z"));
+    let after = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+    assert_eq!(text(after), json!("9999-12-31T23:59:59Z"));
+}
