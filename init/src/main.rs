@@ -39,6 +39,7 @@ mod cmdline;
 mod console;
 mod host;
 mod kmod;
+mod mountpoint;
 mod mounts;
 mod namespaces;
 mod power;

@@ -7,7 +7,9 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::fs::CWD;
+use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
 
 use crate::sys::{self, Errno, IoError};
 use crate::{console, tree};
@@ -210,23 +212,49 @@ pub fn bind_with(src: &str, dst: &str, flags: MsFlags) -> Result<(), Error> {
         "",
     ))?;
     if flags != MsFlags::empty() {
-        remount_bind(dst, flags)?;
+        remount_bind(dst, dst, flags)?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts `src` (recursively) onto the mount point `target`, an open
+/// descriptor (`shown` in messages), then remounts it with `flags` as
+/// [`bind_with`] does. open_tree(2) clones `src`; move_mount(2) attaches
+/// the clone on exactly what `target` refers to, resolving no path again;
+/// the remount goes through the clone's own descriptor, so it reaches the
+/// new mount rather than the one beneath it.
+pub fn bind_onto(src: &str, target: BorrowedFd<'_>, shown: &str, flags: MsFlags) -> Result<(), Error> {
+    let fail = || {
+        mount_error(
+            &format!("bind of {src}"),
+            shown,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            "",
+        )
+    };
+    let clone =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let tree = rustix::mount::open_tree(CWD, src, clone).map_err(fail())?;
+    let onto = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    rustix::mount::move_mount(&tree, "", target, "", onto).map_err(fail())?;
+    if flags != MsFlags::empty() {
+        remount_bind(&format!("/proc/self/fd/{}", tree.as_raw_fd()), shown, flags)?;
     }
     Ok(())
 }
 
 /// Makes the mount at `path` read-only.
 pub fn remount_ro(path: &str) -> Result<(), Error> {
-    remount_bind(path, MsFlags::MS_RDONLY)
+    remount_bind(path, path, MsFlags::MS_RDONLY)
 }
 
-/// Remounts the bind mount at `path` with `flags`.
-fn remount_bind(path: &str, flags: MsFlags) -> Result<(), Error> {
+/// Remounts the bind mount at `path` (`shown` in messages) with `flags`.
+fn remount_bind(path: &str, shown: &str, flags: MsFlags) -> Result<(), Error> {
     let remount = |flags: MsFlags| {
         // rustix adds MS_REMOUNT itself.
         rustix::mount::mount_remount(path, flags.mount_flags(), "").map_err(mount_error(
             "bind/remount",
-            path,
+            shown,
             flags | MsFlags::MS_REMOUNT,
             "",
         ))

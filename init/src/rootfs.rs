@@ -1,7 +1,9 @@
 //! A container's root filesystem, built inside its own mount namespace (the
 //! caller has unshared it): overlayfs over the image (a copy when the kernel
-//! has no overlayfs), volumes, /proc, /sys, /dev, runc's masked and
-//! read-only paths, then `pivot_root` as runc does it.
+//! has no overlayfs), volumes, /proc, /sys, /dev, the plan's files, runc's
+//! masked and read-only paths, then `pivot_root` as runc does it. Volumes
+//! and files go where their targets resolve in the root (`mountpoint`);
+//! /proc, /sys and /dev go at those very paths.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -12,7 +14,7 @@ use rustix::process::umask;
 
 use crate::mounts::{self, bind, mkdir_p, mount_fs, remount_ro, MsFlags};
 use crate::sys::{self, Errno};
-use crate::{console, tree, volumes};
+use crate::{console, mountpoint, tree, volumes};
 
 /// A step of building a container's root that failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,9 @@ pub enum Error {
     /// A volume or a file mount.
     #[error(transparent)]
     Volume(#[from] volumes::Error),
+    /// The root could not be held open to find mount points in.
+    #[error(transparent)]
+    MountPoint(#[from] mountpoint::Error),
 }
 
 impl From<tree::Error> for Error {
@@ -244,8 +249,11 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     // Order matters: nothing mounted below may propagate back to the init.
     mounts::make_private_rec()?;
     let root = mount_layers(spec)?;
+    // Every mount point the image has a say in is found in the root as runc
+    // finds it: through the image's symlinks, never out of the root.
+    let in_root = mountpoint::Root::open(&root)?;
     for m in &spec.volumes {
-        volumes::mount(&root, m)?;
+        volumes::mount(&in_root, m)?;
     }
     // The kernel's filesystems go on /proc, /sys and /dev: a symlink there
     // in the image would take them anywhere (as runc, refuse it).
@@ -266,7 +274,7 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     // After /dev, so that /dev/termination-log can be one; before the
     // masked paths, as runc applies them after the spec's mounts.
     for f in &spec.files {
-        volumes::bind_file(&root, f)?;
+        volumes::bind_file(&in_root, f)?;
     }
     if !spec.privileged {
         for p in MASKED {

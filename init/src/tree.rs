@@ -1,8 +1,9 @@
 //! Paths inside trees a container controls, handled without being led
 //! outside them: copying and removing trees without crossing into other
 //! mounts (the fallback root filesystem when the kernel has no overlayfs),
-//! making mount points without following symlinks, and opening a path
-//! beneath a directory with openat2(2) (a volume's subPath).
+//! making the mount points of /proc, /sys and /dev without following
+//! symlinks, and opening a path beneath a directory with openat2(2) (a
+//! volume's subPath). Other mount points are found in `mountpoint`.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -106,8 +107,9 @@ fn exists_ok(e: IoError) -> Result<(), IoError> {
     }
 }
 
-/// `mkdir -p` that refuses to follow symlinks: used for paths inside a
-/// container's root, where a symlink could point anywhere on the host.
+/// `mkdir -p` that refuses to follow symlinks: the mount points of the
+/// kernel's filesystems in a container's root (/proc, /sys, /dev), which
+/// must be at those very paths (as runc, a symlink there is refused).
 pub fn create_dir_all_no_symlinks(root: &str, rel: &str) -> Result<String, Error> {
     let mut cur = root.to_string();
     for comp in rel.split('/') {
@@ -140,47 +142,6 @@ pub fn create_dir_all_no_symlinks(root: &str, rel: &str) -> Result<String, Error
         }
     }
     Ok(cur)
-}
-
-/// Makes an empty file at `rel` inside `root` to bind a file onto, with
-/// its parent directories ([`create_dir_all_no_symlinks`]); an existing
-/// file is kept. Never through a symlink: a symlink at `rel` (which could
-/// point anywhere on the host) is refused, as is a directory.
-pub fn create_file_no_symlinks(root: &str, rel: &str) -> Result<String, Error> {
-    let invalid = || Error {
-        step: "making a file mount point at",
-        path: rel.to_string(),
-        source: IoError::INVALID_INPUT,
-    };
-    let rel = rel.trim_end_matches('/');
-    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    if matches!(name, "" | "." | "..") {
-        return Err(invalid());
-    }
-    let dir = create_dir_all_no_symlinks(root, parent)?;
-    let path = sys::join(&dir, name);
-    // O_EXCL with O_NOFOLLOW: made here, or already there and not followed.
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-    match sys::open(&path, flags, 0o644) {
-        Ok(_) => Ok(path),
-        Err(e) if e == IoError::Os(libc::EEXIST) => {
-            let st = sys::lstat(&path).map_err(err("stat", &path))?;
-            match sys::file_type(&st) {
-                FileType::Symlink => Err(Error {
-                    step: "refusing to follow a symlink at",
-                    path,
-                    source: IoError::INVALID_INPUT,
-                }),
-                FileType::Directory => Err(Error {
-                    step: "binding a file onto the directory",
-                    path,
-                    source: IoError::Os(libc::EISDIR),
-                }),
-                _ => Ok(path),
-            }
-        }
-        Err(e) => Err(err("creating file", &path)(e)),
-    }
 }
 
 /// The components of a relative path that stays beneath its directory:
@@ -409,27 +370,6 @@ mod tests {
         // An existing file is opened as it is.
         fs::write(vol.join("a/f"), "x").unwrap();
         assert_eq!(read_fd(&open_beneath(v, "a/f", Some(0o755)).unwrap()), "x");
-        fs::remove_dir_all(&t).unwrap();
-    }
-
-    #[test]
-    fn file_mount_points_are_made_never_through_symlinks() {
-        let t = tmp("file-target");
-        let r = s(&t);
-        let made = create_file_no_symlinks(r, "/etc/deep/hosts").unwrap();
-        assert!(Path::new(&made).is_file());
-        assert_eq!(fs::metadata(&made).unwrap().len(), 0);
-        // An existing file stays as it is.
-        fs::write(&made, "kept").unwrap();
-        assert_eq!(create_file_no_symlinks(r, "/etc/deep/hosts").unwrap(), made);
-        assert_eq!(fs::read_to_string(&made).unwrap(), "kept");
-        symlink("/etc/passwd", t.join("etc/link")).unwrap();
-        assert!(create_file_no_symlinks(r, "/etc/link").is_err());
-        symlink("/etc", t.join("dirlink")).unwrap();
-        assert!(create_file_no_symlinks(r, "/dirlink/hosts").is_err());
-        assert!(create_file_no_symlinks(r, "/etc/deep").is_err());
-        assert!(create_file_no_symlinks(r, "/").is_err());
-        assert!(create_file_no_symlinks(r, "/etc/..").is_err());
         fs::remove_dir_all(&t).unwrap();
     }
 

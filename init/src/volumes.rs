@@ -11,6 +11,9 @@
 //!   descriptor;
 //! - the files bound in after /dev: /etc/hosts, /etc/hostname,
 //!   /etc/resolv.conf, the termination log.
+//!
+//! Every target is resolved in the container's root as runc resolves it
+//! (`mountpoint`): through the image's symlinks, never out of the root.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -20,6 +23,7 @@ use pod1_manifest::plan::{FileMount, MountPlan, VolumePlan};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::FileType;
 
+use crate::mountpoint::{self, Kind, Root};
 use crate::mounts::{self, MsFlags};
 use crate::sys::{self, IoError};
 use crate::tree;
@@ -87,9 +91,9 @@ pub enum Error {
         /// The cause.
         source: tree::Error,
     },
-    /// A mount point could not be made.
+    /// A mount point could not be found or made.
     #[error(transparent)]
-    Tree(#[from] tree::Error),
+    MountPoint(#[from] mountpoint::Error),
     /// A bind mount failed.
     #[error(transparent)]
     Mount(#[from] mounts::Error),
@@ -209,27 +213,29 @@ pub fn mounts_of(volumes: &[VolumePlan], mounts: &[MountPlan], root: &str, state
         .collect()
 }
 
-/// Mounts `m` into the container root `root` (before pivot_root).
-pub fn mount(root: &str, m: &Mount) -> Result<(), Error> {
+/// Mounts `m` into the container's root (before pivot_root), at its
+/// target as resolved in the root ([`Root::mount_point`]).
+pub fn mount(root: &Root, m: &Mount) -> Result<(), Error> {
     let sub = m
         .sub_path
         .as_deref()
         .filter(|s| tree::components_beneath(s).map_or(true, |c| !c.is_empty()));
     let Some(sub) = sub else {
-        let dst = tree::create_dir_all_no_symlinks(root, &m.target)?;
-        return Ok(mounts::bind_with(&m.dir, &dst, m.flags())?);
+        let dst = root.mount_point(&m.target, Kind::Dir)?;
+        return Ok(mounts::bind_onto(&m.dir, dst.fd(), &dst.path, m.flags())?);
     };
     let fd = resolve(m, sub)?;
     let is_dir = rustix::fs::fstat(&fd).is_ok_and(|st| sys::file_type(&st) == FileType::Directory);
     // A file binds onto a file (runc makes the mount point the same way).
-    let dst = match is_dir {
-        true => tree::create_dir_all_no_symlinks(root, &m.target)?,
-        false => tree::create_file_no_symlinks(root, &m.target)?,
+    let kind = match is_dir {
+        true => Kind::Dir,
+        false => Kind::File,
     };
+    let dst = root.mount_point(&m.target, kind)?;
     // From the descriptor: the kernel binds what was resolved, and nothing
     // (a container rewriting the volume meanwhile) can redirect it.
     let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    mounts::bind_with(&src, &dst, m.flags())?;
+    mounts::bind_onto(&src, dst.fd(), &dst.path, m.flags())?;
     Ok(())
 }
 
@@ -283,13 +289,17 @@ pub fn files_of(files: &[FileMount], root: &str) -> Vec<FileBind> {
         .collect()
 }
 
-/// Binds `f` into the container root `root`: an empty file is made at the
-/// target first if missing, never through a symlink. The source itself is
-/// bound, so a writable one is shared by every container that binds it
-/// (as on a node).
-pub fn bind_file(root: &str, f: &FileBind) -> Result<(), Error> {
-    let dst = tree::create_file_no_symlinks(root, &f.target)?;
-    mounts::bind(&f.source, &dst, f.read_only)?;
+/// Binds `f` into the container's root, at its target as resolved in the
+/// root ([`Root::mount_point`]: an empty file is made where it leads if
+/// missing). The source itself is bound, so a writable one is shared by
+/// every container that binds it (as on a node).
+pub fn bind_file(root: &Root, f: &FileBind) -> Result<(), Error> {
+    let dst = root.mount_point(&f.target, Kind::File)?;
+    let flags = match f.read_only {
+        true => MsFlags::MS_RDONLY,
+        false => MsFlags::empty(),
+    };
+    mounts::bind_onto(&f.source, dst.fd(), &dst.path, flags)?;
     Ok(())
 }
 

@@ -358,26 +358,3 @@ fn files_are_bound_read_only_or_shared_writable() {
     assert!(second[3].starts_with("-rw-rw-rw-"), "{second:#?}");
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
 }
-
-#[test]
-fn a_file_target_that_is_a_symlink_is_refused() {
-    let mut c = sh("a", "echo never");
-    c.files = vec![FileMount {
-        source: "/pod1/files/hosts".into(),
-        target: "/etc/hosts".into(),
-        read_only: true,
-    }];
-    let p = pod(vec![c, sh("b", "echo fine")]);
-    let t = tree(&p);
-    fs::create_dir_all(t.root().join("pod1/files")).unwrap();
-    fs::write(t.root().join("pod1/files/hosts"), "127.0.0.1 localhost\n").unwrap();
-    // The image's /etc/hosts points at a file of the host.
-    let image = t.root().join(IMAGE.trim_start_matches('/'));
-    symlink(t.root().join("pod1/files/hosts"), image.join("etc/hosts")).unwrap();
-    let o = spawn_tree(t, &[]).finish();
-    check(&o);
-    let why = reason(&o.events, "a");
-    assert!(why.contains("symlink") && why.contains("/etc/hosts"), "{why}");
-    assert!(o.logs("a").is_empty());
-    assert_eq!(o.logs("b"), ["fine"]);
-}
