@@ -153,6 +153,7 @@ impl Manifest {
                     rootfs: format!("/{IMAGES_DIR}/{id}"),
                     passwd: text("etc/passwd"),
                     group: text("etc/group"),
+                    id: img.id.clone(),
                 },
             );
             stored

@@ -29,6 +29,7 @@ fn fake_image() -> ImageInfo {
         rootfs: "/pod1/images/0123456789abcdef".into(),
         passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),
         group: Some("root:x:0:\napp:x:1000:\nwheel:x:10:app\n".into()),
+        id: "sha256:0123".into(),
     }
 }
 

@@ -151,7 +151,7 @@ fn a_pod_with_a_succeeding_and_a_failing_container() {
     ] {
         assert_eq!(c["name"], name);
         assert_eq!(c["image"], "oci:../busybox:latest");
-        assert_eq!(c["imageID"], "");
+        assert_eq!(c["imageID"], busybox_config_digest(), "{name}");
         assert_eq!(c.get("containerID"), None);
         assert_eq!(
             (&c["ready"], &c["started"]),
@@ -401,4 +401,19 @@ fn a_status_path_pod1_cannot_write_fails_before_the_vm_boots() {
         ),
         "{stderr}"
     );
+}
+
+/// The test image's ID as containerd gives it: its config's digest, read
+/// from the OCI layout (index, then manifest).
+fn busybox_config_digest() -> String {
+    let layout = pod1_tests::fixtures().join("busybox");
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let data = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&data).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    manifest["config"]["digest"].as_str().unwrap().to_string()
 }

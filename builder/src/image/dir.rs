@@ -39,6 +39,7 @@ pub(super) fn import(root: &Path, limit: u64) -> Result<Image> {
         );
     }
     Ok(Image {
+        id: String::new(),
         config: ImageConfig::default(),
         tree,
     })

@@ -5,7 +5,9 @@ use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::{apply_layer, image_config, verify, Image, Store};
-use crate::tree::Tree;
+use sha2::Digest;
+
+use crate::tree::{hex, Tree};
 
 /// One entry of the archive's `manifest.json`.
 #[derive(Deserialize)]
@@ -66,6 +68,8 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result
     }
     Ok(Image {
         config: image_config(&config)?,
+        // Docker's image ID: the digest of the config as stored.
+        id: format!("sha256:{}", hex(&sha2::Sha256::digest(&raw))),
         tree,
     })
 }

@@ -24,6 +24,9 @@ use crate::tree::{hex, Tree};
 pub struct Image {
     /// Entrypoint, Cmd, Env, WorkingDir, User.
     pub config: ImageConfig,
+    /// The image ID as the runtimes give it: `sha256:` and its config's
+    /// digest; empty for a `dir:` root filesystem, which has no config.
+    pub id: String,
     /// The unpacked root filesystem.
     pub tree: Tree,
 }

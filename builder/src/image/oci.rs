@@ -100,6 +100,7 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result
     }
     Ok(Image {
         config: image_config(&config)?,
+        id: manifest.config().digest().to_string(),
         tree,
     })
 }

@@ -44,6 +44,7 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
     ContainerPlan {
         name: name.into(),
         image: "dir:busybox".into(),
+        image_id: String::new(),
         rootfs: IMAGE.into(),
         argv: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![

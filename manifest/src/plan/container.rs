@@ -165,6 +165,7 @@ pub(super) fn resolve_container(
     let plan = ContainerPlan {
         name: c.name.clone(),
         image: c.image.clone(),
+        image_id: image.id.clone(),
         rootfs: image.rootfs.clone(),
         argv,
         env: built.all.to_strings(),

@@ -164,6 +164,9 @@ pub struct ContainerPlan {
     pub name: String,
     /// The image as the manifest names it.
     pub image: String,
+    /// The image's ID (`sha256:` and its config's digest; empty for a
+    /// `dir:` image), the status's `imageID`.
+    pub image_id: String,
     /// The image's root filesystem inside the initramfs, e.g. `/pod1/images/<id>`.
     pub rootfs: String,
     /// The command line; `argv[0]` is looked up in the container's PATH.
@@ -294,6 +297,8 @@ pub struct ImageInfo {
     pub passwd: Option<String>,
     /// Its `/etc/group`, if any.
     pub group: Option<String>,
+    /// Its ID (`sha256:` and its config's digest), or empty.
+    pub id: String,
 }
 
 impl Plan {

@@ -14,6 +14,7 @@ mod resolving {
             rootfs: "/pod1/images/abc".into(),
             passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),
             group: Some("root:x:0:\napp:x:1000:\n".into()),
+            id: "sha256:0123".into(),
         };
         BTreeMap::from([("oci:img".to_string(), info)])
     }
@@ -256,6 +257,7 @@ mod kubernetes_fields {
             rootfs: "/pod1/images/abc".into(),
             passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),
             group: Some("root:x:0:\napp:x:1000:\nwheel:x:10:root,app\naudio:x:29:app\n".into()),
+            id: "sha256:0123".into(),
         };
         let images = BTreeMap::from([("oci:img".to_string(), info)]);
         let mut pod = Pod::parse(

@@ -134,6 +134,7 @@ impl Exit {
 struct Track {
     name: String,
     image: String,
+    image_id: String,
     run: Run,
     /// The end before the current run.
     last: Option<Exit>,
@@ -145,6 +146,7 @@ impl Track {
         Track {
             name: c.name.clone(),
             image: c.image.clone(),
+            image_id: c.image_id.clone(),
             run: Run::NotStarted,
             last: None,
             restarts: 0,
@@ -478,10 +480,9 @@ fn container_status(
     };
     ContainerStatus {
         image: t.image.clone(),
-        // The plan does not carry the image's digest (its rootfs directory
-        // is named after a prefix of the unpacked tree's digest, which is
-        // no image digest): "" as the kubelet reports an unknown one.
-        image_id: String::new(),
+        // The config's digest, as containerd's image ID; "" for a `dir:`
+        // image, as the kubelet reports an unknown one.
+        image_id: t.image_id.clone(),
         last_state: t.last.as_ref().map(terminated).unwrap_or_default(),
         name: t.name.clone(),
         // An init container is ready once it completed; an app container

@@ -42,6 +42,7 @@ fn plan(init: &[&str], app: &[&str]) -> Plan {
     let pod = Pod::parse(&pod.to_string()).unwrap();
     let image = ImageInfo {
         rootfs: "/pod1/images/0123456789abcdef".into(),
+        id: "sha256:0123".into(),
         ..ImageInfo::default()
     };
     resolve(&pod, &BTreeMap::from([("oci:busybox".to_string(), image)])).unwrap()
@@ -133,7 +134,7 @@ fn a_succeeded_pod_reads_as_the_kubelet_leaves_it() {
         ],
         "containerStatuses": [{
             "image": "oci:busybox",
-            "imageID": "",
+            "imageID": "sha256:0123",
             "lastState": {},
             "name": "c",
             "ready": false,
