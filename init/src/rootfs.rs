@@ -1,6 +1,6 @@
 //! A container's root filesystem, built inside its own mount namespace (the
 //! caller has unshared it): overlayfs over the image (a copy when the kernel
-//! has no overlayfs), volumes, /proc, /sys, /dev, the plan's files, runc's
+//! has no overlayfs), /proc, /sys, /dev, volumes, the plan's files, runc's
 //! masked and read-only paths, then `pivot_root` as runc does it. Volumes
 //! and files go where their targets resolve in the root (`mountpoint`);
 //! /proc, /sys and /dev go at those very paths.
@@ -249,12 +249,6 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
     // Order matters: nothing mounted below may propagate back to the init.
     mounts::make_private_rec()?;
     let root = mount_layers(spec)?;
-    // Every mount point the image has a say in is found in the root as runc
-    // finds it: through the image's symlinks, never out of the root.
-    let in_root = mountpoint::Root::open(&root)?;
-    for m in &spec.volumes {
-        volumes::mount(&in_root, m)?;
-    }
     // The kernel's filesystems go on /proc, /sys and /dev: a symlink there
     // in the image would take them anywhere (as runc, refuse it).
     let proc = tree::create_dir_all_no_symlinks(&root, "/proc")?;
@@ -271,6 +265,15 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
         bind("/sys", &sysfs, !spec.privileged)?;
     }
     mount_dev(&root, spec.privileged)?;
+    // Every mount point the image has a say in is found in the root as runc
+    // finds it: through the image's symlinks, never out of the root.
+    let in_root = mountpoint::Root::open(&root)?;
+    // After /proc, /sys and /dev, as runc mounts the spec's own mounts
+    // after the runtime's: a volume at /dev/shm is the volume, not hidden
+    // under the /dev tmpfs.
+    for m in &spec.volumes {
+        volumes::mount(&in_root, m)?;
+    }
     // After /dev, so that /dev/termination-log can be one; before the
     // masked paths, as runc applies them after the spec's mounts.
     for f in &spec.files {

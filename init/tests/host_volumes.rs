@@ -358,3 +358,31 @@ fn files_are_bound_read_only_or_shared_writable() {
     assert!(second[3].starts_with("-rw-rw-rw-"), "{second:#?}");
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
 }
+
+#[test]
+fn a_volume_under_dev_is_the_volume_not_hidden_by_the_dev_tmpfs() {
+    // The usual emptyDir at /dev/shm, and one at a path /dev does not have:
+    // mounted after /dev, as runc mounts a pod's volumes after its own.
+    let writer = mount(
+        mount(
+            sh(
+                "writer",
+                "echo shm > /dev/shm/f; echo other > /dev/other/f; ls /dev/null",
+            ),
+            "shm",
+            "/dev/shm",
+        ),
+        "other",
+        "/dev/other",
+    );
+    let reader = mount(mount(sh("reader", "cat /s/f /o/f"), "shm", "/s"), "other", "/o");
+    let mut p = pod(vec![reader]);
+    p.init_containers = vec![writer];
+    volume(&mut p, "shm");
+    volume(&mut p, "other");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.logs("writer"), ["/dev/null"]);
+    assert_eq!(o.logs("reader"), ["shm", "other"]);
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
