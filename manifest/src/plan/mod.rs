@@ -266,8 +266,9 @@ pub struct MountPlan {
 pub struct FileMount {
     /// The file in the initramfs.
     pub source: String,
-    /// Absolute path in the container; an empty file is made there first
-    /// if missing (never through a symlink).
+    /// Absolute path in the container, resolved inside the container's
+    /// root as runc resolves it (symlinks followed, never leaving the
+    /// root); an empty file is made where it resolves if missing.
     pub target: String,
     /// Read-only.
     pub read_only: bool,
