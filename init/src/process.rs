@@ -7,6 +7,12 @@
 //!   when preparation failed, then the child exits.
 //! - start pipe (init → child): one byte releases the child; EOF (the init
 //!   dropped it) makes the child exit without running anything.
+//! - exec pipe (child → init), runc's way of telling a failed exec from the
+//!   command's own exit: a successful execve closes the child's end
+//!   unwritten; anything failing between the start and execve writes its
+//!   message there (as well as to the container's stderr) before the child
+//!   exits. The init reads it, without blocking, once the process has
+//!   ended ([`exec_failure`]).
 
 use alloc::ffi::CString;
 use alloc::format;
@@ -51,6 +57,9 @@ pub enum Error {
 pub const NOT_FOUND: i32 = 127;
 /// Exit code when the command exists but cannot be executed.
 pub const NOT_EXECUTABLE: i32 = 126;
+/// The most an exec failure's message takes on the exec pipe: PIPE_BUF, so
+/// the child's one write into the empty pipe is whole and never waits.
+pub const EXEC_MESSAGE_MAX: usize = rustix::pipe::PIPE_BUF;
 /// runc's default PATH when the container's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -85,6 +94,8 @@ pub struct Child {
     pub stdout: OwnedFd,
     /// Read end of its stderr.
     pub stderr: OwnedFd,
+    /// Read end of its exec pipe (non-blocking): see [`exec_failure`].
+    pub exec: OwnedFd,
 }
 
 /// How preparation went.
@@ -97,7 +108,11 @@ pub enum Ready {
 }
 
 fn pipe(container: &str) -> Result<(OwnedFd, OwnedFd), Error> {
-    rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Pipe {
+    pipe_with(container, PipeFlags::CLOEXEC)
+}
+
+fn pipe_with(container: &str, flags: PipeFlags) -> Result<(OwnedFd, OwnedFd), Error> {
+    rustix::pipe::pipe_with(flags).map_err(|e| Error::Pipe {
         container: container.to_string(),
         source: e.into(),
     })
@@ -111,6 +126,10 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     let (start_r, start_w) = pipe(name)?;
     let (out_r, out_w) = pipe(name)?;
     let (err_r, err_w) = pipe(name)?;
+    // Non-blocking from the start (no later fcntl that could fail): the
+    // init's reads never wait, and the child's one write of at most
+    // PIPE_BUF bytes into the empty pipe is whole.
+    let (exec_r, exec_w) = pipe_with(name, PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
     // Without shareProcessNamespace each container gets its own PID
     // namespace whose PID 1 is its command (as with Docker and Kubernetes'
     // default). With it, the containers stay in the init's PID namespace,
@@ -149,15 +168,19 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
         // The child reports through its sync pipe, never the channel: the
         // parent's queued bytes must not be written twice.
         crate::channel::forget();
-        drop((sync_r, start_w, out_r, err_r));
-        child(ctx, sync_w, start_r, out_w, err_w)
+        drop((sync_r, start_w, out_r, err_r, exec_r));
+        child(ctx, sync_w, start_r, out_w, err_w, exec_w)
     }
+    // The child's ends go now: a later clone must not inherit them, and a
+    // failed exec's EOF must come when the child ends.
+    drop((sync_w, start_r, out_w, err_w, exec_w));
     Ok(Child {
         pid: ret as i32,
         sync: sync_r,
         start: start_w,
         stdout: out_r,
         stderr: err_r,
+        exec: exec_r,
     })
 }
 
@@ -177,8 +200,44 @@ pub fn start(start: OwnedFd) -> Result<(), Errno> {
     sys::write_fd(&start, b"S").map_err(|e| e.errno().unwrap_or(Errno::EIO))
 }
 
+/// What a container's exec pipe says once its process has ended: the
+/// message of what failed between its start and execve, or None when its
+/// command ran (a successful execve closed the pipe unwritten) or it never
+/// got that far. Reads at most [`EXEC_MESSAGE_MAX`] bytes and never waits
+/// (the pipe is non-blocking; its only writer is gone by then anyway).
+pub fn exec_failure(exec: &OwnedFd) -> Option<String> {
+    let mut buf = [0u8; EXEC_MESSAGE_MAX];
+    let mut len = 0;
+    // Bounded: a read makes progress, fails or ends; EINTR only a few times.
+    for _ in 0..8 {
+        match rustix::io::read(exec, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    break;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+    let msg = String::from_utf8_lossy(&buf[..len]);
+    let msg = msg.trim_end();
+    (!msg.is_empty()).then(|| msg.to_string())
+}
+
+/// `msg` cut to at most `max` bytes, at a character boundary.
+fn cut(msg: &str, max: usize) -> &str {
+    let mut end = msg.len().min(max);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
+}
+
 /// The child: prepare, report, park, exec. Never returns.
-fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedFd) -> ! {
+fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedFd, exec: OwnedFd) -> ! {
     console::keep_console_apart();
     // stdout/stderr first, so everything after start lands in the log.
     let stdio = (|| -> Result<(), String> {
@@ -215,10 +274,12 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
         // cgroup v2), so a process can read its limits. Best effort.
         rootfs::mount_cgroup_ro(ctx.plan.privileged);
     }
+    // A successful execve closes `exec` (close-on-exec) unwritten.
     let code = match run(ctx.plan, ctx.programs) {
         Ok(never) => match never {},
         Err((code, msg)) => {
             let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
+            let _ = sys::write_fd(&exec, cut(&msg, EXEC_MESSAGE_MAX).as_bytes());
             code
         }
     };
@@ -376,17 +437,25 @@ fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, St
     if seccomp_last(plan.no_new_privileges, seccomp) {
         take(Step::Seccomp, plan, programs, caps).map_err(fail)?;
     }
+    // runc's words for it (Go's os.PathError): `exec /bin/app: exec
+    // format error`; ENOENT here is a missing interpreter or loader.
     let e = execve(&prog_c, &argv, &env);
-    Err(match e {
-        Errno::ENOENT | Errno::ENOTDIR => (NOT_FOUND, format!("exec {prog}: no such file or directory")),
-        e => (
-            NOT_EXECUTABLE,
-            format!(
-                "exec {prog}: {} (permission denied or not an executable)",
-                e.desc()
-            ),
-        ),
-    })
+    let code = match e {
+        Errno::ENOENT | Errno::ENOTDIR => NOT_FOUND,
+        _ => NOT_EXECUTABLE,
+    };
+    Err((code, format!("exec {prog}: {}", go_desc(e))))
+}
+
+/// An error's description as Go spells it: glibc's, first letter lowercased
+/// (`no such file or directory`).
+fn go_desc(e: Errno) -> String {
+    let desc = e.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => desc,
+    }
 }
 
 /// The command starts clean, as runc starts it: every signal at its default
@@ -482,16 +551,23 @@ fn is_executable(p: &str) -> bool {
 
 /// Go's exec.LookPath as runc uses it: a name with a slash is used as it is
 /// (relative to the working directory); otherwise the first executable
-/// regular file of that name on PATH.
+/// regular file of that name on PATH. The errors are Go's (`exec:
+/// "app": executable file not found in $PATH`), which containerd and the
+/// kubelet pass on, except that a directory says so.
 pub fn look_path(name: &str, path_var: &str, cwd: &str) -> Result<String, (i32, String)> {
     if name.contains('/') {
         let p = sys::join(cwd, name);
         return match sys::stat(&p) {
-            Err(_) => Err((NOT_FOUND, format!("exec {name}: no such file or directory"))),
-            Ok(m) if sys::file_type(&m) == FileType::Directory => {
-                Err((NOT_EXECUTABLE, format!("exec {name}: is a directory")))
+            Err(e) => {
+                let why = e.errno().map_or_else(|| e.to_string(), go_desc);
+                Err((NOT_FOUND, format!("exec: {name:?}: stat {name}: {why}")))
             }
-            Ok(_) if !is_executable(&p) => Err((NOT_EXECUTABLE, format!("exec {name}: permission denied"))),
+            Ok(m) if sys::file_type(&m) == FileType::Directory => {
+                Err((NOT_EXECUTABLE, format!("exec: {name:?}: is a directory")))
+            }
+            Ok(_) if !is_executable(&p) => {
+                Err((NOT_EXECUTABLE, format!("exec: {name:?}: permission denied")))
+            }
             Ok(_) => Ok(p),
         };
     }
@@ -504,7 +580,7 @@ pub fn look_path(name: &str, path_var: &str, cwd: &str) -> Result<String, (i32, 
     }
     Err((
         NOT_FOUND,
-        format!("exec {name:?}: executable file not found in $PATH ({path_var})"),
+        format!("exec: {name:?}: executable file not found in $PATH"),
     ))
 }
 
@@ -568,6 +644,69 @@ mod tests {
         assert_eq!(look("bin/data").unwrap_err().0, NOT_EXECUTABLE);
         assert_eq!(look("./bin/prog").unwrap(), d.join("./bin/prog"));
         assert_eq!(look("/").unwrap_err().0, NOT_EXECUTABLE);
+        // Go's words, as containerd and the kubelet report them.
+        assert_eq!(
+            look("nope-xyz").unwrap_err().1,
+            r#"exec: "nope-xyz": executable file not found in $PATH"#
+        );
+        assert_eq!(
+            look("/nope/x").unwrap_err().1,
+            r#"exec: "/nope/x": stat /nope/x: no such file or directory"#
+        );
+        assert_eq!(
+            look("bin/data").unwrap_err().1,
+            r#"exec: "bin/data": permission denied"#
+        );
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A pipe as [`create`] makes the exec pipe.
+    fn exec_pipe() -> (OwnedFd, OwnedFd) {
+        pipe_with("c", PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap()
+    }
+
+    #[test]
+    fn a_failure_message_on_the_exec_pipe_is_read_back() {
+        let (r, w) = exec_pipe();
+        sys::write_fd(&w, br#"exec: "nosuch": executable file not found in $PATH"#).unwrap();
+        drop(w);
+        assert_eq!(
+            exec_failure(&r).as_deref(),
+            Some(r#"exec: "nosuch": executable file not found in $PATH"#)
+        );
+    }
+
+    #[test]
+    fn an_exec_pipe_closed_unwritten_says_the_command_ran() {
+        let (r, w) = exec_pipe();
+        drop(w);
+        assert_eq!(exec_failure(&r), None);
+    }
+
+    #[test]
+    fn reading_the_exec_pipe_never_waits() {
+        // A writer still holding its end (which the init never waits for).
+        let (r, _w) = exec_pipe();
+        assert_eq!(exec_failure(&r), None);
+    }
+
+    #[test]
+    fn the_exec_pipe_carries_at_most_pipe_buf() {
+        // What the child writes: cut at a character boundary.
+        let long = "é".repeat(EXEC_MESSAGE_MAX);
+        let sent = cut(&long, EXEC_MESSAGE_MAX);
+        assert!(sent.len() <= EXEC_MESSAGE_MAX && sent.len() > EXEC_MESSAGE_MAX - 2);
+        assert_eq!(cut("short", EXEC_MESSAGE_MAX), "short");
+        // What the init reads: no more than that, even from a writer that
+        // sends more.
+        let (r, w) = exec_pipe();
+        sys::write_fd(&w, &vec![b'x'; 2 * EXEC_MESSAGE_MAX]).unwrap();
+        assert_eq!(exec_failure(&r).map(|m| m.len()), Some(EXEC_MESSAGE_MAX));
+    }
+
+    #[test]
+    fn errors_read_as_go_prints_them() {
+        assert_eq!(go_desc(Errno::ENOENT), "no such file or directory");
+        assert_eq!(go_desc(Errno::ENOTDIR), "not a directory");
     }
 }

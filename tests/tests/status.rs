@@ -417,3 +417,55 @@ fn busybox_config_digest() -> String {
     let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
     manifest["config"]["digest"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn a_command_that_does_not_exist_cannot_run() {
+    // The kubelet's ContainerCannotRun with the runtime's message, for the
+    // command that was never found; a command that exits 127 itself is an
+    // Error like any other.
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cannot-run"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "nosuch", "image": "oci:../busybox:latest", "command": ["nosuch"]},
+            {"name": "own", "image": "oci:../busybox:latest", "command": ["sh", "-c", "exit 127"]},
+        ]}
+    });
+    let manifest = pod_dir("cannot-run", &manifest.to_string()).join("pod.json");
+    let file = manifest.with_file_name("status.json");
+    let (_, kernel) = &kernels()[0];
+    let before = now();
+    let r = pod1_run(&manifest, kernel, &["--status", file.to_str().unwrap()]);
+    let after = now();
+    assert_eq!(r.code, 127, "{}", r.stderr);
+    let why = r#"exec: "nosuch": executable file not found in $PATH"#;
+    assert!(
+        r.err_lines_of("nosuch")
+            .contains(&format!("exited with code 127: {why}").as_str()),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.err_lines_of("own").contains(&"exited with code 127"),
+        "{}",
+        r.stderr
+    );
+    let s = read_status(&file);
+    check_common(&s, &before, &after);
+    assert_eq!(s["phase"], "Failed");
+    let nosuch = &s["containerStatuses"][0];
+    assert_eq!(nosuch["name"], "nosuch");
+    let t = &nosuch["state"]["terminated"];
+    assert_eq!(t["reason"], "ContainerCannotRun", "{t}");
+    assert_eq!((&t["exitCode"], &t["message"]), (&json!(127), &json!(why)));
+    // Its command never started.
+    assert_eq!(t["startedAt"], Value::Null);
+    let finished = t["finishedAt"].as_str().unwrap();
+    assert!(s["startTime"].as_str().unwrap() <= finished && finished <= after.as_str());
+    let own = &s["containerStatuses"][1]["state"]["terminated"];
+    assert_eq!(
+        (&own["reason"], &own["exitCode"], own.get("message")),
+        (&json!("Error"), &json!(127), None),
+        "{own}"
+    );
+    run_times(own, s["startTime"].as_str().unwrap(), &after);
+}

@@ -55,6 +55,7 @@ impl Supervisor {
                 self.ctrs[i].state = State::Created {
                     pid: child.pid,
                     start: child.start,
+                    exec: child.exec,
                 };
                 channel::event(Event::ContainerCreated { container: name });
             }
@@ -70,13 +71,17 @@ impl Supervisor {
     /// Releases container `i` to exec its command.
     pub(super) fn start(&mut self, i: usize) {
         let c = &mut self.ctrs[i];
-        let State::Created { pid, .. } = c.state else {
-            return;
+        let (pid, start, exec) = match core::mem::replace(&mut c.state, State::Pending) {
+            State::Created { pid, start, exec } => (pid, start, exec),
+            other => {
+                c.state = other;
+                return;
+            }
         };
-        let State::Created { start, .. } =
-            core::mem::replace(&mut c.state, State::Running { pid, since: now_ms() })
-        else {
-            return;
+        c.state = State::Running {
+            pid,
+            since: now_ms(),
+            exec,
         };
         let name = c.plan.name.clone();
         let programs = &self.pod.plan.programs;

@@ -83,12 +83,27 @@ pub struct Pod {
     pub requests: Option<OwnedFd>,
 }
 
+/// Where a container is. The descriptors of a run live in its state, so
+/// they go when the run does: none accumulate across restarts.
 #[derive(Debug)]
 enum State {
     Pending,
-    Created { pid: i32, start: OwnedFd },
-    Running { pid: i32, since: u64 },
-    Backoff { until: u64 },
+    /// Parked: `start` releases it; `exec` is its exec pipe's read end.
+    Created {
+        pid: i32,
+        start: OwnedFd,
+        exec: OwnedFd,
+    },
+    /// Released at `since`; `exec` tells, once it ends, whether its command
+    /// ran (see [`process::exec_failure`]).
+    Running {
+        pid: i32,
+        since: u64,
+        exec: OwnedFd,
+    },
+    Backoff {
+        until: u64,
+    },
     Done,
 }
 
@@ -266,7 +281,7 @@ impl Supervisor {
         for c in &mut self.ctrs {
             match core::mem::replace(&mut c.state, State::Done) {
                 // Dropping the start pipe makes the parked child exit.
-                State::Created { pid, start } => {
+                State::Created { pid, start, .. } => {
                     drop(start);
                     self.aborted.push(pid);
                 }
@@ -491,9 +506,13 @@ impl Supervisor {
             console::debug(&format!("reaped orphan {pid} (exit {code})"));
             return;
         };
-        let ran = match self.ctrs[i].state {
-            State::Running { since, .. } => now_ms().saturating_sub(since),
-            _ => 0,
+        // What failed between its start and execve, if anything did: the
+        // container never ran its command (ContainerCannotRun).
+        let (ran, reason) = match &self.ctrs[i].state {
+            State::Running { since, exec, .. } => {
+                (now_ms().saturating_sub(*since), process::exec_failure(exec))
+            }
+            _ => (0, None),
         };
         // Everything the process wrote is in its pipes by now: it goes
         // ahead of the exit event.
@@ -502,7 +521,10 @@ impl Supervisor {
             p.read_now(&mut self.buf);
         }
         self.pipes.retain(|p| !p.eof);
-        self.exited(i, code, signal, None, ran);
+        if let Some(why) = &reason {
+            console::debug(&format!("container {name}: did not run its command: {why}"));
+        }
+        self.exited(i, code, signal, reason, ran);
     }
 
     /// The end: no container will run again. Kill what is left (orphans in a

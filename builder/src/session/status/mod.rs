@@ -297,6 +297,10 @@ impl Fold {
                 let started = match t.run {
                     // The refusal's own accounting: it stays refused.
                     Run::Refused { .. } => return,
+                    // A reason says its command never ran (its exec
+                    // failed): released, yet never started, so no
+                    // startedAt, as for a container that failed before.
+                    Run::Running { .. } if reason.is_some() => None,
                     Run::Running { since } => Some(since),
                     Run::NotStarted | Run::Exited(_) => None,
                 };

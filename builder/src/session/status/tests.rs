@@ -535,3 +535,45 @@ fn times_outside_four_digit_years_are_kept_at_the_edge() {
     let after = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
     assert_eq!(text(after), json!("9999-12-31T23:59:59Z"));
 }
+
+#[test]
+fn an_exec_failure_is_container_cannot_run_and_a_commands_own_127_an_error() {
+    // Both released (container_started); only the init's reason tells the
+    // command that was never found from the one that exited 127 itself.
+    let p = plan(&[], &["nosuch", "own"]);
+    let why = r#"exec: "nosuch": executable file not found in $PATH"#;
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, started("nosuch")),
+            (1_500, started("own")),
+            (
+                2_500,
+                Event::ContainerExited {
+                    container: "nosuch".into(),
+                    exit_code: 127,
+                    signal: None,
+                    restarts: 0,
+                    reason: Some(why.into()),
+                },
+            ),
+            (3_500, exited("own", 127, 0)),
+            (3_600, pod_exited(Phase::Failed, 127)),
+        ],
+    );
+    let s = status(&f, 9_000, None);
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"terminated": {
+            "exitCode": 127, "finishedAt": ts(3), "message": why,
+            "reason": "ContainerCannotRun", "startedAt": null,
+        }})
+    );
+    assert_eq!(
+        s["containerStatuses"][1]["state"],
+        json!({"terminated": {
+            "exitCode": 127, "finishedAt": ts(4), "reason": "Error", "startedAt": ts(2),
+        }})
+    );
+}
