@@ -20,6 +20,11 @@ use rustix::fs::{self as rfs, FileType, Mode, OFlags, Stat};
 extern "C" {
     // glibc 2.32+: the errno's name ("ENOENT"), NULL if unknown.
     fn strerrorname_np(errnum: c_int) -> *const c_char;
+    // glibc 2.32+: the errno's description ("No such file or directory"),
+    // untranslated, NULL if unknown. Unlike strerror_r it needs no
+    // gettext, whose catalog and charset code would make up a tenth of
+    // the static init.
+    fn strerrordesc_np(errnum: c_int) -> *const c_char;
     // glibc 2.32+: a signal's abbreviation ("TERM"), NULL if unknown.
     fn sigabbrev_np(sig: c_int) -> *const c_char;
 }
@@ -53,16 +58,11 @@ impl Errno {
 
     /// The C library's description, e.g. "No such file or directory".
     pub fn desc(self) -> String {
-        let mut buf = [0u8; 128];
-        // SAFETY: buf is writable for its whole length; the XSI strerror_r
-        // writes a NUL-terminated string into it (truncated if need be).
-        let r = unsafe { libc::strerror_r(self.0, buf.as_mut_ptr().cast(), buf.len()) };
-        if r != 0 {
-            return alloc::format!("Unknown error {}", self.0);
+        // SAFETY: strerrordesc_np returns NULL or a static string.
+        match unsafe { static_str(strerrordesc_np(self.0)) } {
+            Some(d) => d.into(),
+            None => alloc::format!("Unknown error {}", self.0),
         }
-        CStr::from_bytes_until_nul(&buf)
-            .map(|s| String::from_utf8_lossy(s.to_bytes()).into_owned())
-            .unwrap_or_default()
     }
 
     fn name(self) -> &'static str {
@@ -615,6 +615,7 @@ mod tests {
     #[test]
     fn errors_print_as_before() {
         assert_eq!(Errno::ENOENT.to_string(), "ENOENT: No such file or directory");
+        assert_eq!(Errno(4095).desc(), "Unknown error 4095");
         assert_eq!(format!("{:?}", Err::<(), _>(Errno::EPERM)), "Err(EPERM)");
         assert_eq!(
             IoError::Os(libc::ENOENT).to_string(),

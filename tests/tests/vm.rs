@@ -384,3 +384,22 @@ fn timeout_gives_124_and_leaves_no_qemu() {
 fn fixtures_are_real_images() {
     assert!(fixtures().join("busybox/index.json").is_file());
 }
+
+#[test]
+fn an_initramfs_pod1_did_not_build_boots_with_json() {
+    // The benchmark's floor: a static init that prints a line and powers
+    // off. With no plan there is no status to fold, and --json still runs.
+    let dir = fixtures().join("floor");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(&format!(
+        "cd {d} && rm -rf root && mkdir -p root/dev && mknod root/dev/console c 5 1 && cp {f} root/init &&
+         cd root && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip > ../floor.img",
+        d = dir.display(),
+        f = bin("pod1-floor-init").display()
+    ));
+    let (name, kernel) = &kernels()[0];
+    let r = pod1_run(&dir.join("floor.img"), kernel, &["--json", "--console"]);
+    assert!(r.stderr.contains("floor: init reached"), "{name}: {}", r.stderr);
+    assert!(!r.stderr.contains("not built by pod1"), "{name}: {}", r.stderr);
+    assert!(!r.stdout.contains("pod_status"), "{name}: {}", r.stdout);
+}
