@@ -173,15 +173,19 @@ impl ImageRef {
     /// first `:` after the transport.
     pub fn parse(s: &str) -> Result<ImageRef, String> {
         let help = "use oci:PATH[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH or dir:PATH";
-        let (transport, rest) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} names no transport; {help}"))?;
+        let (transport, rest) = s.split_once(':').unwrap_or(("", s));
         let transport = match transport {
             "oci" => Transport::Oci,
             "oci-archive" => Transport::OciArchive,
             "docker-archive" => Transport::DockerArchive,
             "dir" => Transport::Dir,
-            other => return Err(format!("unsupported image transport {other:?}; {help}")),
+            // Anything else is a registry reference, as a node reads it.
+            _ => {
+                let r = crate::reference::Reference::parse_normalized(s)?;
+                return Err(format!(
+                    "{s:?} is {r} in a registry, and pod1 does not pull images yet: copy it into an OCI layout (skopeo copy docker://{r} oci:DIR:TAG) and name that, oci:DIR:TAG; or {help}"
+                ));
+            }
         };
         let (path, tag) = match (transport, rest.split_once(':')) {
             (Transport::Dir, _) | (_, None) => (rest, None),
@@ -216,10 +220,14 @@ mod ref_tests {
         assert_eq!((r.transport, r.tag), (Transport::OciArchive, None));
         let r = ImageRef::parse("dir:root:fs").unwrap();
         assert_eq!(r.path, "root:fs");
-        assert!(ImageRef::parse("busybox:latest")
-            .unwrap_err()
-            .contains("unsupported image transport"));
-        assert!(ImageRef::parse("busybox").unwrap_err().contains("no transport"));
+        let e = ImageRef::parse("busybox:1.36").unwrap_err();
+        assert!(e.contains("docker.io/library/busybox:1.36 in a registry"), "{e}");
+        assert!(
+            e.contains("skopeo copy docker://docker.io/library/busybox:1.36 oci:DIR:TAG"),
+            "{e}"
+        );
+        let e = ImageRef::parse("localhost:5000/App").unwrap_err();
+        assert!(e.contains("must be lowercase"), "{e}");
         assert!(ImageRef::parse("oci:").unwrap_err().contains("empty path"));
         assert!(ImageRef::parse("oci:x:").unwrap_err().contains("empty tag"));
     }

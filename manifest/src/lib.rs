@@ -43,6 +43,8 @@ pub mod pod;
 #[cfg(feature = "std")]
 pub mod quantity;
 #[cfg(feature = "std")]
+pub mod reference;
+#[cfg(feature = "std")]
 pub mod validate;
 #[cfg(feature = "std")]
 pub mod volumes;
