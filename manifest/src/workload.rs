@@ -511,6 +511,8 @@ mod tests {
             e.path,
             "document 1 (Job pi): spec.template.spec.containers[0].bogus"
         );
+        let e = read(&job.replace("'dir:x'}", "'dir:x', imagePullPolicy: Sometimes}")).unwrap_err();
+        assert!(e.message.contains("Always or IfNotPresent or Never"), "{e}");
         assert_eq!(
             read(&job.replace("  backoffLimit: 2\n", "")).unwrap().kind,
             Kind::Job { backoff_limit: 6 }

@@ -135,6 +135,11 @@ pub(super) fn container(at: &str, c: &Container) -> Result<(), Error> {
             ));
         }
     }
+    one_of(
+        &format!("{at}.imagePullPolicy"),
+        c.image_pull_policy.as_deref(),
+        &["Always", "IfNotPresent", "Never"],
+    )?;
     if let Some(p) = &c.termination_message_path {
         clean_absolute(&format!("{at}.terminationMessagePath"), p)?;
     }
