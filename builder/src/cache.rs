@@ -73,7 +73,10 @@ pub fn build(
 fn fingerprint(m: &Manifest, init: &Path, vm: VmSize) -> Result<String> {
     let mut h = Sha256::new();
     for file in std::iter::once(&m.path).chain(&m.extra) {
-        h.update(std::fs::read(file).with_context(|| format!("cannot read manifest {}", file.display()))?);
+        let text = std::fs::read(file).with_context(|| format!("cannot read manifest {}", file.display()))?;
+        // Each length first: moving text from one file to the next is a change.
+        h.update((text.len() as u64).to_le_bytes());
+        h.update(text);
     }
     // The downward API's node capacity.
     h.update(format!("{vm:?}").as_bytes());

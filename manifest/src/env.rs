@@ -2,6 +2,7 @@
 //! computes from `envFrom` and `env` (ConfigMaps, Secrets, the downward
 //! API, `$(VAR)` expansion).
 
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -18,7 +19,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// `third_party/forked/golang/expansion` does: `$$` is a literal `$`, a
 /// reference to an unknown name stays as written, and an unterminated `$(`
 /// or a `$` before any other character is kept literally.
-pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+pub fn expand(input: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
     let bytes = input.as_bytes();
     let mut out = String::with_capacity(input.len());
     let mut checkpoint = 0;
@@ -68,27 +69,40 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// An ordered environment where setting an existing name replaces it in place.
+/// An ordered environment where setting an existing name replaces it in
+/// place. Indexed by name, so building one from a ConfigMap of tens of
+/// thousands of keys stays linear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Environment(Vec<(String, String)>);
+pub struct Environment {
+    vars: Vec<(String, String)>,
+    index: BTreeMap<String, usize>,
+}
 
 impl Environment {
     /// Sets `name` to `value`, in place if it exists, else at the end.
     pub fn set(&mut self, name: &str, value: String) {
-        match self.0.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name.to_string(), value)),
+        match self.index.get(name) {
+            Some(&i) => self.vars[i].1 = value,
+            None => {
+                self.index.insert(name.to_string(), self.vars.len());
+                self.vars.push((name.to_string(), value));
+            }
         }
     }
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.index.get(name).map(|&i| self.vars[i].1.as_str())
+    }
+
+    /// The variables, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// `NAME=value` strings, in order.
     pub fn to_strings(&self) -> Vec<String> {
-        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect()
+        self.iter().map(|(n, v)| format!("{n}={v}")).collect()
     }
 }
 
@@ -193,8 +207,8 @@ pub fn build(image_env: &[String], ctx: &Context, c: &Container, at: &str) -> Re
         };
         out.defined.set(&var.name, value);
     }
-    for (name, value) in &out.defined.0 {
-        out.all.set(name, value.clone());
+    for (name, value) in out.defined.iter() {
+        out.all.set(name, value.to_string());
     }
     Ok(out)
 }

@@ -19,8 +19,11 @@ pub type Data = BTreeMap<String, Vec<u8>>;
 /// Every ConfigMap and Secret the pod can read, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
-    /// ConfigMaps.
+    /// ConfigMaps' `data`: what env (`envFrom`, `configMapKeyRef`) reads.
     pub config_maps: BTreeMap<String, Data>,
+    /// ConfigMaps' `binaryData`: volumes read it too, env does not (the
+    /// kubelet's env reads `data` only).
+    pub config_map_binary: BTreeMap<String, Data>,
     /// Secrets.
     pub secrets: BTreeMap<String, Data>,
 }
@@ -45,12 +48,24 @@ impl SourceKind {
 }
 
 impl Sources {
-    /// The object `name` of `kind`.
+    /// The keys of object `name` of `kind` that env reads.
     pub fn get(&self, kind: SourceKind, name: &str) -> Option<&Data> {
         match kind {
             SourceKind::ConfigMap => self.config_maps.get(name),
             SourceKind::Secret => self.secrets.get(name),
         }
+    }
+
+    /// Every key of object `name` of `kind`, as a volume shows them
+    /// (a ConfigMap's `binaryData` too).
+    pub fn files(&self, kind: SourceKind, name: &str) -> Option<Data> {
+        let mut data = self.get(kind, name)?.clone();
+        if kind == SourceKind::ConfigMap {
+            if let Some(binary) = self.config_map_binary.get(name) {
+                data.extend(binary.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Some(data)
     }
 }
 
@@ -90,12 +105,13 @@ struct Secret {
 }
 
 /// A ConfigMap or Secret key: `[-._a-zA-Z0-9]+`, at most 253 bytes, not
-/// `.` or `..` (the API server's IsConfigMapKey).
+/// `.` and not starting with `..` (the API server's IsConfigMapKey: the
+/// kubelet's own files in a volume start so).
 pub fn is_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."
-        && key != ".."
+        && !key.starts_with("..")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
@@ -124,12 +140,13 @@ impl Sources {
     /// the same name, one in another namespace, bad keys and bad base64.
     /// Paths in errors are relative to the object.
     pub fn add(&mut self, kind: SourceKind, value: serde_json::Value, namespace: &str) -> Result<(), Error> {
-        let (meta, data) = match kind {
+        let (meta, data, binary) = match kind {
             SourceKind::ConfigMap => {
                 let cm: ConfigMap = crate::pod::deserialize(value)?;
                 check_keys("data", cm.data.keys())?;
                 check_keys("binaryData", cm.binary_data.keys())?;
-                let mut data: Data = cm.data.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                let data: Data = cm.data.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                let mut binary = Data::new();
                 for (k, v) in &cm.binary_data {
                     if data.contains_key(k) {
                         return Err(Error::new(
@@ -137,9 +154,9 @@ impl Sources {
                             "the key is also in data; a key may be in one of them",
                         ));
                     }
-                    data.insert(k.clone(), base64(&format!("binaryData.{k}"), v)?);
+                    binary.insert(k.clone(), base64(&format!("binaryData.{k}"), v)?);
                 }
-                (cm.metadata, data)
+                (cm.metadata, data, binary)
             }
             SourceKind::Secret => {
                 let s: Secret = crate::pod::deserialize(value)?;
@@ -152,7 +169,7 @@ impl Sources {
                 for (k, v) in s.string_data {
                     data.insert(k, v.into_bytes());
                 }
-                (s.metadata, data)
+                (s.metadata, data, Data::new())
             }
         };
         crate::validate::dns_subdomain("metadata.name", &meta.name)?;
@@ -166,6 +183,9 @@ impl Sources {
             SourceKind::ConfigMap => &mut self.config_maps,
             SourceKind::Secret => &mut self.secrets,
         };
+        if kind == SourceKind::ConfigMap {
+            self.config_map_binary.insert(meta.name.clone(), binary);
+        }
         if map.insert(meta.name.clone(), data).is_some() {
             return Err(Error::new(
                 "metadata.name",
@@ -200,7 +220,9 @@ mod tests {
         .unwrap();
         let cm = s.get(SourceKind::ConfigMap, "c").unwrap();
         assert_eq!(cm["a.txt"], b"x");
-        assert_eq!(cm["b"], [0, 1, 2]);
+        assert!(!cm.contains_key("b"), "env does not read binaryData");
+        assert_eq!(s.files(SourceKind::ConfigMap, "c").unwrap()["b"], [0, 1, 2]);
+        assert!(!is_key("..data") && is_key(".a..b"));
         let sec = s.get(SourceKind::Secret, "c").unwrap();
         assert_eq!(sec["k"], b"hi");
         assert_eq!(sec["o"], b"new");

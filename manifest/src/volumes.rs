@@ -140,6 +140,20 @@ pub fn payload<'a>(
             "a volume needs a source: emptyDir, configMap, secret, downwardAPI or projected",
         ));
     }
+    // One path cannot be both a file and a directory (`a` and `a/b`):
+    // the kubelet's writer fails such a volume.
+    for path in files.keys() {
+        let mut parent = path.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            if files.contains_key(dir) {
+                return Err(Error::new(
+                    at,
+                    format!("{dir:?} is both a file and the directory of {path:?}"),
+                ));
+            }
+            parent = dir;
+        }
+    }
     Ok(Some(files))
 }
 
@@ -170,18 +184,19 @@ fn file_mode(at: &str, mode: Option<i32>) -> Result<Option<u32>, Error> {
 
 /// A relative path in a volume: not absolute, no `..` element, not
 /// starting with `..` (the kubelet's own files start so).
-pub fn check_path(at: &str, path: &str) -> Result<(), Error> {
-    if path.is_empty()
+pub fn check_path(at: &str, path: &str) -> Result<String, Error> {
+    let clean: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if clean.is_empty()
         || path.starts_with('/')
         || path.starts_with("..")
         || path.split('/').any(|p| p == "..")
     {
         return Err(Error::new(
             at,
-            format!("{path:?}: a relative path without '..' and not starting with '..'"),
+            format!("{path:?}: a relative path to a file, without '..' and not starting with '..'"),
         ));
     }
-    Ok(())
+    Ok(clean.join("/"))
 }
 
 fn keys(
@@ -193,7 +208,7 @@ fn keys(
     files: &mut Payload,
 ) -> Result<(), Error> {
     let optional = v.optional;
-    let Some(data) = sources.get(kind, v.name) else {
+    let Some(data) = sources.files(kind, v.name) else {
         return if optional {
             Ok(())
         } else {
@@ -201,17 +216,17 @@ fn keys(
         };
     };
     if v.items.is_empty() {
-        for (k, value) in data {
+        for (k, value) in &data {
             files.insert(k.clone(), (value.clone(), mode));
         }
     }
     for (i, KeyToPath { key, path, mode: m }) in v.items.iter().enumerate() {
         let at = format!("{at}.items[{i}]");
-        check_path(&format!("{at}.path"), path)?;
+        let path = check_path(&format!("{at}.path"), path)?;
         let m = file_mode(&format!("{at}.mode"), *m)?.unwrap_or(mode);
         match data.get(key) {
             Some(value) => {
-                files.insert(path.clone(), (value.clone(), m));
+                files.insert(path, (value.clone(), m));
             }
             None if optional => {}
             None => {
@@ -239,7 +254,7 @@ fn downward_files(
 ) -> Result<(), Error> {
     for (i, item) in items.iter().enumerate() {
         let at = format!("{at}.items[{i}]");
-        check_path(&format!("{at}.path"), &item.path)?;
+        let path = check_path(&format!("{at}.path"), &item.path)?;
         let m = file_mode(&format!("{at}.mode"), item.mode)?.unwrap_or(mode);
         let value = match (&item.field_ref, &item.resource_field_ref) {
             (Some(f), None) => downward::field(pod, &f.field_path, Use::Volume)
@@ -260,7 +275,7 @@ fn downward_files(
             }
             _ => return Err(Error::new(at, "set exactly one of fieldRef and resourceFieldRef")),
         };
-        files.insert(item.path.clone(), (value.into_bytes(), m));
+        files.insert(path, (value.into_bytes(), m));
     }
     Ok(())
 }
@@ -285,6 +300,8 @@ pub fn layout(files: &Payload, secret: bool, fs_group: Option<u32>) -> Tree {
     let mut top = alloc::collections::BTreeSet::new();
     for (path, (data, mode)) in files {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        // Paths come cleaned and non-empty from check_path; keys are names.
+        let Some(first) = parts.first() else { continue };
         for n in 1..parts.len() {
             let dir = parts[..n].join("/");
             if dirs.insert(dir.clone()) {
@@ -295,7 +312,7 @@ pub fn layout(files: &Payload, secret: bool, fs_group: Option<u32>) -> Tree {
             format!("{PAYLOAD_DIR}/{}", parts.join("/")),
             Entry::File(data.clone(), mode | file_bits),
         ));
-        top.insert(parts[0].to_string());
+        top.insert(first.to_string());
     }
     entries.push(("..data".to_string(), Entry::Symlink(PAYLOAD_DIR.to_string())));
     for name in top {
@@ -386,6 +403,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path, "spec.volumes[0].configMap.items[0].path");
+        for bad in [".", "./", "a/../b", "..x"] {
+            let e = volume_files(
+                json!({"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": bad}]}}),
+            )
+            .unwrap_err();
+            assert_eq!(e.path, "spec.volumes[0].configMap.items[0].path", "{bad}");
+        }
+        let f = volume_files(
+            json!({"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": "./d//x/"}]}}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.keys().collect::<Vec<_>>(), ["d/x"]);
+        let e = volume_files(json!({"name": "v", "configMap": {"name": "cm", "items": [
+            {"key": "a", "path": "x"}, {"key": "b.conf", "path": "x/y"}]}}))
+        .unwrap_err();
+        assert!(e.message.contains("both a file and the directory"), "{e}");
         let e =
             volume_files(json!({"name": "v", "configMap": {"name": "cm", "defaultMode": 512}})).unwrap_err();
         assert!(e.message.contains("0 to 0777"), "{e}");

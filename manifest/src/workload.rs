@@ -364,12 +364,12 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
             ] {
                 labels[k] = json!(v);
             }
-            format!("{}-{}", meta.name, suffix(&hash[..5]))
+            generated(&format!("{}-", meta.name), &hash[..5])
         }
         _ => {
             let template_hash = suffix(&hash[5..15]);
             labels["pod-template-hash"] = json!(template_hash);
-            format!("{}-{template_hash}-{}", meta.name, suffix(&hash[15..20]))
+            generated(&format!("{}-{template_hash}-", meta.name), &hash[15..20])
         }
     };
     m.insert("name".into(), json!(name));
@@ -379,6 +379,13 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
                      "spec": template.get("spec").cloned().unwrap_or(Value::Null)});
     Ok((pod, kind, "spec.template.", ignored))
+}
+
+/// A generated name as the API server makes one from `generateName`: the
+/// base cut to 58 characters, then 5 characters.
+fn generated(base: &str, random: &[u8]) -> String {
+    let cut = &base[..base.len().min(58)];
+    format!("{cut}{}", suffix(random))
 }
 
 /// The characters Kubernetes' name generator uses (no vowels, no 0/1/3).
@@ -517,6 +524,11 @@ mod tests {
             read(&job.replace("  backoffLimit: 2\n", "")).unwrap().kind,
             Kind::Job { backoff_limit: 6 }
         );
+        // A long name is cut as the API server's name generator cuts it.
+        let long = "j".repeat(63);
+        let w = read(&job.replace("name: pi}", &format!("name: {long}}}"))).unwrap();
+        assert_eq!(w.pod.metadata.name.len(), 63);
+        assert!(w.pod.metadata.name.starts_with(&"j".repeat(58)));
 
         let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: c, image: 'dir:x'}]\n";
         let w = read(deploy).unwrap();

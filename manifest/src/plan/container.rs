@@ -89,7 +89,7 @@ pub(super) fn resolve_container(
             additional_gids.push(g);
         }
     }
-    let refused = sc
+    let mut refused = sc
         .run_as_non_root
         .or(psc.run_as_non_root)
         .filter(|yes| *yes)
@@ -119,9 +119,29 @@ pub(super) fn resolve_container(
         let sub_path = match (&m.sub_path, &m.sub_path_expr) {
             (Some(p), _) if !p.is_empty() => Some(p.clone()),
             (_, Some(e)) if !e.is_empty() => {
-                let p = env::expand(e, lookup);
-                sub_path_ok(&format!("{at}.volumeMounts[{i}].subPathExpr"), &p)?;
-                Some(p)
+                // As the kubelet: a variable that is undefined or empty
+                // keeps the container from being created.
+                let mut missing = alloc::collections::BTreeSet::new();
+                let p = env::expand(e, |name| match defined.get(name) {
+                    Some(v) if !v.is_empty() => Some(v.to_string()),
+                    _ => {
+                        missing.insert(name.to_string());
+                        Some(String::new())
+                    }
+                });
+                if missing.is_empty() {
+                    sub_path_ok(&format!("{at}.volumeMounts[{i}].subPathExpr"), &p)?;
+                    Some(p)
+                } else {
+                    let names: Vec<String> = missing.into_iter().collect();
+                    refused.get_or_insert(alloc::format!(
+                        "failed to prepare subPath for volumeMount {:?} of container {:?}: missing value for {}",
+                        m.name,
+                        c.name,
+                        names.join(", ")
+                    ));
+                    None
+                }
             }
             _ => None,
         };

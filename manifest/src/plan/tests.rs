@@ -378,6 +378,16 @@ mod kubernetes_fields {
             "volumeMounts": [{"name": "v", "mountPath": "/x", "subPathExpr": "$(UP)/etc"}]}]});
         let e = resolve_spec(spec, "").unwrap_err();
         assert_eq!(e.path, "spec.containers[0].volumeMounts[0].subPathExpr");
+        // An undefined or empty variable keeps the container from being
+        // created, as the kubelet refuses it.
+        let spec = json!({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img",
+            "env": [{"name": "EMPTY", "value": ""}],
+            "volumeMounts": [{"name": "v", "mountPath": "/x", "subPathExpr": "$(NOPE)/$(EMPTY)"}]}]});
+        let p = resolve_spec(spec, "").unwrap();
+        assert_eq!(
+            p.containers[0].refused.as_deref(),
+            Some("failed to prepare subPath for volumeMount \"v\" of container \"c\": missing value for EMPTY, NOPE")
+        );
         let both = json!({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "c", "image": "oci:img",
             "volumeMounts": [{"name": "v", "mountPath": "/x", "subPath": "a", "subPathExpr": "b"}]}]});
         assert!(resolve_spec(both, "")

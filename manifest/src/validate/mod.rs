@@ -297,7 +297,17 @@ pub(crate) fn dns_label(at: &str, s: &str) -> Result<(), Error> {
 }
 
 pub(crate) fn dns_subdomain(at: &str, s: &str) -> Result<(), Error> {
-    if s.len() <= 253 && s.split('.').all(is_dns_label) {
+    // RFC 1123 subdomain as Kubernetes checks it: at most 253 characters
+    // in all, each dot-separated part as a label but with no length limit
+    // of its own.
+    let part = |p: &str| {
+        !p.is_empty()
+            && is_dns_label(&p[..1])
+            && is_dns_label(&p[p.len() - 1..])
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if s.len() <= 253 && s.split('.').all(part) {
         Ok(())
     } else {
         Err(Error::new(
