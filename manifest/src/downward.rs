@@ -262,6 +262,8 @@ mod tests {
         // No limit: the node's capacity.
         assert_eq!(r("limits.ephemeral-storage", Some("1Mi")).unwrap(), "256");
         assert!(r("limits.cpu", Some("2")).unwrap_err().contains("1m or 1"));
+        assert_eq!(r("limits.memory", Some("1Ei")).unwrap(), "1");
+        assert_eq!(r("limits.memory", Some("1E")).unwrap(), "1");
         assert!(r("limits.memory", Some("3Mi")).is_err());
         assert!(r("limits.hugepages-2Mi", None).is_err());
         assert!(r("cpu", None).is_err());

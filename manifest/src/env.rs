@@ -489,4 +489,31 @@ mod tests {
         assert!(is_name("A_1") && is_name("1a") && is_name("a.b-c") && is_name("x y"));
         assert!(!is_name("") && !is_name("a=b") && !is_name("é") && !is_name("a\tb"));
     }
+
+    #[test]
+    fn value_from_as_the_api_server_checks_it() {
+        for (from, path) in [
+            (
+                serde_json::json!({"fieldRef": {"apiVersion": "v9", "fieldPath": "metadata.name"}}),
+                "fieldRef.apiVersion",
+            ),
+            (
+                serde_json::json!({"fieldRef": {"fieldPath": "metadata.labels['no spaces']"}}),
+                "fieldRef.fieldPath",
+            ),
+            (
+                serde_json::json!({"configMapKeyRef": {"key": "k"}}),
+                "configMapKeyRef.name",
+            ),
+            (
+                serde_json::json!({"secretKeyRef": {"name": "s", "key": "a/b"}}),
+                "secretKeyRef.key",
+            ),
+        ] {
+            let pod = serde_json::json!({"metadata": {"name": "p"}, "spec": {"containers": [
+                {"name": "c", "image": "dir:x", "env": [{"name": "V", "valueFrom": from}]}]}});
+            let e = crate::workload::read(&pod.to_string()).unwrap_err();
+            assert_eq!(e.path, format!("spec.containers[0].env[0].valueFrom.{path}"));
+        }
+    }
 }

@@ -67,7 +67,6 @@ const JOB_FIELDS: &[(&str, Option<&str>)] = &[
 /// Deployment spec fields, as [`JOB_FIELDS`].
 #[rustfmt::skip]
 const DEPLOYMENT_FIELDS: &[(&str, Option<&str>)] = &[
-    ("selector", Some(NO_CONTROLLER)),
     ("strategy", Some("one replica in one VM has nothing to roll out")),
     ("minReadySeconds", Some(NO_CONTROLLER)),
     ("revisionHistoryLimit", Some(NO_CONTROLLER)),
@@ -257,8 +256,11 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
             (_, "template") => {}
             ("Job", "backoffLimit") => {
                 let n = int(key)?.unwrap_or(6);
+                let Ok(backoff_limit) = i32::try_from(n) else {
+                    return Err(Error::new(at, format!("{n} is over 2147483647")));
+                };
                 kind = Kind::Job {
-                    backoff_limit: u32::try_from(n).unwrap_or(u32::MAX),
+                    backoff_limit: backoff_limit as u32,
                 };
             }
             ("Job", "completions" | "parallelism") => {
@@ -273,7 +275,7 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
             ("Job", "completionMode") => {
                 return Err(Error::new(at, format!("{value}: {ONE_POD}; only NonIndexed")))
             }
-            ("Job", "suspend") if value == false => {}
+            ("Job", "suspend") if value == false || value.is_null() => {}
             ("Job", "suspend") => return Err(Error::new(at, "a suspended Job runs nothing")),
             ("Deployment", "replicas") => {
                 if int(key)? != Some(1) && !value.is_null() {
@@ -284,7 +286,9 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
                     });
                 }
             }
-            ("Deployment", "paused") if value == false => {}
+            ("Deployment", "paused") if value == false || value.is_null() => {}
+            // Checked against the template's labels below.
+            ("Deployment", "selector") => {}
             ("Deployment", "paused") => return Err(Error::new(at, "a paused Deployment runs nothing")),
             _ => match fields.iter().find(|(name, _)| name == key) {
                 Some((_, Some(reason))) => ignored.push(Ignored {
@@ -354,6 +358,25 @@ fn pod_of(o: &Object) -> Result<(Value, Kind, &'static str, Vec<Ignored>), Error
         return Err(Error::new("spec.template.metadata", "expected an object"));
     };
     let labels = m.entry("labels").or_insert_with(|| json!({}));
+    if kind == Kind::Deployment {
+        // apps/v1 requires a selector, and it must select the template.
+        let Some(selector) = spec.get("selector").filter(|s| !s.is_null()) else {
+            return Err(Error::new(
+                "spec.selector",
+                "required: the labels of the pods the Deployment runs",
+            ));
+        };
+        if let Some(Value::Object(want)) = selector.get("matchLabels") {
+            for (k, v) in want {
+                if labels.get(k) != Some(v) {
+                    return Err(Error::new(
+                        "spec.selector",
+                        format!("selector does not match template labels ({k}: {v})"),
+                    ));
+                }
+            }
+        }
+    }
     let name = match kind {
         Kind::Job { .. } => {
             for (k, v) in [
@@ -540,6 +563,10 @@ mod tests {
             read(&deploy.replace("      containers", "      restartPolicy: Never\n      containers"))
                 .is_err()
         );
+        let e = read(&deploy.replace("  selector: {matchLabels: {app: web}}\n", "")).unwrap_err();
+        assert!(e.message.starts_with("required"), "{e}");
+        let e = read(&deploy.replace("matchLabels: {app: web}", "matchLabels: {app: api}")).unwrap_err();
+        assert!(e.message.contains("does not match template labels"), "{e}");
         let e = read(&deploy.replace("  replicas: 3", "  paused: true")).unwrap_err();
         assert!(e.message.contains("paused"), "{e}");
         let e = read(&deploy.replace("  replicas: 3", "  replica: 3")).unwrap_err();

@@ -253,7 +253,8 @@ fn non_root_violation(
         return (uid == 0).then(|| alloc::format!("container's runAsUser breaks non-root policy ({who})"));
     }
     let user = image_user.split(':').next().unwrap_or("");
-    match user.parse::<u32>() {
+    // containerd reads a numeric user as a signed 64-bit number.
+    match user.parse::<i64>() {
         _ if user.is_empty() => Some(alloc::format!("container has runAsNonRoot and image will run as root ({who})")),
         Ok(0) => Some(alloc::format!("container has runAsNonRoot and image will run as root ({who})")),
         Ok(_) => None,

@@ -358,6 +358,11 @@ mod kubernetes_fields {
         )
         .unwrap_err();
         assert!(e.path.ends_with("allowPrivilegeEscalation"), "{e}");
+        // The API server refuses only the literal CAP_SYS_ADMIN with it.
+        let sys_admin = json!({"allowPrivilegeEscalation": false, "capabilities": {"add": ["SYS_ADMIN"]}});
+        assert!(nnp(sys_admin));
+        let cap = json!({"allowPrivilegeEscalation": false, "capabilities": {"add": ["CAP_SYS_ADMIN"]}});
+        assert!(resolve_spec(one(json!({"securityContext": cap})), "").is_err());
         let e = resolve_spec(one(json!({"securityContext": {"procMount": "Unmasked"}})), "").unwrap_err();
         assert!(e.message.contains("user namespaces"), "{e}");
     }

@@ -123,6 +123,11 @@ pub(super) fn container(at: &str, c: &Container) -> Result<(), Error> {
             ));
         }
     }
+    for (i, e) in c.env.iter().enumerate() {
+        if let Some(from) = &e.value_from {
+            value_from(&format!("{at}.env[{i}].valueFrom"), from)?;
+        }
+    }
     for (i, e) in c.env_from.iter().enumerate() {
         if let Some(p) = e
             .prefix
@@ -159,11 +164,11 @@ pub(super) fn container(at: &str, c: &Container) -> Result<(), Error> {
                 "cannot set allowPrivilegeEscalation to false and privileged to true",
             ));
         }
-        let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| {
-            c.add
-                .iter()
-                .any(|n| crate::plan::capability_name(n) == "SYS_ADMIN")
-        });
+        // The API server compares the literal spelling.
+        let adds_sys_admin = sc
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.add.iter().any(|n| n == "CAP_SYS_ADMIN"));
         if adds_sys_admin {
             return Err(Error::new(
                 format!("{at}.allowPrivilegeEscalation"),
@@ -206,6 +211,64 @@ pub(super) fn volume_mount(at: &str, m: &VolumeMount) -> Result<(), Error> {
             format!("{other:?}: a pod1 VM has no host mounts to propagate; use None"),
         )),
     }
+}
+
+/// What the API server checks of a `valueFrom`: a `fieldRef`'s apiVersion
+/// and subscript, a key reference's name and key.
+fn value_from(at: &str, from: &crate::pod::EnvVarSource) -> Result<(), Error> {
+    if let Some(f) = &from.field_ref {
+        if let Some(v) = f.api_version.as_deref().filter(|v| *v != "v1") {
+            return Err(Error::new(
+                format!("{at}.fieldRef.apiVersion"),
+                format!("{v:?}: only \"v1\""),
+            ));
+        }
+        let key = ["metadata.labels['", "metadata.annotations['"]
+            .iter()
+            .find_map(|p| f.field_path.strip_prefix(p)?.strip_suffix("']"));
+        if let Some(k) = key.filter(|k| !is_qualified_name(k)) {
+            return Err(Error::new(
+                format!("{at}.fieldRef.fieldPath"),
+                format!("{k:?} is not a valid label or annotation key"),
+            ));
+        }
+    }
+    for (field, sel) in [
+        ("configMapKeyRef", &from.config_map_key_ref),
+        ("secretKeyRef", &from.secret_key_ref),
+    ] {
+        let Some(sel) = sel else { continue };
+        if sel.name.is_empty() {
+            return Err(Error::new(format!("{at}.{field}.name"), "required"));
+        }
+        if !crate::objects::is_key(&sel.key) {
+            return Err(Error::new(
+                format!("{at}.{field}.key"),
+                format!(
+                    "{:?} is not a valid key: letters, digits, '-', '_' and '.'",
+                    sel.key
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Kubernetes qualified name: an optional DNS-subdomain prefix and
+/// `/`, then at most 63 letters, digits, `-`, `_` and `.`, alphanumeric
+/// at both ends.
+fn is_qualified_name(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let b = name.as_bytes();
+    prefix.map_or(true, |p| super::dns_subdomain("", p).is_ok())
+        && !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
 }
 
 fn one_of(at: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), Error> {
