@@ -24,6 +24,11 @@ enum Command {
     Plan(cmd::plan::Args),
     Inspect(cmd::inspect::Args),
     Run(cmd::run::Args),
+    Pull(cmd::pull::Args),
+    Images(cmd::images::Args),
+    Rmi(cmd::rmi::Args),
+    Load(cmd::load::Args),
+    Tag(cmd::tag::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,11 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a).map(|()| 0),
         Command::Inspect(a) => cmd::inspect::run(a).map(|()| 0),
         Command::Run(a) => cmd::run::run(a).map(|code| u8::try_from(code).unwrap_or(EXIT_POD1_FAILED)),
+        Command::Pull(a) => cmd::pull::run(a).map(|()| 0),
+        Command::Images(a) => cmd::images::run(a).map(|()| 0),
+        Command::Rmi(a) => cmd::rmi::run(a).map(|()| 0),
+        Command::Load(a) => cmd::load::run(a).map(|()| 0),
+        Command::Tag(a) => cmd::tag::run(a).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -179,13 +179,7 @@ impl ImageRef {
             "oci-archive" => Transport::OciArchive,
             "docker-archive" => Transport::DockerArchive,
             "dir" => Transport::Dir,
-            // Anything else is a registry reference, as a node reads it.
-            _ => {
-                let r = crate::reference::Reference::parse_normalized(s)?;
-                return Err(format!(
-                    "{s:?} is {r} in a registry, and pod1 does not pull images yet: copy it into an OCI layout (skopeo copy docker://{r} oci:DIR:TAG) and name that, oci:DIR:TAG; or {help}"
-                ));
-            }
+            _ => return Err(format!("{s:?} names no local image; {help}")),
         };
         let (path, tag) = match (transport, rest.split_once(':')) {
             (Transport::Dir, _) | (_, None) => (rest, None),
@@ -205,6 +199,26 @@ impl ImageRef {
     }
 }
 
+/// What an `image` field names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A local image, named with a skopeo transport (`oci:DIR:TAG`).
+    Local(ImageRef),
+    /// An image in a registry (`busybox:1.36`), normalised.
+    Registry(crate::reference::Reference),
+}
+
+impl Source {
+    /// `oci:`, `oci-archive:`, `docker-archive:` and `dir:` name local
+    /// images; anything else is a registry reference, as a node reads it.
+    pub fn parse(s: &str) -> Result<Source, String> {
+        match s.split_once(':').map(|(t, _)| t) {
+            Some("oci" | "oci-archive" | "docker-archive" | "dir") => ImageRef::parse(s).map(Source::Local),
+            _ => crate::reference::Reference::parse_normalized(s).map(Source::Registry),
+        }
+    }
+}
+
 #[cfg(test)]
 mod ref_tests {
     use super::*;
@@ -221,12 +235,13 @@ mod ref_tests {
         let r = ImageRef::parse("dir:root:fs").unwrap();
         assert_eq!(r.path, "root:fs");
         let e = ImageRef::parse("busybox:1.36").unwrap_err();
-        assert!(e.contains("docker.io/library/busybox:1.36 in a registry"), "{e}");
-        assert!(
-            e.contains("skopeo copy docker://docker.io/library/busybox:1.36 oci:DIR:TAG"),
-            "{e}"
-        );
-        let e = ImageRef::parse("localhost:5000/App").unwrap_err();
+        assert!(e.contains("names no local image"), "{e}");
+        let Ok(Source::Registry(r)) = Source::parse("busybox:1.36") else {
+            panic!("busybox:1.36 is a registry reference")
+        };
+        assert_eq!(r.to_string(), "docker.io/library/busybox:1.36");
+        assert!(matches!(Source::parse("oci:x:1"), Ok(Source::Local(_))));
+        let e = Source::parse("localhost:5000/App").unwrap_err();
         assert!(e.contains("must be lowercase"), "{e}");
         assert!(ImageRef::parse("oci:").unwrap_err().contains("empty path"));
         assert!(ImageRef::parse("oci:x:").unwrap_err().contains("empty tag"));

@@ -7,6 +7,8 @@
 mod dir;
 mod docker;
 mod oci;
+pub mod registry;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};

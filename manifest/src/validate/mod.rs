@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::Error;
-use crate::image::ImageRef;
+use crate::image::Source;
 use crate::plan::{capability_name, ANNOTATIONS, CAPABILITIES};
 use crate::pod::{Container, Pod, SeccompProfile, SeccompProfileType};
 
@@ -112,7 +112,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
 
 fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Error> {
     dns_label(&format!("{at}.name"), &c.name)?;
-    ImageRef::parse(&c.image).map_err(|m| Error::new(format!("{at}.image"), m))?;
+    Source::parse(&c.image).map_err(|m| Error::new(format!("{at}.image"), m))?;
     fields::container(at, c)?;
     if let Some(dir) = &c.working_dir {
         clean_absolute(&format!("{at}.workingDir"), dir)?;

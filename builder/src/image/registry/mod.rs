@@ -1,0 +1,6 @@
+//! Pulling from registries: the OCI distribution protocol over HTTP(S),
+//! configured as the containers ecosystem configures it.
+
+pub mod auth;
+pub mod challenge;
+pub mod config;

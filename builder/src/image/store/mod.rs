@@ -1,0 +1,1 @@
+//! The local image store (being written).
