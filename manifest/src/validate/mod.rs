@@ -367,7 +367,7 @@ mod tests {
             "spec.containers[0].name"
         );
         assert_eq!(
-            path_of(r#"{"containers":[{"name":"a","image":"nginx"}]}"#),
+            path_of(r#"{"containers":[{"name":"a","image":"Nginx"}]}"#),
             "spec.containers[0].image"
         );
         assert_eq!(
