@@ -6,7 +6,7 @@
 
 mod dir;
 mod docker;
-mod oci;
+pub(crate) mod oci;
 pub mod registry;
 pub mod store;
 
