@@ -192,7 +192,8 @@ fn verify(what: &str, digest: &str, data: &[u8]) -> Result<()> {
 fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>, limit: u64) -> Result<()> {
     let reader: Box<dyn Read + '_> = match blob {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => bail!("layer {name} is zstd-compressed; pod1 reads gzip'd and plain tar layers: convert the image (e.g. skopeo copy) first"),
+        // A zstd frame, or a skippable one.
+        [0x28, 0xb5, 0x2f, 0xfd, ..] | [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Box::new(ZstdFrames { rest: blob, frame: None }),
         _ => Box::new(blob),
     };
     let mut hashing = HashingReader {
@@ -212,6 +213,45 @@ fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>, 
         }
     }
     Ok(())
+}
+
+/// Zstandard frames one after another, as zstd:chunked layers hold them
+/// (ruzstd's decoder reads one frame); skippable frames are passed over.
+struct ZstdFrames<'a> {
+    rest: &'a [u8],
+    frame: Option<ruzstd::decoding::StreamingDecoder<&'a [u8], ruzstd::decoding::FrameDecoder>>,
+}
+
+impl Read for ZstdFrames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.rest = *frame.get_ref();
+                self.frame = None;
+            }
+            match self.rest {
+                [] => return Ok(0),
+                // A skippable frame: magic 0x184D2A5?, then its length (LE).
+                [0x50..=0x5f, 0x2a, 0x4d, 0x18, a, b, c, d, rest @ ..] => {
+                    let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+                    self.rest = rest.get(len..).ok_or_else(|| bad_zstd("a skippable frame runs past the end"))?;
+                }
+                _ => {
+                    let frame = ruzstd::decoding::StreamingDecoder::new(self.rest)
+                        .map_err(|e| bad_zstd(&e.to_string()))?;
+                    self.frame = Some(frame);
+                }
+            }
+        }
+    }
+}
+
+fn bad_zstd(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("invalid zstd stream: {why}"))
 }
 
 struct HashingReader<R> {
@@ -242,4 +282,81 @@ fn image_config(config: &oci_spec::image::ImageConfiguration) -> Result<ImageCon
         working_dir: c.working_dir().clone().unwrap_or_default(),
         user: c.user().clone().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, path, data.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// The real zstd tool, as registries' producers use it.
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("zstd")
+            .args(["-q", "-c", "--check"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the zstd tool (apt-get install zstd)");
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    fn diff_id(tar: &[u8]) -> String {
+        format!("sha256:{}", hex(&Sha256::digest(tar)))
+    }
+
+    #[test]
+    fn zstd_layers_of_several_frames_and_skippable_ones() {
+        let tar = tar_of(&[("a", "first"), ("b", "second frame")]);
+        // Split the stream in two frames with a skippable frame between them,
+        // as zstd:chunked writes its layers.
+        let (one, two) = tar.split_at(1024);
+        let mut blob = zstd(one);
+        blob.extend([0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        blob.extend(zstd(two));
+        let mut tree = Tree::default();
+        apply_layer(&mut tree, "l", &blob, Some(&diff_id(&tar)), u64::MAX).unwrap();
+        assert_eq!(tree.read("b"), Some(&b"second frame"[..]));
+        // The uncompressed digest is still checked.
+        let e = apply_layer(&mut Tree::default(), "l", &blob, Some(&diff_id(b"x")), u64::MAX).unwrap_err();
+        assert!(format!("{e:#}").contains("is corrupt"), "{e:#}");
+        // A cut stream is an error, never a silently short layer.
+        let cut = &blob[..blob.len() - 9];
+        assert!(apply_layer(&mut Tree::default(), "l", cut, Some(&diff_id(&tar)), u64::MAX).is_err());
+        let bad_skip = [0x50, 0x2a, 0x4d, 0x18, 0xff, 0xff, 0, 0];
+        let e = apply_layer(&mut Tree::default(), "l", &bad_skip, None, u64::MAX).unwrap_err();
+        assert!(format!("{e:#}").contains("skippable"), "{e:#}");
+    }
+
+    #[test]
+    fn gzip_and_plain_layers() {
+        let tar = tar_of(&[("etc/x", "y")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        for blob in [gz.finish().unwrap(), tar.clone()] {
+            let mut tree = Tree::default();
+            apply_layer(&mut tree, "l", &blob, Some(&diff_id(&tar)), u64::MAX).unwrap();
+            assert_eq!(tree.read("etc/x"), Some(&b"y"[..]));
+        }
+    }
 }
