@@ -13,6 +13,7 @@ use pod1_manifest::workload::{self, Kind as WorkloadKind};
 use pod1_manifest::{Plan, Pod};
 
 use crate::image;
+use crate::image::policy::PullFlag;
 use crate::tree::{Kind, Node, Tree};
 
 /// Where the init binary sits; `/init` and `/sbin/init` resolve to it.
@@ -34,6 +35,8 @@ pub struct Manifest {
     pub kind: WorkloadKind,
     /// The ConfigMaps and Secrets the pod reads.
     pub sources: Sources,
+    /// Where its registry images are in the store, by the name written.
+    pub located: BTreeMap<String, image::pull::Located>,
 }
 
 /// One distinct image in the initramfs.
@@ -66,7 +69,8 @@ impl Manifest {
     /// of `extra` files. Each field taken out because it has no meaning in
     /// a pod1 VM gets a warning line on stderr; with `strict`, the first
     /// one is an error instead.
-    pub fn load(path: &Path, extra: &[PathBuf], strict: bool) -> Result<Manifest> {
+    /// Registry images are then pulled as their `imagePullPolicy` (or `pull`) asks.
+    pub fn load(path: &Path, extra: &[PathBuf], strict: bool, pull: Option<PullFlag>) -> Result<Manifest> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).with_context(|| format!("cannot read manifest {}", p.display()))
         };
@@ -93,14 +97,29 @@ impl Manifest {
         } else {
             dir
         };
-        Ok(Manifest {
+        let mut m = Manifest {
             path: path.to_path_buf(),
             dir,
             extra: extra.to_vec(),
             pod: w.pod,
             kind: w.kind,
             sources: w.sources,
-        })
+            located: BTreeMap::new(),
+        };
+        m.located = image::policy::ensure(&m.wanted_images(), pull)?;
+        Ok(m)
+    }
+
+    /// The pod's registry images, each with the strongest pull policy of
+    /// the containers naming it.
+    fn wanted_images(&self) -> Vec<image::policy::Wanted> {
+        let spec = &self.pod.spec;
+        let init = spec.init_containers.iter().enumerate().map(|(i, c)| (c, format!("spec.initContainers[{i}].image")));
+        let app = spec.containers.iter().enumerate().map(|(i, c)| (c, format!("spec.containers[{i}].image")));
+        image::policy::wanted(
+            init.chain(app)
+                .map(|(c, at)| (c.image.as_str(), c.image_pull_policy.as_deref(), at)),
+        )
     }
 
     /// The `Localhost` seccomp profiles the pod names, as written.
@@ -143,7 +162,7 @@ impl Manifest {
         let mut infos = BTreeMap::new();
         let mut stored: BTreeMap<String, (Tree, Vec<String>)> = BTreeMap::new();
         for (name, at) in self.image_names() {
-            let img = image::import(&name, &self.dir).with_context(|| format!("{at}: image {name:?}"))?;
+            let img = image::import(&name, &self.dir, &self.located).with_context(|| format!("{at}: image {name:?}"))?;
             let id = img.tree.digest()[..16].to_string();
             let text = |p: &str| img.tree.read(p).map(|d| String::from_utf8_lossy(d).into_owned());
             infos.insert(

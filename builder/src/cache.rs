@@ -30,6 +30,7 @@ pub fn build(
     init: Option<&Path>,
     strict: bool,
     vm: VmSize,
+    pull: Option<crate::image::policy::PullFlag>,
     built: impl FnOnce(&Path),
 ) -> Result<PathBuf> {
     let abs = std::fs::canonicalize(manifest)
@@ -46,7 +47,7 @@ pub fn build(
         dir.join("pod.digest"),
         dir.join("pod.inputs"),
     );
-    let m = Manifest::load(manifest, extra, strict)?;
+    let m = Manifest::load(manifest, extra, strict, pull)?;
     let init = find_init(init)?;
     let inputs = fingerprint(&m, &init, vm)?;
     let cached =
@@ -96,8 +97,15 @@ fn fingerprint(m: &Manifest, init: &Path, vm: VmSize) -> Result<String> {
     for name in m.image_names().into_keys() {
         h.update(name.as_bytes());
         // An unparsable name fails in the import, with its message.
-        if let Ok(r) = pod1_manifest::image::ImageRef::parse(&name) {
-            walk(&mut h, &m.dir.join(&r.path), true);
+        match pod1_manifest::image::Source::parse(&name) {
+            Ok(pod1_manifest::image::Source::Local(r)) => walk(&mut h, &m.dir.join(&r.path), true),
+            // Store content is named by its digest: what the name resolved
+            // to decides (a tag moved by a pull under Always is a change).
+            Ok(pod1_manifest::image::Source::Registry(_)) => {
+                let at = m.located.get(&name).map(|l| l.target.digest().to_string());
+                h.update(at.unwrap_or_default().as_bytes());
+            }
+            Err(_) => {}
         }
     }
     Ok(hex(&h.finalize()))

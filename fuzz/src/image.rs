@@ -166,7 +166,7 @@ pub fn oci(data: &[u8]) {
         write("image.tar", &tar_of(&files));
         format!("{transport}:image.tar")
     };
-    if let Ok(image) = pod1::image::import(&reference, dir.path()) {
+    if let Ok(image) = pod1::image::import(&reference, dir.path(), &Default::default()) {
         exercise(&image.tree);
     }
 }

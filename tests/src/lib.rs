@@ -7,6 +7,8 @@
 //! `umoci unpack` gives the same root filesystem as a `dir:` image.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step is a failed test
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

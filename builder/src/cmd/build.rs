@@ -16,6 +16,10 @@ pub struct Args {
     /// Refuse fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Pull registry images: always, missing (only absent ones) or never;
+    /// replaces every container's imagePullPolicy [default: the manifest's].
+    #[arg(long, value_name = "WHEN")]
+    pub pull: Option<crate::image::policy::PullFlag>,
     /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -32,7 +36,7 @@ pub struct Args {
 
 /// Runs `pod1 build`.
 pub fn run(args: &Args) -> Result<()> {
-    let manifest = Manifest::load(&args.manifest, &args.files, args.strict)?;
+    let manifest = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?;
     let init = find_init(args.init.as_deref())?;
     let mut assembled = manifest.assemble(crate::build::default_vm())?;
     add_init(&mut assembled.tree, &init)?;

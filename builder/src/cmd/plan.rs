@@ -15,6 +15,10 @@ pub struct Args {
     /// Refuse fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Pull registry images: always, missing (only absent ones) or never;
+    /// replaces every container's imagePullPolicy [default: the manifest's].
+    #[arg(long, value_name = "WHEN")]
+    pub pull: Option<crate::image::policy::PullFlag>,
     /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -26,8 +30,8 @@ pub struct Args {
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
     use std::fmt::Write;
-    let assembled =
-        Manifest::load(&args.manifest, &args.files, args.strict)?.assemble(crate::build::default_vm())?;
+    let assembled = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?
+        .assemble(crate::build::default_vm())?;
     let plan = assembled.plan;
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));

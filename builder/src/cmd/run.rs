@@ -34,6 +34,10 @@ pub struct Args {
     /// Refuse manifest fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
+    /// Pull registry images: always, missing (only absent ones) or never;
+    /// replaces every container's imagePullPolicy [default: the manifest's].
+    #[arg(long, value_name = "WHEN")]
+    pub pull: Option<crate::image::policy::PullFlag>,
     /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -194,6 +198,7 @@ fn build_and_boot(
             args.init.as_deref(),
             args.strict,
             pod1_manifest::downward::Node::new(u64::from(args.memory), u64::from(args.cpus)),
+            args.pull,
             |img| note(&format!("built {} into {}", args.input.display(), img.display())),
         )?,
     };

@@ -7,6 +7,9 @@
 mod dir;
 mod docker;
 pub(crate) mod oci;
+pub mod policy;
+pub mod progress;
+pub mod pull;
 pub mod registry;
 pub mod store;
 
@@ -15,7 +18,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use pod1_manifest::image::{ImageRef, Transport};
+use pod1_manifest::image::{Source, Transport};
 use pod1_manifest::ImageConfig;
 use sha2::{Digest, Sha256, Sha512};
 
@@ -68,11 +71,25 @@ fn read_bounded(path: &Path, allowed: u64, limit: u64) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Imports the image named by a manifest's `image` field; relative paths
-/// resolve against `base` (the manifest's directory).
-pub fn import(reference: &str, base: &Path) -> Result<Image> {
+/// Imports the image named by a manifest's `image` field: a registry
+/// reference from the store where `located` says it is (see
+/// [`policy::ensure`]); a local one from its path, relative to `base` (the
+/// manifest's directory).
+pub fn import(reference: &str, base: &Path, located: &BTreeMap<String, pull::Located>) -> Result<Image> {
     let limit = max_image_bytes()?;
-    let r = ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
+    let r = match Source::parse(reference).map_err(anyhow::Error::msg)? {
+        Source::Local(r) => r,
+        Source::Registry(_) => {
+            let l = located
+                .get(reference)
+                .context("the image was not looked up in the store (pod1 pull it first)")?;
+            let store = store::ImageStore::open_default()?;
+            // Held while the blobs are read: a concurrent rmi's collection waits.
+            let _in_use = store.in_use()?;
+            return oci::import_stored(&store, &l.target, limit)
+                .with_context(|| format!("{} in the store {}", l.name, store.root().display()));
+        }
+    };
     let path = base.join(&r.path);
     if !path.exists() {
         bail!(

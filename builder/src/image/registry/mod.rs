@@ -3,4 +3,5 @@
 
 pub mod auth;
 pub mod challenge;
+pub mod client;
 pub mod config;

@@ -1,0 +1,640 @@
+//! The pull side of the OCI distribution protocol over HTTP(S): one
+//! endpoint's manifests and blobs, with the registry's token or basic
+//! authentication.
+//!
+//! A small client on `ureq` (blocking, rustls) rather than `oci-client`:
+//! pod1 is synchronous (`oci-client` brings tokio and reqwest for what is
+//! three GET requests), and the parts it would not do are the ones pod1
+//! needs to control: registries.conf endpoints and mirrors, which scheme a
+//! loopback or `insecure` registry may use, the trust store with
+//! `certs.d`, resumed downloads into the store, and error messages that
+//! name the host, the reference and the auth files tried.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use sha2::{Digest, Sha256, Sha512};
+
+use super::auth::{self, Credentials};
+use super::challenge::{self, Challenge};
+use super::config::{is_loopback, Endpoint};
+use crate::tree::hex;
+
+/// What a manifest request accepts: OCI and Docker schema 2 manifests and
+/// indexes (schema 1 is long gone from registries and is refused).
+pub const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// A manifest body larger than this is refused (containerd and
+/// containers/image use the same bound).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Token responses and error bodies are small.
+const MAX_SMALL_BODY: u64 = 1 << 20;
+
+/// Why a request failed, in the classes a pull acts on.
+#[derive(Debug)]
+pub enum Error {
+    /// The registry does not have it (404, MANIFEST_UNKNOWN, NAME_UNKNOWN):
+    /// the next candidate or mirror may.
+    NotFound(String),
+    /// Authentication failed or access was denied (401/403).
+    Denied(String),
+    /// The network, TLS or the registry failed; worth retrying.
+    Transient(String),
+    /// The registry answered something wrong (bad digest, bad body).
+    Invalid(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::NotFound(m) | Error::Denied(m) | Error::Transient(m) | Error::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How an endpoint is spoken to, in the order tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Https,
+    /// TLS without verification: `insecure = true` registries only.
+    HttpsUnverified,
+    /// Plain HTTP: `insecure = true` registries and loopback addresses.
+    Http,
+}
+
+impl Scheme {
+    fn url(self) -> &'static str {
+        match self {
+            Scheme::Https | Scheme::HttpsUnverified => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
+/// A manifest or index as the registry served it.
+#[derive(Debug)]
+pub struct Manifest {
+    /// Its bytes, verbatim: its digest is theirs.
+    pub bytes: Vec<u8>,
+    /// Its media type (Content-Type, else the body's `mediaType`).
+    pub media_type: String,
+    /// `sha256:…` of the bytes (or the algorithm of the digest asked for).
+    pub digest: String,
+}
+
+/// A registry client; shared by the threads of one pull.
+#[derive(Debug)]
+pub struct Client {
+    verified: ureq::Agent,
+    unverified: ureq::Agent,
+    schemes: Mutex<HashMap<String, Scheme>>,
+    /// `Authorization` values per (host, repository).
+    authorizations: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Client {
+    /// A client trusting the system's certificates (and `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`) plus every CA in the `certs.d` directories.
+    pub fn new() -> anyhow::Result<Client> {
+        let roots = trust_roots()?;
+        let agent = |verify: bool| {
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .disable_verification(!verify)
+                .build();
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .tls_config(tls)
+                .user_agent(concat!("pod1/", env!("CARGO_PKG_VERSION")))
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_response(Some(Duration::from_secs(60)))
+                .timeout_per_read(Some(Duration::from_secs(60)))
+                .build()
+                .new_agent()
+        };
+        Ok(Client {
+            verified: agent(true),
+            unverified: agent(false),
+            schemes: Mutex::default(),
+            authorizations: Mutex::default(),
+        })
+    }
+
+    /// The manifest or index `reference` (a tag or a digest) of `ep`'s
+    /// repository; a digest is verified.
+    pub fn manifest(&self, ep: &Endpoint, reference: &str) -> Result<Manifest, Error> {
+        let what = format!("{}/{}:{reference}", ep.host, ep.repository).replace(":sha", "@sha");
+        let mut resp = self.get(
+            ep,
+            &format!("manifests/{reference}"),
+            &MANIFEST_TYPES.join(", "),
+            None,
+        )?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(status_error(status, &mut resp, &format!("the manifest {what}")));
+        }
+        let content_type =
+            header(&resp, "content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_string());
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| {
+                Error::Transient(format!("reading the manifest {what}: {}", describe(&e, &ep.host)))
+            })?;
+        let algorithm = match reference.split_once(':') {
+            Some(("sha512", _)) => "sha512",
+            _ => "sha256",
+        };
+        let digest = match algorithm {
+            "sha512" => format!("sha512:{}", hex(&Sha512::digest(&bytes))),
+            _ => format!("sha256:{}", hex(&Sha256::digest(&bytes))),
+        };
+        if reference.contains(':') && digest != reference {
+            return Err(Error::Invalid(format!(
+                "{} served {what} with digest {digest}: the manifest is corrupt or forged, and was discarded",
+                ep.host
+            )));
+        }
+        let media_type = match content_type.filter(|t| MANIFEST_TYPES.contains(&t.as_str())) {
+            Some(t) => t,
+            None => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Downloads blob `digest` of `size` bytes into `out`, continuing
+    /// after the `offset` bytes it already holds when the registry honours
+    /// a range (`restart` is called when it does not). `progress` gets the
+    /// bytes held so far. The caller verifies the digest.
+    pub fn blob(
+        &self,
+        ep: &Endpoint,
+        digest: &str,
+        size: u64,
+        offset: u64,
+        out: &mut dyn Write,
+        restart: &mut dyn FnMut() -> std::io::Result<()>,
+        progress: &dyn Fn(u64),
+    ) -> Result<(), Error> {
+        let what = format!("blob {digest} of {}/{}", ep.host, ep.repository);
+        let range = (offset > 0 && offset < size).then_some(offset);
+        let mut resp = self.get(ep, &format!("blobs/{digest}"), "*/*", range)?;
+        let mut held = match resp.status().as_u16() {
+            206 if range.is_some() => offset,
+            200 => {
+                if offset > 0 {
+                    restart().map_err(|e| Error::Transient(format!("{what}: {e}")))?;
+                }
+                0
+            }
+            status => return Err(status_error(status, &mut resp, &what)),
+        };
+        let mut body = resp.into_body().into_reader();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = body
+                .read(&mut buf)
+                .map_err(|e| Error::Transient(format!("downloading {what}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            held += n as u64;
+            if held > size {
+                return Err(Error::Invalid(format!(
+                    "{} sent more than the {size} bytes of {what}: discarded",
+                    ep.host
+                )));
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::Transient(format!("writing {what} into the store: {e}")))?;
+            progress(held);
+        }
+        if held < size {
+            return Err(Error::Transient(format!(
+                "{} ended {what} after {held} of {size} bytes",
+                ep.host
+            )));
+        }
+        Ok(())
+    }
+
+    /// A GET of `/v2/<repository>/<path>`, authenticated as the registry asks.
+    fn get(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        accept: &str,
+        range: Option<u64>,
+    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+        let scheme = self.scheme(ep)?;
+        let url = format!("{}://{}/v2/{}/{path}", scheme.url(), ep.host, ep.repository);
+        let key = (ep.host.clone(), ep.repository.clone());
+        let send = |authorization: Option<&str>| {
+            let mut req = self.agent(scheme).get(&url).header("Accept", accept);
+            if let Some(a) = authorization {
+                req = req.header("Authorization", a);
+            }
+            if let Some(from) = range {
+                req = req.header("Range", format!("bytes={from}-"));
+            }
+            req.call().map_err(|e| Error::Transient(describe(&e, &ep.host)))
+        };
+        let known = lock(&self.authorizations).get(&key).cloned();
+        let resp = send(known.as_deref())?;
+        if resp.status().as_u16() != 401 {
+            return Ok(resp);
+        }
+        let challenges: Vec<Challenge> = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(challenge::parse)
+            .collect();
+        let authorization = self.authorize(ep, scheme, &challenges)?;
+        lock(&self.authorizations).insert(key, authorization.clone());
+        let resp = send(Some(&authorization))?;
+        match resp.status().as_u16() {
+            401 => Err(Error::Denied(format!(
+                "{} refused the credentials for {} (401): check them with `podman login {}` or `docker login`",
+                ep.host,
+                auth_registry(&ep.host),
+                auth_registry(&ep.host)
+            ))),
+            _ => Ok(resp),
+        }
+    }
+
+    /// The `Authorization` value answering the registry's challenges.
+    fn authorize(&self, ep: &Endpoint, scheme: Scheme, challenges: &[Challenge]) -> Result<String, Error> {
+        let registry = auth_registry(&ep.host);
+        let found = auth::lookup(registry, &ep.repository)
+            .map_err(|e| Error::Denied(format!("reading the credentials for {registry}: {e:#}")))?;
+        let tried = || {
+            let files: Vec<String> = found.tried.iter().map(|p| p.display().to_string()).collect();
+            if files.is_empty() {
+                "no auth file exists".to_string()
+            } else {
+                format!("none in {}", files.join(", "))
+            }
+        };
+        for c in challenges {
+            match c {
+                Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                } => {
+                    let scope = scope
+                        .clone()
+                        .unwrap_or_else(|| format!("repository:{}:pull", ep.repository));
+                    return self.token(
+                        ep,
+                        scheme,
+                        realm,
+                        service.as_deref(),
+                        &scope,
+                        found.credentials.as_ref(),
+                    );
+                }
+                Challenge::Basic => {
+                    return match &found.credentials {
+                        Some(Credentials::Basic { username, password }) => Ok(basic(username, password)),
+                        _ => Err(Error::Denied(format!(
+                            "{} asks for a user name and password for {registry} (401) and there are {}: run `podman login {registry}` or `docker login {registry}`",
+                            ep.host,
+                            tried()
+                        ))),
+                    };
+                }
+                Challenge::Other(_) => {}
+            }
+        }
+        Err(Error::Denied(format!(
+            "{} asks for authentication (401) in a way pod1 does not speak (neither Bearer nor Basic)",
+            ep.host
+        )))
+    }
+
+    /// A bearer token from the registry's token service.
+    fn token(
+        &self,
+        ep: &Endpoint,
+        scheme: Scheme,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, Error> {
+        if realm.starts_with("http://") && scheme != Scheme::Http && credentials.is_some() {
+            return Err(Error::Denied(format!(
+                "{} sends its token requests to {realm}, in plain HTTP: pod1 will not send credentials there",
+                ep.host
+            )));
+        }
+        let agent = self.agent(scheme);
+        let denied = |status: u16| {
+            Error::Denied(format!(
+                "the token service of {} ({realm}) refused access to {} ({status}){}",
+                ep.host,
+                ep.repository,
+                if credentials.is_some() {
+                    String::new()
+                } else {
+                    format!(
+                        ": the repository may be private; log in with `podman login {}`",
+                        auth_registry(&ep.host)
+                    )
+                }
+            ))
+        };
+        let resp = match credentials {
+            Some(Credentials::IdentityToken(refresh)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "pod1"),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                agent.post(realm).send_form(form)
+            }
+            other => {
+                let url = challenge::token_url(realm, service, &[scope.to_string()])
+                    .map_err(|e| Error::Invalid(format!("{}: {e:#}", ep.host)))?;
+                let mut req = agent.get(&url);
+                if let Some(Credentials::Basic { username, password }) = other {
+                    req = req.header("Authorization", basic(username, password));
+                }
+                req.call()
+            }
+        };
+        let mut resp = resp.map_err(|e| Error::Transient(describe(&e, realm)))?;
+        match resp.status().as_u16() {
+            200 => {}
+            s @ (401 | 403) => return Err(denied(s)),
+            s => {
+                return Err(Error::Transient(format!(
+                    "the token service {realm} answered {s}"
+                )))
+            }
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_SMALL_BODY)
+            .read_to_vec()
+            .map_err(|e| Error::Transient(format!("reading a token from {realm}: {e}")))?;
+        let token = challenge::token_from_response(&body)
+            .map_err(|e| Error::Invalid(format!("the token service {realm}: {e:#}")))?;
+        Ok(format!("Bearer {}", token.token))
+    }
+
+    fn agent(&self, scheme: Scheme) -> &ureq::Agent {
+        match scheme {
+            Scheme::HttpsUnverified => &self.unverified,
+            _ => &self.verified,
+        }
+    }
+
+    /// How `ep` is spoken to: HTTPS with verified certificates; for an
+    /// `insecure` registry then HTTPS unverified and HTTP; for a loopback
+    /// address HTTP too (as Docker allows by default). Probed with
+    /// `GET /v2/` once per host; an answer of 400 is a TLS server hit in
+    /// plain HTTP and does not count.
+    fn scheme(&self, ep: &Endpoint) -> Result<Scheme, Error> {
+        if let Some(s) = lock(&self.schemes).get(&ep.host) {
+            return Ok(*s);
+        }
+        let mut order = vec![Scheme::Https];
+        if ep.insecure {
+            order.push(Scheme::HttpsUnverified);
+        }
+        if ep.insecure || is_loopback(&ep.host) {
+            order.push(Scheme::Http);
+        }
+        let mut failures = Vec::new();
+        for scheme in order {
+            let url = format!("{}://{}/v2/", scheme.url(), ep.host);
+            match self.agent(scheme).get(&url).call() {
+                Ok(resp) if resp.status().as_u16() != 400 => {
+                    lock(&self.schemes).insert(ep.host.clone(), scheme);
+                    return Ok(scheme);
+                }
+                Ok(resp) => failures.push(format!("{url} answered {}", resp.status().as_u16())),
+                Err(e) => failures.push(format!("{url}: {}", describe(&e, &ep.host))),
+            }
+        }
+        let hint = if ep.insecure || is_loopback(&ep.host) {
+            ""
+        } else {
+            " (plain HTTP is used only for loopback addresses and registries marked insecure in registries.conf)"
+        };
+        Err(Error::Transient(format!(
+            "cannot reach the registry {}: {}{hint}",
+            ep.host,
+            failures.join("; ")
+        )))
+    }
+}
+
+/// The registry name credentials are stored under for an endpoint host.
+fn auth_registry(host: &str) -> &str {
+    match host {
+        "registry-1.docker.io" | "index.docker.io" => "docker.io",
+        other => other,
+    }
+}
+
+fn basic(username: &str, password: &str) -> String {
+    let raw = format!("{username}:{password}");
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
+    resp.headers().get(name)?.to_str().ok()
+}
+
+/// The error a non-success status means, with the registry's own error
+/// code and message (untrusted: printable characters only, cut short).
+fn status_error(status: u16, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Error {
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_SMALL_BODY)
+        .read_to_vec()
+        .unwrap_or_default();
+    let detail = registry_errors(&body);
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    match status {
+        404 => Error::NotFound(format!("{what} does not exist (404){detail}")),
+        401 | 403 => Error::Denied(format!("access to {what} is denied ({status}){detail}")),
+        429 | 500..=599 => Error::Transient(format!("{what}: the registry answered {status}{detail}")),
+        _ => Error::Invalid(format!("{what}: the registry answered {status}{detail}")),
+    }
+}
+
+/// `CODE: message` of a distribution error body, made safe to print.
+pub(crate) fn registry_errors(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let Some(errors) = v.get("errors").and_then(|e| e.as_array()) else {
+        return String::new();
+    };
+    let text: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|e| {
+            let field = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            format!("{} {}", field("code"), field("message"))
+        })
+        .collect();
+    printable(text.join("; ").trim(), 300)
+}
+
+/// At most `max` characters of `s`, control characters replaced: what a
+/// registry says reaches the user's terminal.
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A transport error in words, naming `host` (host[:port] or a URL).
+fn describe(e: &ureq::Error, host: &str) -> String {
+    let cert = |detail: String| {
+        format!(
+            "the TLS certificate of {host} is not trusted ({detail}): add its CA to /etc/containers/certs.d/{host}/ca.crt (or SSL_CERT_FILE), or mark the registry insecure in registries.conf"
+        )
+    };
+    match e {
+        ureq::Error::HostNotFound => format!("unknown host {host}"),
+        ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
+        ureq::Error::Timeout(t) => format!("{host} timed out ({t})"),
+        ureq::Error::Rustls(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
+        ureq::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => format!("connection refused at {}", with_port(host)),
+            _ => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
+                _ => format!("{host}: {io}"),
+            },
+        },
+        other => format!("{host}: {other}"),
+    }
+}
+
+/// `host:443` when `host` names no port (for "connection refused at …").
+fn with_port(host: &str) -> String {
+    let has_port = match host.rfind(']') {
+        Some(end) => host[end..].contains(':'),
+        None => host.contains(':'),
+    };
+    if has_port || host.contains("://") {
+        host.to_string()
+    } else {
+        format!("{host}:443")
+    }
+}
+
+/// The system's roots (rustls-native-certs: the distribution's bundle,
+/// `SSL_CERT_FILE`, `SSL_CERT_DIR`) plus the CAs of the containers'
+/// `certs.d` directories (`*.crt` under `<dir>/<host[:port]>/`).
+fn trust_roots() -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
+    let native = rustls_native_certs::load_native_certs();
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = native
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    let mut dirs = vec![
+        std::path::PathBuf::from("/etc/containers/certs.d"),
+        std::path::PathBuf::from("/etc/docker/certs.d"),
+    ];
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(std::path::Path::new(&home).join(".config/containers/certs.d"));
+    }
+    for dir in dirs {
+        let Ok(hosts) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for host in hosts.flatten() {
+            let Ok(files) = std::fs::read_dir(host.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let path = f.path();
+                if path.extension().is_some_and(|e| e == "crt") {
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| anyhow::anyhow!("reading the CA {}: {e}", path.display()))?;
+                    for item in ureq::tls::parse_pem(&pem) {
+                        match item {
+                            Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c),
+                            Ok(_) => {}
+                            Err(e) => anyhow::bail!("the CA file {} is not PEM: {e}", path.display()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_error_bodies_are_made_safe() {
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown\u001b[2J","detail":{}}]}"#;
+        assert_eq!(registry_errors(body), "MANIFEST_UNKNOWN manifest unknown?[2J");
+        assert_eq!(registry_errors(b"<html>"), "");
+        let long = format!(
+            r#"{{"errors":[{{"code":"X","message":"{}"}}]}}"#,
+            "a".repeat(5000)
+        );
+        assert_eq!(registry_errors(long.as_bytes()).chars().count(), 300);
+    }
+
+    #[test]
+    fn ports_in_messages() {
+        assert_eq!(with_port("ghcr.io"), "ghcr.io:443");
+        assert_eq!(with_port("localhost:5000"), "localhost:5000");
+        assert_eq!(with_port("[::1]:5000"), "[::1]:5000");
+        assert_eq!(with_port("[::1]"), "[::1]:443");
+        assert_eq!(auth_registry("registry-1.docker.io"), "docker.io");
+    }
+}

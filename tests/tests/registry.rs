@@ -1,0 +1,312 @@
+//! Pulls from a real registry (Debian's docker-registry, CNCF distribution
+//! 2.8, on a loopback port) into pod1's store, and pods that name their
+//! images as a node reads them. Each test has its own registry, store
+//! (`POD1_CACHE`) and configuration files, so nothing of the machine's own
+//! registries.conf or auth files is read.
+//!
+//! The pulled image runs the same on both kernels; these boot the minimal
+//! one only (vm.rs boots both).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pod1_tests::registry::{certificates, Options, Registry};
+use pod1_tests::{bin, fixtures, kernels, sh};
+use serde_json::{json, Value};
+
+/// One test's world: a store, configuration files and environment.
+struct World {
+    dir: PathBuf,
+}
+
+impl World {
+    fn new(name: &str) -> World {
+        let dir = fixtures().join(format!("registry-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("xdg")).unwrap();
+        std::fs::write(dir.join("registries.conf"), "").unwrap();
+        World { dir }
+    }
+
+    fn config(&self, text: &str) {
+        std::fs::write(self.dir.join("registries.conf"), text).unwrap();
+    }
+
+    /// `pod1 ARGS` in this world, with `env` on top.
+    fn pod1(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin("pod1"));
+        cmd.args(args)
+            .env("POD1_CACHE", self.dir.join("cache"))
+            .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", self.dir.join("auth.json"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("xdg"))
+            .env("DOCKER_CONFIG", self.dir.join("docker"))
+            .env("HOME", &self.dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// A pod running `script` in `image` (policy `policy` when given).
+    fn pod(&self, name: &str, image: &str, policy: Option<&str>, script: &str) -> PathBuf {
+        let mut c = json!({"name": "c", "image": image, "command": ["sh", "-c", script]});
+        if let Some(p) = policy {
+            c["imagePullPolicy"] = json!(p);
+        }
+        let manifest = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [c]}});
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        path
+    }
+
+    fn run(&self, pod: &Path, extra: &[&str]) -> Output {
+        let (_, kernel) = &kernels()[0];
+        let mut args = vec![
+            "run",
+            pod.to_str().unwrap(),
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--timeout",
+            "180",
+        ];
+        args.extend(extra);
+        self.pod1(&args, &[])
+    }
+
+    /// Blob files in the store, and whether anything half-written is there.
+    fn store_blobs(&self) -> Vec<String> {
+        let dir = self.dir.join("cache/images/blobs/sha256");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed ({}): {}", o.status, text(o));
+    text(o)
+}
+
+fn failed(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(125), "expected exit 125: {}", text(o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn busybox() -> String {
+    format!("oci:{}:latest", fixtures().join("busybox").display())
+}
+
+#[test]
+fn pull_then_run_by_name_with_the_kubelets_policies() {
+    let w = World::new("policies");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(&busybox(), "library/busybox:1.36", &[]);
+    reg.push(&busybox(), "team/tool:latest", &[]);
+    let image = format!("{}/library/busybox:1.36", reg.addr);
+
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {image}")),
+        "{out}"
+    );
+    let blobs = w.store_blobs();
+    assert!(blobs.len() >= 3, "manifest, config and a layer: {blobs:?}");
+    // Again: the manifest is fetched, no blob is.
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {image}")),
+        "{out}"
+    );
+    assert_eq!(w.store_blobs(), blobs);
+
+    let listed: Value = serde_json::from_slice(&w.pod1(&["images", "--json"], &[]).stdout).unwrap();
+    assert!(
+        listed
+            .to_string()
+            .contains(&format!("{}/library/busybox", reg.addr)),
+        "{listed}"
+    );
+
+    // A pod naming it (IfNotPresent: a tag other than latest) runs it.
+    let pod = w.pod("hello", &image, None, "echo hello from $(cat /etc/hostname)");
+    let out = ok(&w.run(&pod, &[]));
+    assert!(out.contains("hello from hello"), "{out}");
+
+    // An Always image (":latest") is pulled by the run itself.
+    let latest = format!("{}/team/tool", reg.addr);
+    let pod_latest = w.pod("latest", &latest, None, "echo tool");
+    let out = ok(&w.run(&pod_latest, &[]));
+    assert!(out.contains(&format!("pod1: pulled {latest}:latest")), "{out}");
+
+    // Never, absent: refused before anything boots, naming the image.
+    let never = w.pod(
+        "never",
+        &format!("{}/library/busybox:1.35", reg.addr),
+        Some("Never"),
+        "true",
+    );
+    let err = failed(&w.run(&never, &[]));
+    assert!(
+        err.contains("spec.containers[0].image") && err.contains("pull policy is Never"),
+        "{err}"
+    );
+
+    // The registry goes away.
+    drop(reg);
+    // IfNotPresent and present: no network needed.
+    let out = ok(&w.run(&pod, &[]));
+    assert!(out.contains("hello from hello"), "{out}");
+    // Always: the pull fails, naming the host and port.
+    let err = failed(&w.run(&pod_latest, &[]));
+    let addr = latest.split('/').next().unwrap();
+    assert!(err.contains(&format!("connection refused at {addr}")), "{err}");
+    // --pull=never over Always: the stored image is used.
+    let out = ok(&w.run(&pod_latest, &["--pull", "never"]));
+    assert!(out.contains("tool"), "{out}");
+    // And a tag never pulled under --pull=missing: the error names the reference.
+    let err = failed(&w.pod1(&["pull", &format!("{addr}/library/busybox:9")], &[]));
+    assert!(err.contains(&format!("{addr}/library/busybox:9")), "{err}");
+}
+
+#[test]
+fn unknown_tags_and_corrupt_blobs() {
+    let w = World::new("errors");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let err = failed(&w.pod1(&["pull", &format!("{}/library/busybox:2", reg.addr)], &[]));
+    assert!(
+        err.contains("does not exist (404)") && err.contains("MANIFEST_UNKNOWN"),
+        "{err}"
+    );
+
+    // The registry serves a layer whose bytes are not its digest.
+    let manifest: Value = {
+        let out = pod1_tests::run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/library/busybox:1", reg.addr),
+        ]));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let file = reg.blob_file(&layer);
+    let mut data = std::fs::read(&file).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0xff;
+    std::fs::write(&file, data).unwrap();
+    let err = failed(&w.pod1(&["pull", &format!("{}/library/busybox:1", reg.addr)], &[]));
+    assert!(err.contains("digest mismatch") && err.contains(&layer), "{err}");
+    let hex = layer.trim_start_matches("sha256:");
+    assert!(
+        !w.store_blobs().iter().any(|b| b == hex),
+        "the corrupt layer was stored"
+    );
+    let listed = text(&w.pod1(&["images"], &[]));
+    assert!(!listed.contains("library/busybox"), "a name was set: {listed}");
+}
+
+#[test]
+fn tls_needs_a_trusted_certificate() {
+    let w = World::new("tls");
+    let (ca, cert, key) = certificates(&w.dir);
+    let reg = Registry::start(
+        &w.dir.join("registry"),
+        Options {
+            tls: Some((&cert, &key)),
+            htpasswd: None,
+        },
+    );
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    let err = failed(&w.pod1(&["pull", &image], &[]));
+    assert!(err.contains("is not trusted"), "{err}");
+    // Trusted through SSL_CERT_FILE (or /etc/containers/certs.d/HOST/ca.crt).
+    let out = ok(&w.pod1(&["pull", &image], &[("SSL_CERT_FILE", ca.to_str().unwrap())]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+}
+
+#[test]
+fn zstd_layers_and_platform_indexes() {
+    let w = World::new("formats");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(
+        &busybox(),
+        "library/busybox:zstd",
+        &["--dest-compress-format", "zstd"],
+    );
+    let pod = w.pod(
+        "zstd",
+        &format!("{}/library/busybox:zstd", reg.addr),
+        None,
+        "echo unpacked",
+    );
+    let out = ok(&w.run(&pod, &[]));
+    assert!(out.contains("unpacked"), "{out}");
+
+    // An index with the amd64 image and an arm64 entry; another with arm64 only.
+    let layout = w.dir.join("multi");
+    sh(&format!(
+        "cp -r {src} {dst} && python3 - {dst} <<'EOF'
+import hashlib, json, os, sys
+d = sys.argv[1]
+index = json.load(open(os.path.join(d, 'index.json')))
+m = index['manifests'][0]
+def put(obj):
+    data = json.dumps(obj).encode()
+    h = hashlib.sha256(data).hexdigest()
+    open(os.path.join(d, 'blobs/sha256', h), 'wb').write(data)
+    return {{'mediaType': obj['mediaType'], 'digest': 'sha256:' + h, 'size': len(data)}}
+amd64 = dict(m, platform={{'os': 'linux', 'architecture': 'amd64'}}); amd64.pop('annotations', None)
+arm64 = dict(amd64, platform={{'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}})
+both = put({{'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.index.v1+json', 'manifests': [arm64, amd64]}})
+arm = put({{'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.index.v1+json', 'manifests': [arm64]}})
+index['manifests'] = [dict(both, annotations={{'org.opencontainers.image.ref.name': 'both'}}),
+                      dict(arm, annotations={{'org.opencontainers.image.ref.name': 'arm'}})]
+json.dump(index, open(os.path.join(d, 'index.json'), 'w'))
+EOF",
+        src = fixtures().join("busybox").display(),
+        dst = layout.display()
+    ));
+    reg.push(
+        &format!("oci:{}:both", layout.display()),
+        "library/multi:both",
+        &["--all"],
+    );
+    reg.push(
+        &format!("oci:{}:arm", layout.display()),
+        "library/multi:arm",
+        &["--all"],
+    );
+    let out = ok(&w.pod1(&["pull", &format!("{}/library/multi:both", reg.addr)], &[]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    let pod = w.pod(
+        "multi",
+        &format!("{}/library/multi:both", reg.addr),
+        None,
+        "echo amd64 it is",
+    );
+    assert!(ok(&w.run(&pod, &[])).contains("amd64 it is"));
+    let err = failed(&w.pod1(&["pull", &format!("{}/library/multi:arm", reg.addr)], &[]));
+    assert!(
+        err.contains("no linux/amd64") && err.contains("linux/arm64/v8"),
+        "{err}"
+    );
+}
