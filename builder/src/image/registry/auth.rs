@@ -445,6 +445,8 @@ fn spawn_retrying(cmd: &mut Command) -> std::io::Result<std::process::Child> {
     }
 }
 
+// Tables, one case a line.
+#[rustfmt::skip]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +471,8 @@ esac
         base64::engine::general_purpose::STANDARD.encode(s)
     }
 
-    /// A temp dir with `bin/docker-credential-test` and the named files.
+    /// A temp dir with `bin/docker-credential-test` and the named files
+    /// (then a missing one, which is not listed as tried).
     fn setup(files: &[(&str, String)]) -> (tempfile::TempDir, Sources) {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
@@ -481,20 +484,10 @@ esac
         for (name, text) in files {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
-            list.push(AuthFile {
-                legacy: name.ends_with("dockercfg"),
-                path,
-            });
+            list.push(AuthFile { legacy: name.ends_with("dockercfg"), path });
         }
-        list.push(AuthFile {
-            path: dir.path().join("missing.json"),
-            legacy: false,
-        });
-        let sources = Sources {
-            files: list,
-            path: Some(bin.into_os_string()),
-            timeout: Duration::from_millis(400),
-        };
+        list.push(AuthFile { path: dir.path().join("missing.json"), legacy: false });
+        let sources = Sources { files: list, path: Some(bin.into_os_string()), timeout: Duration::from_millis(400) };
         (dir, sources)
     }
 
@@ -512,30 +505,15 @@ esac
         let containers = format!(
             r#"{{"auths":{{"quay.io/org/app":{{"auth":"{}"}},"quay.io/org":{{"auth":"{}"}},"quay.io":{{"auth":"{}"}},
             "empty.example":{{}},"tok.example":{{"auth":"{}","identitytoken":"idt"}},"nul.example":{{"auth":"{}"}}}}}}"#,
-            b64("app:1"),
-            b64("org:2"),
-            b64("host:3"),
-            b64("me:"),
-            b64("u:p:w\0\0"),
+            b64("app:1"), b64("org:2"), b64("host:3"), b64("me:"), b64("u:p:w\0\0"),
         );
         let docker = format!(
             r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}},"http://localhost:5000":{{"auth":"{}"}},
             "reg.example/v2/":{{"auth":"{}"}},"empty.example":{{"auth":"{}"}},"quay.io":{{"auth":"{}"}}}},"HttpHeaders":{{"X":"y"}}}}"#,
-            b64("hub:pw"),
-            b64("local:pw"),
-            b64("reg:pw"),
-            b64("second:pw"),
-            b64("never:pw"),
+            b64("hub:pw"), b64("local:pw"), b64("reg:pw"), b64("second:pw"), b64("never:pw"),
         );
-        let legacy = format!(
-            r#"{{"https://old.example/v1/":{{"auth":"{}","email":"a@b"}}}}"#,
-            b64("old:pw")
-        );
-        let (dir, src) = setup(&[
-            ("auth.json", containers),
-            ("config.json", docker),
-            (".dockercfg", legacy),
-        ]);
+        let legacy = format!(r#"{{"https://old.example/v1/":{{"auth":"{}","email":"a@b"}}}}"#, b64("old:pw"));
+        let (dir, src) = setup(&[("auth.json", containers), ("config.json", docker), (".dockercfg", legacy)]);
         let cases = [
             ("quay.io", "org/app", "app:1", "auth.json"),
             ("quay.io", "org/other", "org:2", "auth.json"),
@@ -553,25 +531,11 @@ esac
             let l = lookup_in(&src, registry, repo).unwrap();
             assert_eq!(show(&l), want, "{registry}/{repo}");
             let source = l.source.unwrap_or_default();
-            assert!(
-                from.is_empty() == source.is_empty() && source.ends_with(from),
-                "{registry}: {source}"
-            );
+            assert!(from.is_empty() == source.is_empty() && source.ends_with(from), "{registry}: {source}");
         }
         let l = lookup_in(&src, "ghcr.io", "a").unwrap();
-        let names: Vec<_> = l
-            .tried
-            .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                Path::new("auth.json"),
-                Path::new("config.json"),
-                Path::new(".dockercfg")
-            ]
-        );
+        let names: Vec<_> = l.tried.iter().map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
+        assert_eq!(names, [Path::new("auth.json"), Path::new("config.json"), Path::new(".dockercfg")]);
     }
 
     #[test]
@@ -580,14 +544,8 @@ esac
             ("{\"auths\": ", "not a valid auth file"),
             ("{\"auths\": {\"a.io\": {\"auth\": 3}}}", "not a valid auth file"),
             ("{\"auths\": {\"a.io\": {\"auth\": \"!!!\"}}}", "not base64"),
-            (
-                "{\"credHelpers\": {\"a.io\": \"../../bin/sh\"}}",
-                "not a credential helper name",
-            ),
-            (
-                "{\"credHelpers\": {\"a.io\": \"absent\"}}",
-                "docker-credential-absent is not on PATH",
-            ),
+            ("{\"credHelpers\": {\"a.io\": \"../../bin/sh\"}}", "not a credential helper name"),
+            ("{\"credHelpers\": {\"a.io\": \"absent\"}}", "docker-credential-absent is not on PATH"),
         ];
         for (text, want) in cases {
             let (_dir, src) = setup(&[("auth.json", text.to_string())]);
@@ -624,17 +582,11 @@ esac
         ] {
             let started = Instant::now();
             let err = format!("{:#}", lookup_in(&src, registry, "a").unwrap_err());
-            assert!(
-                err.contains(want) && err.contains("config.json"),
-                "{registry}: {err}"
-            );
+            assert!(err.contains(want) && err.contains("config.json"), "{registry}: {err}");
             assert!(started.elapsed() < Duration::from_secs(3), "{registry}");
         }
         // A credsStore that is not installed is skipped, as podman does.
-        let docker = format!(
-            r#"{{"credsStore":"desktop","auths":{{"a.io":{{"auth":"{}"}}}}}}"#,
-            b64("f:p")
-        );
+        let docker = format!(r#"{{"credsStore":"desktop","auths":{{"a.io":{{"auth":"{}"}}}}}}"#, b64("f:p"));
         let (_dir, src) = setup(&[("config.json", docker)]);
         assert_eq!(show(&lookup_in(&src, "a.io", "b").unwrap()), "f:p");
     }
@@ -643,44 +595,19 @@ esac
     fn default_file_order() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().to_str().unwrap().to_string();
-        let files = |vars: &[(&str, &str)]| -> Vec<(String, bool)> {
-            let vars: Vec<(String, String)> =
-                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            default_files(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.into()), 1000)
-                .into_iter()
-                .map(|f| (f.path.display().to_string(), f.legacy))
-                .collect()
+        let files = |vars: &[(&str, &str)]| -> Vec<String> {
+            let var = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v));
+            default_files(var, 1000).iter().map(|f| format!("{}{}", f.path.display(), if f.legacy { " (legacy)" } else { "" })).collect()
         };
-        let s = |v: &[(&str, bool)]| v.iter().map(|(p, l)| (p.to_string(), *l)).collect::<Vec<_>>();
-        assert_eq!(
-            files(&[("REGISTRY_AUTH_FILE", "/a.json"), ("HOME", "/h")]),
-            s(&[("/a.json", false)])
-        );
-        assert_eq!(
-            files(&[("HOME", "/h")]),
-            s(&[
-                ("/run/containers/1000/auth.json", false),
-                ("/h/.config/containers/auth.json", false),
-                ("/h/.docker/config.json", false),
-                ("/h/.dockercfg", true)
-            ])
-        );
-        let in_run = format!("{run}/containers/auth.json");
-        assert_eq!(
-            files(&[
-                ("HOME", "/h"),
-                ("XDG_RUNTIME_DIR", &run),
-                ("XDG_CONFIG_HOME", "/c"),
-                ("DOCKER_CONFIG", "/d")
-            ]),
-            s(&[
-                (&in_run, false),
-                ("/c/containers/auth.json", false),
-                ("/d/config.json", false),
-                ("/h/.dockercfg", true)
-            ])
-        );
-        assert_eq!(files(&[("XDG_RUNTIME_DIR", "/no/such/dir")]), s(&[]));
+        assert_eq!(files(&[("REGISTRY_AUTH_FILE", "/a.json"), ("HOME", "/h")]), ["/a.json"]);
+        assert_eq!(files(&[("HOME", "/h")]), [
+            "/run/containers/1000/auth.json", "/h/.config/containers/auth.json", "/h/.docker/config.json", "/h/.dockercfg (legacy)",
+        ]);
+        let vars = [("HOME", "/h"), ("XDG_RUNTIME_DIR", &run), ("XDG_CONFIG_HOME", "/c"), ("DOCKER_CONFIG", "/d")];
+        assert_eq!(files(&vars), [
+            format!("{run}/containers/auth.json"), "/c/containers/auth.json".into(), "/d/config.json".into(), "/h/.dockercfg (legacy)".into(),
+        ]);
+        assert!(files(&[("XDG_RUNTIME_DIR", "/no/such/dir")]).is_empty());
     }
 
     #[test]
@@ -701,16 +628,9 @@ esac
 
     #[test]
     fn debug_hides_secrets() {
-        let b = Credentials::Basic {
-            username: "me".into(),
-            password: "hunter2".into(),
-        };
+        let b = Credentials::Basic { username: "me".into(), password: "hunter2".into() };
         let t = Credentials::IdentityToken("tok3n".into());
-        let l = Lookup {
-            credentials: Some(b),
-            tried: vec![],
-            source: None,
-        };
+        let l = Lookup { credentials: Some(b), tried: vec![], source: None };
         assert!(format!("{l:?}").contains("me") && !format!("{l:?}").contains("hunter2"));
         assert!(!format!("{t:?}").contains("tok3n"));
     }

@@ -555,6 +555,8 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+// Tables, one case a line.
+#[rustfmt::skip]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,15 +577,7 @@ mod tests {
     fn endpoints(r: &Registries, image: &str) -> String {
         let r = r.endpoints(&Reference::parse_normalized(image).unwrap());
         let flag = |on: bool, c: &'static str| if on { c } else { "" };
-        let show = |e: &Endpoint| {
-            format!(
-                "{}/{}{}{}",
-                e.host,
-                e.repository,
-                flag(e.insecure, "!"),
-                flag(e.mirror, "~")
-            )
-        };
+        let show = |e: &Endpoint| format!("{}/{}{}{}", e.host, e.repository, flag(e.insecure, "!"), flag(e.mirror, "~"));
         match r {
             Ok(e) => e.iter().map(show).collect::<Vec<_>>().join(" "),
             Err(e) => format!("error: {e:#}"),
@@ -613,10 +607,8 @@ unqualified-search-registries = ["quay.io", "docker.io"]
     #[test]
     fn short_names() {
         let d = "@sha256:".to_string() + &"a".repeat(64);
-        check(
-            "busybox => docker.io/library/busybox:latest\n org/app:v1 => docker.io/org/app:v1",
-            |w| candidates(&Registries::default(), w),
-        );
+        let none = "busybox => docker.io/library/busybox:latest\n org/app:v1 => docker.io/org/app:v1";
+        check(none, |w| candidates(&Registries::default(), w));
         let table = format!(
             "ghcr.io/org/app => ghcr.io/org/app:latest
             localhost/app:1 => localhost/app:1
@@ -720,8 +712,6 @@ unqualified-search-registries = ["quay.io", "docker.io"]
         check("a.io/b => a.io/b!", |i| endpoints(&r, i));
     }
 
-    // Tables, one case a line.
-    #[rustfmt::skip]
     #[test]
     fn loads_files_and_drop_ins() {
         let dir = tempfile::tempdir().unwrap();
@@ -772,7 +762,6 @@ unqualified-search-registries = ["quay.io", "docker.io"]
         }
     }
 
-    #[rustfmt::skip]
     #[test]
     fn loopback_and_prefixes() {
         for h in "localhost LOCALHOST:5000 127.0.0.1 127.1.2.3:80 ::1 [::1] [::1]:5000 [::ffff:127.0.0.1]:1".split(' ') {
