@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub tls: Option<(&'a Path, &'a Path)>,
     /// Basic authentication against this htpasswd file (bcrypt entries).
     pub htpasswd: Option<&'a Path>,
+    /// Token authentication: (realm, service, root certificate of the tokens).
+    pub token: Option<(&'a str, &'a str, &'a Path)>,
 }
 
 impl Registry {
@@ -54,6 +56,12 @@ impl Registry {
             config += &format!(
                 "auth:\n  htpasswd:\n    realm: pod1-test\n    path: {}\n",
                 file.display()
+            );
+        }
+        if let Some((realm, service, root)) = opts.token {
+            config += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: pod1-test-issuer\n    rootcertbundle: {}\n",
+                root.display()
             );
         }
         std::fs::write(dir.join("config.yml"), config).unwrap();
@@ -128,4 +136,160 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         d = dir.display()
     ));
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// An htpasswd file with one bcrypt entry (glibc's crypt, from Python).
+pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let file = dir.join("htpasswd");
+    let out = run(Command::new("python3").args([
+        "-W",
+        "ignore",
+        "-c",
+        "import crypt, sys; print(sys.argv[1] + ':' + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+        user,
+        password,
+    ]));
+    std::fs::write(&file, out.stdout).unwrap();
+    file
+}
+
+/// A registry token service as distribution's `auth: token` expects one:
+/// it checks a user's basic credentials and answers with a JWT (RS256,
+/// the signing certificate in `x5c`) granting the scope asked for.
+#[derive(Debug)]
+pub struct TokenService {
+    /// `http://127.0.0.1:PORT/token`.
+    pub realm: String,
+    /// Requests served, as `user scope` lines (user empty when anonymous).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenService {
+    /// Serves tokens signed by `key` (with `cert`, self-signed) for the
+    /// service `service`, to `user`:`password` only.
+    pub fn start(cert: &Path, key: &Path, service: &str, user: &str, password: &str) -> TokenService {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cert, key, service) = (cert.to_path_buf(), key.to_path_buf(), service.to_string());
+        let expected = format!("Basic {}", b64(format!("{user}:{password}").as_bytes(), false));
+        let served = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let mut authorized = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line
+                        .strip_prefix("Authorization: ")
+                        .or(line.strip_prefix("authorization: "))
+                    {
+                        authorized = Some(v.trim() == expected);
+                    }
+                }
+                let scope = request
+                    .split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("scope="))
+                    .map(|s| s.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+                    .unwrap_or_default();
+                served.lock().unwrap().push(format!(
+                    "{} {scope}",
+                    match authorized {
+                        Some(true) => "user",
+                        Some(false) => "wrong",
+                        None => "",
+                    }
+                ));
+                let response = if authorized == Some(true) {
+                    let body = format!(
+                        "{{\"token\":\"{}\",\"expires_in\":300}}",
+                        jwt(&cert, &key, &service, &scope)
+                    );
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                };
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        TokenService { realm, log }
+    }
+}
+
+/// A JWT for `scope` (`repository:NAME:ACTIONS`) signed with openssl.
+fn jwt(cert: &Path, key: &Path, service: &str, scope: &str) -> String {
+    let pem = std::fs::read_to_string(cert).unwrap();
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let header = format!("{{\"typ\":\"JWT\",\"alg\":\"RS256\",\"x5c\":[\"{der}\"]}}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut parts = scope.splitn(3, ':');
+    let (kind, name, actions) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let actions: Vec<String> = actions.split(',').map(|a| format!("\"{a}\"")).collect();
+    let claims = format!(
+        "{{\"iss\":\"pod1-test-issuer\",\"sub\":\"user\",\"aud\":\"{service}\",\"exp\":{},\"nbf\":{},\"iat\":{},\"jti\":\"{now}\",\"access\":[{{\"type\":\"{kind}\",\"name\":\"{name}\",\"actions\":[{}]}}]}}",
+        now + 600,
+        now - 60,
+        now - 60,
+        actions.join(",")
+    );
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.as_bytes(), true),
+        b64(claims.as_bytes(), true)
+    );
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(signing_input.as_bytes())
+            .unwrap();
+    }
+    let signature = child.wait_with_output().unwrap().stdout;
+    format!("{signing_input}.{}", b64(&signature, true))
+}
+
+/// Base64, standard or URL-safe without padding (JWT).
+fn b64(data: &[u8], url: bool) -> String {
+    let table: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if !url {
+            for _ in chunk.len()..3 {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -231,7 +231,7 @@ fn tls_needs_a_trusted_certificate() {
         &w.dir.join("registry"),
         Options {
             tls: Some((&cert, &key)),
-            htpasswd: None,
+            ..Options::default()
         },
     );
     reg.push(&busybox(), "library/busybox:1", &[]);
@@ -308,5 +308,77 @@ EOF",
     assert!(
         err.contains("no linux/amd64") && err.contains("linux/arm64/v8"),
         "{err}"
+    );
+}
+
+/// `auth.json` as `podman login` writes it.
+fn auth_json(w: &World, host: &str, user: &str, password: &str) {
+    std::fs::write(w.dir.join("creds"), format!("{user}:{password}")).unwrap();
+    let auth =
+        String::from_utf8(pod1_tests::run(Command::new("base64").arg("-w0").arg(w.dir.join("creds"))).stdout)
+            .unwrap();
+    std::fs::write(
+        w.dir.join("auth.json"),
+        json!({"auths": {host: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn basic_authentication_with_an_auth_file() {
+    let w = World::new("basic");
+    let (ca, cert, key) = certificates(&w.dir);
+    let file = pod1_tests::registry::htpasswd(&w.dir, "alice", "s3cret");
+    let reg = Registry::start(
+        &w.dir.join("registry"),
+        Options {
+            tls: Some((&cert, &key)),
+            htpasswd: Some(&file),
+            token: None,
+        },
+    );
+    reg.push(&busybox(), "library/busybox:1", &["--dest-creds", "alice:s3cret"]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    let tls = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let err = failed(&w.pod1(&["pull", &image], &tls));
+    assert!(
+        err.contains("asks for a user name and password") && err.contains("login"),
+        "{err}"
+    );
+    auth_json(&w, &reg.addr, "alice", "wrong");
+    let err = failed(&w.pod1(&["pull", &image], &tls));
+    assert!(err.contains("refused the credentials"), "{err}");
+    auth_json(&w, &reg.addr, "alice", "s3cret");
+    let out = ok(&w.pod1(&["pull", &image], &tls));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+}
+
+#[test]
+fn bearer_tokens_from_the_registrys_token_service() {
+    let w = World::new("bearer");
+    let (_, cert, key) = certificates(&w.dir);
+    let tokens = pod1_tests::registry::TokenService::start(&cert, &key, "pod1-registry", "bob", "pw");
+    let reg = Registry::start(
+        &w.dir.join("registry"),
+        Options {
+            tls: None,
+            htpasswd: None,
+            token: Some((&tokens.realm, "pod1-registry", &cert)),
+        },
+    );
+    reg.push(&busybox(), "team/app:1", &["--dest-creds", "bob:pw"]);
+    let image = format!("{}/team/app:1", reg.addr);
+    let err = failed(&w.pod1(&["pull", &image], &[]));
+    assert!(
+        err.contains("refused access to team/app (401)") && err.contains("podman login"),
+        "{err}"
+    );
+    auth_json(&w, &reg.addr, "bob", "pw");
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    let log = tokens.log.lock().unwrap().clone();
+    assert!(
+        log.contains(&"user repository:team/app:pull".to_string()),
+        "{log:?}"
     );
 }
