@@ -382,3 +382,56 @@ fn bearer_tokens_from_the_registrys_token_service() {
         "{log:?}"
     );
 }
+
+#[test]
+fn registries_conf_search_aliases_and_mirrors() {
+    let w = World::new("conf");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    let mirror = Registry::start(&w.dir.join("mirror"), Options::default());
+    // (A name no drop-in in /etc/containers/registries.conf.d aliases.)
+    reg.push(&busybox(), "pod1-smoke:1", &[]);
+    reg.push(&busybox(), "tools/busybox:1", &[]);
+    mirror.push(&busybox(), "mirrored/busybox:1", &[]);
+    // A dead mirror first: tried, then the next one.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    w.config(&format!(
+        r#"unqualified-search-registries = ["{reg}"]
+[aliases]
+"bb" = "{reg}/tools/busybox"
+
+[[registry]]
+prefix = "example.invalid/team"
+location = "{reg}/nowhere"
+[[registry.mirror]]
+location = "{dead}/mirrored"
+[[registry.mirror]]
+location = "{mirror}/mirrored"
+
+[[registry]]
+prefix = "blocked.invalid"
+blocked = true
+"#,
+        reg = reg.addr,
+        mirror = mirror.addr
+    ));
+    // A short name through the search list; an alias.
+    let out = ok(&w.pod1(&["pull", "pod1-smoke:1"], &[]));
+    assert!(out.contains(&format!("for {}/pod1-smoke:1", reg.addr)), "{out}");
+    let out = ok(&w.pod1(&["pull", "bb:1"], &[]));
+    assert!(out.contains(&format!("{}/tools/busybox:1", reg.addr)), "{out}");
+    // A prefix whose mirrors hold it (the registry itself does not).
+    let out = ok(&w.pod1(&["pull", "example.invalid/team/busybox:1"], &[]));
+    assert!(
+        out.contains("Status: Downloaded newer image for example.invalid/team/busybox:1"),
+        "{out}"
+    );
+    // A pod naming the short name finds it in the store with the registry gone.
+    drop((reg, mirror));
+    let pod = w.pod("short", "pod1-smoke:1", None, "echo found");
+    assert!(ok(&w.run(&pod, &[])).contains("found"));
+    let err = failed(&w.pod1(&["pull", "blocked.invalid/x:1"], &[]));
+    assert!(err.contains("blocked"), "{err}");
+}

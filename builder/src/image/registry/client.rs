@@ -546,6 +546,8 @@ fn describe(e: &ureq::Error, host: &str) -> String {
         ureq::Error::Rustls(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
         ureq::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionRefused => format!("connection refused at {}", with_port(host)),
+            // getaddrinfo's failure, which ureq passes on as it is.
+            _ if io.to_string().contains("lookup address") => format!("unknown host {host} ({io})"),
             _ => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 Some(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
                 _ => format!("{host}: {io}"),
