@@ -435,3 +435,67 @@ blocked = true
     let err = failed(&w.pod1(&["pull", "blocked.invalid/x:1"], &[]));
     assert!(err.contains("blocked"), "{err}");
 }
+
+#[test]
+fn an_interrupted_download_resumes_and_concurrent_pulls_agree() {
+    let w = World::new("resume");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    let manifest: Value = serde_json::from_slice(
+        &pod1_tests::run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    // What an interrupted pull leaves: the first half of the layer in ingest/.
+    ok(&w.pod1(&["images"], &[]));
+    let data = std::fs::read(reg.blob_file(layer)).unwrap();
+    let half = data.len() / 2;
+    let partial = w.dir.join(format!(
+        "cache/images/ingest/sha256-{}",
+        layer.trim_start_matches("sha256:")
+    ));
+    std::fs::write(&partial, &data[..half]).unwrap();
+    ok(&w.pod1(&["pull", &image], &[]));
+    // The registry sent the rest only, as a partial response.
+    let log = std::fs::read_to_string(reg.dir.join("registry.log")).unwrap();
+    let want = format!("/blobs/{layer} HTTP/1.1\" 206 {}", size as usize - half);
+    assert!(log.contains(&want), "no {want:?} in the registry's log:\n{log}");
+    assert!(!partial.exists());
+    assert!(w
+        .store_blobs()
+        .contains(&layer.trim_start_matches("sha256:").to_string()));
+
+    // Two pulls of one image at once, into an empty store: both succeed,
+    // the blobs are stored once and whole.
+    let _ = std::fs::remove_dir_all(w.dir.join("cache"));
+    reg.push(
+        &busybox(),
+        "library/busybox:2",
+        &["--dest-compress-format", "zstd"],
+    );
+    let two = format!("{}/library/busybox:2", reg.addr);
+    let pulls: Vec<_> = (0..2)
+        .map(|_| {
+            let w = World { dir: w.dir.clone() };
+            let two = two.clone();
+            std::thread::spawn(move || w.pod1(&["pull", &two], &[]))
+        })
+        .collect();
+    for p in pulls {
+        ok(&p.join().unwrap());
+    }
+    let pod = w.pod("concurrent", &two, Some("Never"), "echo whole");
+    assert!(ok(&w.run(&pod, &[])).contains("whole"));
+    let ingest = std::fs::read_dir(w.dir.join("cache/images/ingest"))
+        .unwrap()
+        .count();
+    assert_eq!(ingest, 0, "leftovers in ingest/");
+}

@@ -225,7 +225,7 @@ impl Puller<'_> {
                     std::thread::sleep(std::time::Duration::from_secs(1 << attempt));
                     attempt += 1;
                 }
-                Err(e) => return Err(Failure::Registry(e)),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -252,7 +252,10 @@ enum Failure {
 
 impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Failure {
-        Failure::Registry(e)
+        match e {
+            RegistryError::Local(m) => Failure::Fatal(anyhow::anyhow!(m)),
+            e => Failure::Registry(e),
+        }
     }
 }
 

@@ -50,12 +50,19 @@ pub enum Error {
     Transient(String),
     /// The registry answered something wrong (bad digest, bad body).
     Invalid(String),
+    /// This machine failed (the store could not be written): no other
+    /// endpoint would do better.
+    Local(String),
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::NotFound(m) | Error::Denied(m) | Error::Transient(m) | Error::Invalid(m) => f.write_str(m),
+            Error::NotFound(m)
+            | Error::Denied(m)
+            | Error::Transient(m)
+            | Error::Invalid(m)
+            | Error::Local(m) => f.write_str(m),
         }
     }
 }
@@ -203,7 +210,7 @@ impl Client {
             206 if range.is_some() => offset,
             200 => {
                 if offset > 0 {
-                    restart().map_err(|e| Error::Transient(format!("{what}: {e}")))?;
+                    restart().map_err(|e| Error::Local(format!("{what}: {e}")))?;
                 }
                 0
             }
@@ -225,8 +232,15 @@ impl Client {
                     ep.host
                 )));
             }
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::Transient(format!("writing {what} into the store: {e}")))?;
+            out.write_all(&buf[..n]).map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::StorageFull => {
+                        ": free some space or move the store with POD1_CACHE (the partial download is kept, and the next pull resumes it)"
+                    }
+                    _ => "",
+                };
+                Error::Local(format!("writing {what} into the store: {e}{hint}"))
+            })?;
             progress(held);
         }
         if held < size {
