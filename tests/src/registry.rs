@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 
 use crate::run;
 
+/// The machine's own non-loopback IPv4 address (the source of its default
+/// route), for tests of what pod1 allows only on loopback.
+pub fn own_address() -> String {
+    let out = run(Command::new("ip").args(["-4", "route", "get", "1.1.1.1"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let src = text.split_whitespace().skip_while(|w| *w != "src").nth(1);
+    src.expect("a non-loopback IPv4 address (the machine has no default route)")
+        .to_string()
+}
+
 /// A running registry, stopped when dropped.
 #[derive(Debug)]
 pub struct Registry {
@@ -29,18 +39,17 @@ pub struct Options<'a> {
     pub htpasswd: Option<&'a Path>,
     /// Token authentication: (realm, service, root certificate of the tokens).
     pub token: Option<(&'a str, &'a str, &'a Path)>,
+    /// The address to listen on instead of 127.0.0.1.
+    pub ip: Option<&'a str>,
 }
 
 impl Registry {
     /// Starts a registry in `dir` (created) on a free loopback port.
     pub fn start(dir: &Path, opts: Options<'_>) -> Registry {
         std::fs::create_dir_all(dir.join("storage")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let ip = opts.ip.unwrap_or("127.0.0.1");
+        let port = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+        let addr = format!("{ip}:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.join("storage").display()

@@ -334,7 +334,7 @@ fn basic_authentication_with_an_auth_file() {
         Options {
             tls: Some((&cert, &key)),
             htpasswd: Some(&file),
-            token: None,
+            ..Options::default()
         },
     );
     reg.push(&busybox(), "library/busybox:1", &["--dest-creds", "alice:s3cret"]);
@@ -361,9 +361,8 @@ fn bearer_tokens_from_the_registrys_token_service() {
     let reg = Registry::start(
         &w.dir.join("registry"),
         Options {
-            tls: None,
-            htpasswd: None,
             token: Some((&tokens.realm, "pod1-registry", &cert)),
+            ..Options::default()
         },
     );
     reg.push(&busybox(), "team/app:1", &["--dest-creds", "bob:pw"]);
@@ -498,4 +497,78 @@ fn an_interrupted_download_resumes_and_concurrent_pulls_agree() {
         .unwrap()
         .count();
     assert_eq!(ingest, 0, "leftovers in ingest/");
+}
+
+#[test]
+fn plain_http_only_for_loopback_and_insecure_registries() {
+    let w = World::new("insecure");
+    let ip = pod1_tests::registry::own_address();
+    let reg = Registry::start(
+        &w.dir.join("registry"),
+        Options {
+            ip: Some(&ip),
+            ..Options::default()
+        },
+    );
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    let err = failed(&w.pod1(&["pull", &image], &[]));
+    assert!(
+        err.contains("plain HTTP is used only for loopback addresses and registries marked insecure"),
+        "{err}"
+    );
+    w.config(&format!(
+        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+        reg.addr
+    ));
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    assert!(out.contains("Downloaded newer image"), "{out}");
+}
+
+#[test]
+fn a_moved_tag_rebuilds_the_pod_and_a_full_disk_is_said() {
+    let w = World::new("moved");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    let layout = w.dir.join("layout");
+    sh(&format!(
+        "cp -r {src} {dst} && umoci config --image {dst}:latest --config.env WHICH=second --tag second",
+        src = fixtures().join("busybox").display(),
+        dst = layout.display()
+    ));
+    reg.push(&busybox(), "library/app:latest", &[]);
+    let pod = w.pod(
+        "moved",
+        &format!("{}/library/app", reg.addr),
+        None,
+        "echo which=${WHICH:-first}",
+    );
+    assert!(ok(&w.run(&pod, &[])).contains("which=first"));
+    reg.push(
+        &format!("oci:{}:second", layout.display()),
+        "library/app:latest",
+        &[],
+    );
+    let out = ok(&w.run(&pod, &[]));
+    assert!(
+        out.contains("which=second") && out.contains("pod1: built"),
+        "{out}"
+    );
+
+    // A store on a full file system: the error says so and what to do.
+    let small = w.dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=256k pod1-full {}",
+        small.display()
+    ));
+    let out = w.pod1(
+        &["pull", &format!("{}/library/app", reg.addr)],
+        &[("POD1_CACHE", small.to_str().unwrap())],
+    );
+    sh(&format!("umount {}", small.display()));
+    let err = failed(&out);
+    assert!(
+        err.contains("No space left on device") && err.contains("POD1_CACHE"),
+        "{err}"
+    );
 }
