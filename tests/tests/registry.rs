@@ -146,6 +146,8 @@ fn pull_then_run_by_name_with_the_kubelets_policies() {
 
     // A pod naming it (IfNotPresent: a tag other than latest) runs it.
     let pod = w.pod("hello", &image, None, "echo hello from $(cat /etc/hostname)");
+    let plan = ok(&w.pod1(&["plan", pod.to_str().unwrap()], &[]));
+    assert!(plan.contains(&format!("  pulled   {image} sha256:")), "{plan}");
     let out = ok(&w.run(&pod, &[]));
     assert!(out.contains("hello from hello"), "{out}");
 

@@ -30,8 +30,8 @@ pub struct Args {
 /// Runs `pod1 plan`.
 pub fn run(args: &Args) -> Result<()> {
     use std::fmt::Write;
-    let assembled = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?
-        .assemble(crate::build::default_vm())?;
+    let manifest = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?;
+    let assembled = manifest.assemble(crate::build::default_vm())?;
     let plan = assembled.plan;
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));
@@ -42,6 +42,9 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let mut show = |kind: &str, c: &ContainerPlan| -> std::fmt::Result {
         writeln!(out, "{kind} {}  image {}", c.name, c.image)?;
+        if let Some(l) = manifest.located.get(&c.image) {
+            writeln!(out, "  pulled   {} {}", l.name, l.target.digest())?;
+        }
         writeln!(
             out,
             "  argv     {}",
