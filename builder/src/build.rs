@@ -106,8 +106,39 @@ impl Manifest {
             sources: w.sources,
             located: BTreeMap::new(),
         };
-        m.located = image::policy::ensure(&m.wanted_images(), pull)?;
+        m.located = image::policy::ensure(&m.wanted_images(), pull, &m.pull_secrets())?;
         Ok(m)
+    }
+
+    /// The credentials of `imagePullSecrets`: each Secret's
+    /// `.dockerconfigjson` (or legacy `.dockercfg`). One the files do not
+    /// hold is skipped with a warning, as the kubelet goes on without it.
+    fn pull_secrets(&self) -> Vec<image::registry::auth::PullSecret> {
+        let mut out = Vec::new();
+        for (i, r) in self.pod.spec.image_pull_secrets.iter().enumerate() {
+            let name = r.name.clone().unwrap_or_default();
+            let data = self.sources.secrets.get(&name);
+            let found = data.and_then(|d| {
+                d.get(".dockerconfigjson")
+                    .map(|j| (j, false))
+                    .or_else(|| d.get(".dockercfg").map(|j| (j, true)))
+            });
+            match found {
+                Some((json, legacy)) => out.push(image::registry::auth::PullSecret {
+                    name,
+                    json: json.clone(),
+                    legacy,
+                }),
+                None => eprintln!(
+                    "pod1: warning: spec.imagePullSecrets[{i}]: {}; pulling with the host's credentials only",
+                    match data {
+                        None => format!("no Secret {name:?} in the manifest's files (add it, or -f FILE)"),
+                        Some(_) => format!("the Secret {name:?} has neither .dockerconfigjson nor .dockercfg"),
+                    }
+                ),
+            }
+        }
+        out
     }
 
     /// The pod's registry images, each with the strongest pull policy of

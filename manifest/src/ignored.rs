@@ -49,7 +49,6 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("spec.dnsPolicy", "a pod1 VM has no cluster DNS"),
     ("spec.enableServiceLinks", "a pod1 VM has no Services"),
     ("spec.readinessGates", "a pod1 VM has no Services to route to the pod"),
-    ("spec.imagePullSecrets", "pod1 reads images from local paths"),
     ("spec.containers[].ports", "pod1 does not publish ports"),
     ("spec.initContainers[].ports", "pod1 does not publish ports"),
     ("spec.securityContext.seLinuxOptions", NO_LSM),

@@ -350,9 +350,52 @@ fn basic_authentication_with_an_auth_file() {
     auth_json(&w, &reg.addr, "alice", "wrong");
     let err = failed(&w.pod1(&["pull", &image], &tls));
     assert!(err.contains("refused the credentials"), "{err}");
+    // A pod's imagePullSecrets, as kubectl create secret docker-registry makes them.
+    let secret = |password: &str| {
+        let auth = format!("alice:{password}");
+        let auth = String::from_utf8(
+            pod1_tests::run(Command::new("sh").args(["-c", "printf %s \"$0\" | base64 -w0", &auth])).stdout,
+        )
+        .unwrap();
+        let config = json!({"auths": {reg.addr.clone(): {"auth": auth}}}).to_string();
+        let b64 = String::from_utf8(
+            pod1_tests::run(Command::new("sh").args(["-c", "printf %s \"$0\" | base64 -w0", &config])).stdout,
+        )
+        .unwrap();
+        format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: regcred}}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {b64}\n")
+    };
+    let manifest = w.dir.join("pull-secret.yaml");
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: private}}\nspec:\n  restartPolicy: Never\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - {{name: c, image: '{image}', command: [echo, from a private registry]}}\n"
+    );
+    let (_, kernel) = &kernels()[0];
+    let run = |text: &str| {
+        std::fs::write(&manifest, text).unwrap();
+        w.pod1(
+            &[
+                "run",
+                manifest.to_str().unwrap(),
+                "--kernel",
+                kernel.to_str().unwrap(),
+                "--timeout",
+                "180",
+            ],
+            &tls,
+        )
+    };
+    let err = failed(&run(&format!("{pod}{}", secret("wrong"))));
+    assert!(err.contains("refused the credentials"), "{err}");
+    let err = failed(&run(&pod));
+    assert!(
+        err.contains("spec.imagePullSecrets[0]: no Secret \"regcred\""),
+        "{err}"
+    );
+    let out = ok(&run(&format!("{pod}{}", secret("s3cret"))));
+    assert!(out.contains("from a private registry"), "{out}");
+
     auth_json(&w, &reg.addr, "alice", "s3cret");
     let out = ok(&w.pod1(&["pull", &image], &tls));
-    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert!(out.contains("Image is up to date"), "{out}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use pod1_manifest::image::Source;
 use pod1_manifest::reference::Reference;
 
 use super::pull::{find, Located, Puller};
+use super::registry::auth::PullSecret;
 use super::registry::client::Client;
 use super::registry::config::Registries;
 use super::store::ImageStore;
@@ -114,7 +115,11 @@ pub fn wanted<'a>(images: impl IntoIterator<Item = (&'a str, Option<&'a str>, St
 
 /// Makes every wanted image present per its policy (or `flag`) and says
 /// where each is in the store. Pulls print a line each on stderr.
-pub fn ensure(wanted: &[Wanted], flag: Option<PullFlag>) -> Result<BTreeMap<String, Located>> {
+pub fn ensure(
+    wanted: &[Wanted],
+    flag: Option<PullFlag>,
+    pull_secrets: &[PullSecret],
+) -> Result<BTreeMap<String, Located>> {
     let mut located = BTreeMap::new();
     if wanted.is_empty() {
         return Ok(located);
@@ -138,7 +143,7 @@ pub fn ensure(wanted: &[Wanted], flag: Option<PullFlag>) -> Result<BTreeMap<Stri
             ),
             Action::Pull => {
                 if client.is_none() {
-                    client = Some(Client::new()?);
+                    client = Some(Client::new()?.with_pull_secrets(pull_secrets.to_vec()));
                 }
                 let puller = Puller {
                     registries: &registries,

@@ -110,6 +110,19 @@ pub struct PodSpec {
     /// Volumes the containers may mount.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Secrets (`kubernetes.io/dockerconfigjson`) holding registry
+    /// credentials, tried before the host's.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}
+
+/// A reference to an object of the pod's namespace by name.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// The object's name.
+    pub name: Option<String>,
 }
 
 /// `spec.restartPolicy`.

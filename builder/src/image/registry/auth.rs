@@ -60,6 +60,36 @@ pub struct Lookup {
 struct AuthFile {
     path: PathBuf,
     legacy: bool,
+    /// A pod's pull Secret: the file's contents, held in memory.
+    secret: Option<SecretJson>,
+}
+
+/// The contents of a pull Secret; `Debug` never shows them.
+#[derive(Clone)]
+struct SecretJson(Vec<u8>);
+
+impl fmt::Debug for SecretJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
+/// A pod's `imagePullSecrets` entry: a Secret's `.dockerconfigjson` (type
+/// `kubernetes.io/dockerconfigjson`) or legacy `.dockercfg`.
+#[derive(Clone)]
+pub struct PullSecret {
+    /// The Secret's name.
+    pub name: String,
+    /// The key's value.
+    pub json: Vec<u8>,
+    /// `.dockercfg`: a bare map of registries.
+    pub legacy: bool,
+}
+
+impl fmt::Debug for PullSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullSecret").field("name", &self.name).field("legacy", &self.legacy).finish()
+    }
 }
 
 /// Where to look: the files in order, the `PATH` helpers are found on, and
@@ -82,9 +112,24 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// specific (`host/namespace/repo`) to the host, then keys written as URLs
 /// (`https://index.docker.io/v1/`). The first file with credentials wins.
 pub fn lookup(registry: &str, repository: &str) -> Result<Lookup> {
+    lookup_with(&[], registry, repository)
+}
+
+/// As [`lookup`], the pod's pull Secrets first, as the kubelet tries them
+/// before the node's own credentials (their `auths` only: a Secret never
+/// names a helper for the host to run).
+pub fn lookup_with(secrets: &[PullSecret], registry: &str, repository: &str) -> Result<Lookup> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let files = default_files(|k| std::env::var_os(k).filter(|v| !v.is_empty()), uid);
+    let mut files: Vec<AuthFile> = secrets
+        .iter()
+        .map(|s| AuthFile {
+            path: PathBuf::from(format!("the pull Secret {:?}", s.name)),
+            legacy: s.legacy,
+            secret: Some(SecretJson(s.json.clone())),
+        })
+        .collect();
+    files.extend(default_files(|k| std::env::var_os(k).filter(|v| !v.is_empty()), uid));
     let sources = Sources {
         files,
         path: std::env::var_os("PATH"),
@@ -102,6 +147,7 @@ fn default_files(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> Vec<AuthFi
     let file = |p: PathBuf| AuthFile {
         path: p,
         legacy: false,
+        secret: None,
     };
     if let Some(f) = var("REGISTRY_AUTH_FILE") {
         return vec![file(f.into())];
@@ -125,6 +171,7 @@ fn default_files(var: impl Fn(&str) -> Option<OsString>, uid: u32) -> Vec<AuthFi
     out.extend(home.map(|h| AuthFile {
         path: h.join(".dockercfg"),
         legacy: true,
+        secret: None,
     }));
     out
 }
@@ -215,15 +262,19 @@ fn lookup_in(src: &Sources, registry: &str, repository: &str) -> Result<Lookup> 
 /// A file's contents; `None` when it does not exist.
 fn read_file(file: &AuthFile) -> Result<Option<FileJson>> {
     let shown = file.path.display();
-    let f = match std::fs::File::open(&file.path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
-    };
     let mut raw = Vec::new();
-    f.take(MAX_FILE + 1)
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading {shown}"))?;
+    if let Some(SecretJson(json)) = &file.secret {
+        raw.clone_from(json);
+    } else {
+        let f = match std::fs::File::open(&file.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+        };
+        f.take(MAX_FILE + 1)
+            .read_to_end(&mut raw)
+            .with_context(|| format!("reading {shown}"))?;
+    }
     if raw.len() as u64 > MAX_FILE {
         bail!("{shown} is larger than {MAX_FILE} bytes; it is not an auth file");
     }
@@ -235,7 +286,12 @@ fn read_file(file: &AuthFile) -> Result<Option<FileJson>> {
             ..FileJson::default()
         }));
     }
-    Ok(Some(serde_json::from_slice(&raw).with_context(bad)?))
+    let mut json: FileJson = serde_json::from_slice(&raw).with_context(bad)?;
+    if file.secret.is_some() {
+        json.cred_helpers.clear();
+        json.creds_store.clear();
+    }
+    Ok(Some(json))
 }
 
 /// An `auths` entry: `identitytoken` if set, else `auth`'s base64

@@ -107,6 +107,8 @@ pub struct Client {
     schemes: Mutex<HashMap<String, Scheme>>,
     /// `Authorization` values per (host, repository).
     authorizations: Mutex<HashMap<(String, String), String>>,
+    /// The pod's `imagePullSecrets`, tried before the host's auth files.
+    pull_secrets: Vec<auth::PullSecret>,
 }
 
 impl Client {
@@ -134,7 +136,14 @@ impl Client {
             unverified: agent(false),
             schemes: Mutex::default(),
             authorizations: Mutex::default(),
+            pull_secrets: Vec::new(),
         })
+    }
+
+    /// Credentials from a pod's pull Secrets come first.
+    pub fn with_pull_secrets(mut self, secrets: Vec<auth::PullSecret>) -> Client {
+        self.pull_secrets = secrets;
+        self
     }
 
     /// The manifest or index `reference` (a tag or a digest) of `ep`'s
@@ -302,7 +311,7 @@ impl Client {
     /// The `Authorization` value answering the registry's challenges.
     fn authorize(&self, ep: &Endpoint, scheme: Scheme, challenges: &[Challenge]) -> Result<String, Error> {
         let registry = auth_registry(&ep.host);
-        let found = auth::lookup(registry, &ep.repository)
+        let found = auth::lookup_with(&self.pull_secrets, registry, &ep.repository)
             .map_err(|e| Error::Denied(format!("reading the credentials for {registry}: {e:#}")))?;
         let tried = || {
             let files: Vec<String> = found.tried.iter().map(|p| p.display().to_string()).collect();

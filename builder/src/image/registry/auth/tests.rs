@@ -33,9 +33,9 @@ fn setup(files: &[(&str, String)]) -> (tempfile::TempDir, Sources) {
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        list.push(AuthFile { legacy: name.ends_with("dockercfg"), path });
+        list.push(AuthFile { legacy: name.ends_with("dockercfg"), path, secret: None });
     }
-    list.push(AuthFile { path: dir.path().join("missing.json"), legacy: false });
+    list.push(AuthFile { path: dir.path().join("missing.json"), legacy: false, secret: None });
     let sources = Sources { files: list, path: Some(bin.into_os_string()), timeout: Duration::from_millis(400) };
     (dir, sources)
 }
