@@ -123,6 +123,8 @@ impl Client {
                 .build();
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                // Blob storage redirects (S3, a CDN) never see the registry's credentials.
+                .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
                 .tls_config(tls)
                 .user_agent(concat!("pod1/", env!("CARGO_PKG_VERSION")))
                 .timeout_connect(Some(Duration::from_secs(30)))
