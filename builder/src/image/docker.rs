@@ -1,7 +1,6 @@
 //! `docker save` archives (`docker-archive:`).
 
 use anyhow::{bail, Context, Result};
-use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::{apply_layer, image_config, verify, Image, Store};
@@ -12,11 +11,39 @@ use crate::tree::{hex, Tree};
 /// One entry of the archive's `manifest.json`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Entry {
-    config: String,
+pub(super) struct Entry {
+    /// The config's path in the archive.
+    pub(super) config: String,
+    /// The names the image was saved with (`busybox:latest`).
     #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
+    pub(super) repo_tags: Option<Vec<String>>,
+    /// The layers' paths in the archive, bottom first.
+    pub(super) layers: Vec<String>,
+}
+
+/// The images of the archive's `manifest.json`.
+pub(super) fn entries(store: &dyn Store) -> Result<Vec<Entry>> {
+    serde_json::from_slice(&store.read("manifest.json")?)
+        .context("manifest.json is not a docker-archive manifest")
+}
+
+/// Reads an entry's config, checked against the digest its name carries.
+pub(super) fn read_config(store: &dyn Store, entry: &Entry) -> Result<Vec<u8>> {
+    let raw = store.read(&entry.config)?;
+    if let Some(digest) = digest_in_name(&entry.config) {
+        verify("config", &digest, &raw)?;
+    }
+    Ok(raw)
+}
+
+/// Reads an entry's layer, checked against the digest its name carries
+/// when it is a content-addressed blob.
+pub(super) fn read_layer(store: &dyn Store, layer: &str) -> Result<Vec<u8>> {
+    let data = store.read(layer)?;
+    if let Some(digest) = digest_in_name(layer).filter(|_| layer.starts_with("blobs/")) {
+        verify("layer", &digest, &data)?;
+    }
+    Ok(data)
 }
 
 /// The digest a content-addressed file name carries (`<hex>.json`,
@@ -32,8 +59,7 @@ fn digest_in_name(name: &str) -> Option<String> {
 
 /// Imports a docker-archive, picking `tag` among its RepoTags if given.
 pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result<Image> {
-    let entries: Vec<Entry> = serde_json::from_slice(&store.read("manifest.json")?)
-        .context("manifest.json is not a docker-archive manifest")?;
+    let entries = entries(store)?;
     let entry = match tag {
         Some(tag) => entries
             .iter()
@@ -45,11 +71,8 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result
             entries.len()
         ),
     };
-    let raw = store.read(&entry.config)?;
-    if let Some(digest) = digest_in_name(&entry.config) {
-        verify("config", &digest, &raw)?;
-    }
-    let config = ImageConfiguration::from_reader(&raw[..]).context("the image config is invalid")?;
+    let raw = read_config(store, entry)?;
+    let config = super::oci::parse_config(&raw)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
         bail!(
@@ -60,10 +83,7 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result
     }
     let mut tree = Tree::default();
     for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
-        let data = store.read(layer)?;
-        if let Some(digest) = digest_in_name(layer).filter(|_| layer.starts_with("blobs/")) {
-            verify("layer", &digest, &data)?;
-        }
+        let data = read_layer(store, layer)?;
         apply_layer(&mut tree, layer, &data, Some(diff_id), limit)?;
     }
     Ok(Image {
