@@ -114,7 +114,7 @@ pub(super) fn parse_config(raw: &[u8]) -> Result<ImageConfiguration> {
 /// (nested indexes included).
 pub(crate) fn platform_manifest(read: &ReadBlob, desc: &Descriptor) -> Result<Descriptor> {
     let mut desc = desc.clone();
-    while is_index(&desc.media_type().to_string()) {
+    while is_index(desc.media_type().as_ref()) {
         let nested = ImageIndex::from_reader(&read(&desc)?[..]).context("the image index is invalid")?;
         let platform = |d: &Descriptor| {
             d.platform()

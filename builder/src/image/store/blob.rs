@@ -83,7 +83,8 @@ pub struct BlobWriter {
     digest: String,
     size: u64,
     offset: u64,
-    hasher: Hasher,
+    // Boxed: a SHA-512 state would make every `Ingest` large.
+    hasher: Box<Hasher>,
     _guard: UseGuard,
 }
 
@@ -204,7 +205,7 @@ impl ImageStore {
             digest: digest.to_string(),
             size,
             offset: 0,
-            hasher: Hasher::new(alg),
+            hasher: Box::new(Hasher::new(alg)),
             _guard: guard,
         };
         writer.hash_existing()?;
@@ -269,7 +270,7 @@ impl BlobWriter {
             .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
             .with_context(|| format!("truncating {}", self.path.display()))?;
         self.offset = 0;
-        self.hasher = Hasher::new(if self.digest.starts_with("sha512:") {
+        *self.hasher = Hasher::new(if self.digest.starts_with("sha512:") {
             "sha512"
         } else {
             "sha256"
@@ -289,7 +290,7 @@ impl BlobWriter {
                 self.size
             );
         }
-        let got = std::mem::replace(&mut self.hasher, Hasher::new("sha256")).finish();
+        let got = std::mem::replace(&mut *self.hasher, Hasher::new("sha256")).finish();
         if got != self.digest {
             let _ = fs::remove_file(&self.path);
             bail!(

@@ -112,7 +112,7 @@ impl ImageStore {
         }
         while let Some((d, name)) = todo.pop() {
             let digest = d.digest().to_string();
-            if !live.insert(digest.clone()) || !names_blobs(&d.media_type().to_string()) {
+            if !live.insert(digest.clone()) || !names_blobs(d.media_type().as_ref()) {
                 continue;
             }
             if !self.has_blob(&digest) {

@@ -44,7 +44,12 @@ pub fn load(store: &ImageStore, source: &str, name: Option<&str>, limit: u64) ->
             let r = ImageRef::parse(source).map_err(anyhow::Error::msg)?;
             (r.transport, r.path, r.tag)
         }
-        _ => (detect(Path::new(source))?, source.to_string(), None),
+        _ => {
+            if !Path::new(source).exists() {
+                bail!("{source} does not exist");
+            }
+            (detect(Path::new(source))?, source.to_string(), None)
+        }
     };
     let path = Path::new(&path);
     if !path.exists() {
@@ -218,7 +223,8 @@ impl Copy<'_> {
         let mut out = Vec::new();
         for entry in docker::entries(src)? {
             let tags = entry.repo_tags.clone().unwrap_or_default();
-            if tag.is_some_and(|t| !tags.iter().any(|r| r == t)) {
+            let wanted = tag.map(tag_name).transpose()?;
+            if wanted.is_some_and(|w| !tags.iter().any(|r| tag_name(r).is_ok_and(|r| r == w))) {
                 continue;
             }
             let names = match (&name, tag) {
