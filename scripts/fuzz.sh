@@ -24,7 +24,7 @@ root=$PWD
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(manifest oci layer)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest oci layer registry)
 case $seconds in
 '' | *[!0-9]*)
     echo "usage: $0 [SECONDS] [TARGET...]" >&2

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
+#[path = "../../fuzz/src/registry.rs"]
+mod registry_target;
 #[path = "../../fuzz/src/image.rs"]
 mod target;
 
@@ -67,6 +69,11 @@ fn oci_inputs_do_not_panic() {
 #[test]
 fn layer_inputs_do_not_panic() {
     replay("layer", target::layer);
+}
+
+#[test]
+fn registry_inputs_do_not_panic() {
+    replay("registry", registry_target::registry);
 }
 
 #[test]

@@ -5,3 +5,4 @@
 
 pub mod image;
 pub mod manifest;
+pub mod registry;

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run;
+use serde_json::json;
+
+use crate::{bin, fixtures, kernels, run};
+use std::process::Output;
 
 /// The machine's own non-loopback IPv4 address (the source of its default
 /// route), for tests of what pod1 allows only on loopback.
@@ -301,4 +304,104 @@ fn b64(data: &[u8], url: bool) -> String {
         }
     }
     out
+}
+
+/// One test's world: a store, configuration files and environment.
+#[derive(Debug)]
+pub struct World {
+    /// Its directory: the store (`cache/`), registries.conf, auth.json.
+    pub dir: PathBuf,
+}
+
+impl World {
+    pub fn new(name: &str) -> World {
+        let dir = fixtures().join(format!("registry-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("xdg")).unwrap();
+        std::fs::write(dir.join("registries.conf"), "").unwrap();
+        World { dir }
+    }
+
+    pub fn config(&self, text: &str) {
+        std::fs::write(self.dir.join("registries.conf"), text).unwrap();
+    }
+
+    /// `pod1 ARGS` in this world, with `env` on top.
+    pub fn pod1(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin("pod1"));
+        cmd.args(args)
+            .env("POD1_CACHE", self.dir.join("cache"))
+            .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", self.dir.join("auth.json"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("xdg"))
+            .env("DOCKER_CONFIG", self.dir.join("docker"))
+            .env("HOME", &self.dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// A pod running `script` in `image` (policy `policy` when given).
+    pub fn pod(&self, name: &str, image: &str, policy: Option<&str>, script: &str) -> PathBuf {
+        let mut c = json!({"name": "c", "image": image, "command": ["sh", "-c", script]});
+        if let Some(p) = policy {
+            c["imagePullPolicy"] = json!(p);
+        }
+        let manifest = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [c]}});
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        path
+    }
+
+    pub fn run(&self, pod: &Path, extra: &[&str]) -> Output {
+        let (_, kernel) = &kernels()[0];
+        let mut args = vec![
+            "run",
+            pod.to_str().unwrap(),
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--timeout",
+            "180",
+        ];
+        args.extend(extra);
+        self.pod1(&args, &[])
+    }
+
+    /// Blob files in the store, and whether anything half-written is there.
+    pub fn store_blobs(&self) -> Vec<String> {
+        let dir = self.dir.join("cache/images/blobs/sha256");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed ({}): {}", o.status, text(o));
+    text(o)
+}
+
+pub fn failed(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(125), "expected exit 125: {}", text(o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn busybox() -> String {
+    format!("oci:{}:latest", fixtures().join("busybox").display())
 }

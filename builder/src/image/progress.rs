@@ -61,7 +61,7 @@ impl Progress {
             l.done = done;
             l.status = "Downloading";
         }
-        if s.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+        if s.last.map_or(true, |t| t.elapsed() >= Duration::from_millis(100)) {
             self.draw(&mut s);
         }
     }
@@ -113,11 +113,10 @@ fn render(l: &Line) -> String {
         return format!("{}: {}", l.id, l.status);
     }
     let width = 40u64;
-    let filled = if l.total == 0 {
-        width
-    } else {
-        (l.done.min(l.total) * width / l.total).min(width)
-    };
+    let filled = (l.done.min(l.total) * width)
+        .checked_div(l.total)
+        .unwrap_or(width)
+        .min(width);
     let bar: String = (0..width)
         .map(|i| match i.cmp(&filled) {
             std::cmp::Ordering::Less => '=',

@@ -12,7 +12,8 @@ use pod1_manifest::reference::Reference;
 use super::progress::Progress;
 use super::registry::client::{self, Client, Error as RegistryError};
 use super::registry::config::{Endpoint, Registries};
-use super::store::{ImageStore, Ingest};
+use super::registry::errors;
+use super::store::{BlobWriter, ImageStore, Ingest};
 
 /// Layers downloaded at once (docker pulls three).
 const PARALLEL: usize = 3;
@@ -106,10 +107,10 @@ impl Puller<'_> {
         } else {
             return Err(invalid(format!(
                 "{r}: unknown manifest media type {:?}",
-                client::printable(&top.media_type, 100)
+                errors::printable(&top.media_type, 100)
             )));
         };
-        check_image(r, &manifest, self.limit)?;
+        check(r, &manifest, self.limit)?;
         self.fetch_blobs(ep, &manifest)?;
         // Bottom up: whatever names a blob comes after it.
         if let Some(bytes) = platform {
@@ -192,24 +193,12 @@ impl Puller<'_> {
                 Ingest::Present => return Ok(()),
                 Ingest::Writing(w) => w,
             };
-            let offset = writer.offset();
-            let result = {
-                let shared = std::cell::RefCell::new(&mut writer);
-                let mut out = WriteVia(&shared);
-                let mut restart = || {
-                    shared
-                        .borrow_mut()
-                        .restart()
-                        .map_err(|e| std::io::Error::other(format!("{e:#}")))
-                };
-                let report = |done: u64| {
-                    if let Some(line) = line {
-                        progress.update(line, done);
-                    }
-                };
-                self.client
-                    .blob(ep, digest, size, offset, &mut out, &mut restart, &report)
+            let report = |done: u64| {
+                if let Some(line) = line {
+                    progress.update(line, done);
+                }
             };
+            let result = self.client.blob(ep, digest, size, &mut writer, &report);
             match result {
                 Ok(()) => {
                     return writer.commit().map_err(|e| {
@@ -231,15 +220,12 @@ impl Puller<'_> {
     }
 }
 
-/// Writes through a shared `BlobWriter` (the restart callback needs it too).
-struct WriteVia<'a, 'b>(&'a std::cell::RefCell<&'b mut super::store::BlobWriter>);
-
-impl std::io::Write for WriteVia<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
+impl client::Sink for BlobWriter {
+    fn offset(&self) -> u64 {
+        BlobWriter::offset(self)
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.borrow_mut().flush()
+    fn restart(&mut self) -> std::io::Result<()> {
+        BlobWriter::restart(self).map_err(|e| std::io::Error::other(format!("{e:#}")))
     }
 }
 
@@ -330,7 +316,14 @@ pub fn pick_platform(index: &ImageIndex) -> Result<Descriptor> {
 
 /// Refuses what is not a runnable container image before anything is
 /// downloaded: artifacts, foreign layers, an image past the size bound.
-fn check_image(r: &Reference, m: &ImageManifest, limit: u64) -> Result<(), Failure> {
+pub fn check_image(r: &Reference, m: &ImageManifest, limit: u64) -> Result<()> {
+    check(r, m, limit).map_err(|f| match f {
+        Failure::Fatal(e) => e,
+        Failure::Registry(e) => anyhow::anyhow!(e),
+    })
+}
+
+fn check(r: &Reference, m: &ImageManifest, limit: u64) -> Result<(), Failure> {
     let config = m.config().media_type().to_string();
     if !matches!(
         config.as_str(),
@@ -338,7 +331,7 @@ fn check_image(r: &Reference, m: &ImageManifest, limit: u64) -> Result<(), Failu
     ) {
         return Err(fatal(format!(
             "{r} is not a container image: its config is {:?} (an OCI artifact such as a Helm chart)",
-            client::printable(&config, 100)
+            errors::printable(&config, 100)
         )));
     }
     let mut total = m.config().size();
@@ -356,7 +349,7 @@ fn check_image(r: &Reference, m: &ImageManifest, limit: u64) -> Result<(), Failu
             return Err(fatal(format!(
                 "{r}: layer {} has media type {:?}, which pod1 cannot unpack (foreign and non-distributable layers are Windows images')",
                 l.digest(),
-                client::printable(&t, 100)
+                errors::printable(&t, 100)
             )));
         }
         total = total.saturating_add(l.size());

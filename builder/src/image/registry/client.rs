@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256, Sha512};
 use super::auth::{self, Credentials};
 use super::challenge::{self, Challenge};
 use super::config::{is_loopback, Endpoint};
+pub use super::errors::Error;
+use super::errors::{describe, status_error};
 use crate::tree::hex;
 
 /// What a manifest request accepts: OCI and Docker schema 2 manifests and
@@ -36,39 +38,7 @@ pub const MANIFEST_TYPES: [&str; 4] = [
 /// containers/image use the same bound).
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Token responses and error bodies are small.
-const MAX_SMALL_BODY: u64 = 1 << 20;
-
-/// Why a request failed, in the classes a pull acts on.
-#[derive(Debug)]
-pub enum Error {
-    /// The registry does not have it (404, MANIFEST_UNKNOWN, NAME_UNKNOWN):
-    /// the next candidate or mirror may.
-    NotFound(String),
-    /// Authentication failed or access was denied (401/403).
-    Denied(String),
-    /// The network, TLS or the registry failed; worth retrying.
-    Transient(String),
-    /// The registry answered something wrong (bad digest, bad body).
-    Invalid(String),
-    /// This machine failed (the store could not be written): no other
-    /// endpoint would do better.
-    Local(String),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::NotFound(m)
-            | Error::Denied(m)
-            | Error::Transient(m)
-            | Error::Invalid(m)
-            | Error::Local(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
+pub(super) const MAX_SMALL_BODY: u64 = 1 << 20;
 /// How an endpoint is spoken to, in the order tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
@@ -99,6 +69,15 @@ pub struct Manifest {
     pub digest: String,
 }
 
+/// Where a blob's bytes go: a partial download that may already hold
+/// its first bytes.
+pub trait Sink: Write {
+    /// The bytes already held (an HTTP range asks for the rest).
+    fn offset(&self) -> u64;
+    /// Forget them: the registry sends the whole blob.
+    fn restart(&mut self) -> std::io::Result<()>;
+}
+
 /// A registry client; shared by the threads of one pull.
 #[derive(Debug)]
 pub struct Client {
@@ -115,7 +94,7 @@ impl Client {
     /// A client trusting the system's certificates (and `SSL_CERT_FILE` /
     /// `SSL_CERT_DIR`) plus every CA in the `certs.d` directories.
     pub fn new() -> anyhow::Result<Client> {
-        let roots = trust_roots()?;
+        let roots = super::tls::trust_roots()?;
         let agent = |verify: bool| {
             let tls = ureq::tls::TlsConfig::builder()
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
@@ -201,19 +180,18 @@ impl Client {
     }
 
     /// Downloads blob `digest` of `size` bytes into `out`, continuing
-    /// after the `offset` bytes it already holds when the registry honours
-    /// a range (`restart` is called when it does not). `progress` gets the
-    /// bytes held so far. The caller verifies the digest.
+    /// after the bytes it already holds when the registry honours a range
+    /// (else `out` is restarted). `progress` gets the bytes held so far.
+    /// The caller verifies the digest.
     pub fn blob(
         &self,
         ep: &Endpoint,
         digest: &str,
         size: u64,
-        offset: u64,
-        out: &mut dyn Write,
-        restart: &mut dyn FnMut() -> std::io::Result<()>,
+        out: &mut dyn Sink,
         progress: &dyn Fn(u64),
     ) -> Result<(), Error> {
+        let offset = out.offset();
         let what = format!("blob {digest} of {}/{}", ep.host, ep.repository);
         let range = (offset > 0 && offset < size).then_some(offset);
         let mut resp = self.get(ep, &format!("blobs/{digest}"), "*/*", range)?;
@@ -221,7 +199,7 @@ impl Client {
             206 if range.is_some() => offset,
             200 => {
                 if offset > 0 {
-                    restart().map_err(|e| Error::Local(format!("{what}: {e}")))?;
+                    out.restart().map_err(|e| Error::Local(format!("{what}: {e}")))?;
                 }
                 0
             }
@@ -504,164 +482,4 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
     resp.headers().get(name)?.to_str().ok()
-}
-
-/// The error a non-success status means, with the registry's own error
-/// code and message (untrusted: printable characters only, cut short).
-fn status_error(status: u16, resp: &mut ureq::http::Response<ureq::Body>, what: &str) -> Error {
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(MAX_SMALL_BODY)
-        .read_to_vec()
-        .unwrap_or_default();
-    let detail = registry_errors(&body);
-    let detail = if detail.is_empty() {
-        String::new()
-    } else {
-        format!(": {detail}")
-    };
-    match status {
-        404 => Error::NotFound(format!("{what} does not exist (404){detail}")),
-        401 | 403 => Error::Denied(format!("access to {what} is denied ({status}){detail}")),
-        429 | 500..=599 => Error::Transient(format!("{what}: the registry answered {status}{detail}")),
-        _ => Error::Invalid(format!("{what}: the registry answered {status}{detail}")),
-    }
-}
-
-/// `CODE: message` of a distribution error body, made safe to print.
-pub(crate) fn registry_errors(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let Some(errors) = v.get("errors").and_then(|e| e.as_array()) else {
-        return String::new();
-    };
-    let text: Vec<String> = errors
-        .iter()
-        .take(3)
-        .map(|e| {
-            let field = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            format!("{} {}", field("code"), field("message"))
-        })
-        .collect();
-    printable(text.join("; ").trim(), 300)
-}
-
-/// At most `max` characters of `s`, control characters replaced: what a
-/// registry says reaches the user's terminal.
-pub(crate) fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-/// A transport error in words, naming `host` (host[:port] or a URL).
-fn describe(e: &ureq::Error, host: &str) -> String {
-    let cert = |detail: String| {
-        format!(
-            "the TLS certificate of {host} is not trusted ({detail}): add its CA to /etc/containers/certs.d/{host}/ca.crt (or SSL_CERT_FILE), or mark the registry insecure in registries.conf"
-        )
-    };
-    match e {
-        ureq::Error::HostNotFound => format!("unknown host {host}"),
-        ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
-        ureq::Error::Timeout(t) => format!("{host} timed out ({t})"),
-        ureq::Error::Rustls(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
-        ureq::Error::Io(io) => match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!("connection refused at {}", with_port(host)),
-            // getaddrinfo's failure, which ureq passes on as it is.
-            _ if io.to_string().contains("lookup address") => format!("unknown host {host} ({io})"),
-            _ => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                Some(r @ rustls::Error::InvalidCertificate(_)) => cert(r.to_string()),
-                _ => format!("{host}: {io}"),
-            },
-        },
-        other => format!("{host}: {other}"),
-    }
-}
-
-/// `host:443` when `host` names no port (for "connection refused at …").
-fn with_port(host: &str) -> String {
-    let has_port = match host.rfind(']') {
-        Some(end) => host[end..].contains(':'),
-        None => host.contains(':'),
-    };
-    if has_port || host.contains("://") {
-        host.to_string()
-    } else {
-        format!("{host}:443")
-    }
-}
-
-/// The system's roots (rustls-native-certs: the distribution's bundle,
-/// `SSL_CERT_FILE`, `SSL_CERT_DIR`) plus the CAs of the containers'
-/// `certs.d` directories (`*.crt` under `<dir>/<host[:port]>/`).
-fn trust_roots() -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
-    let native = rustls_native_certs::load_native_certs();
-    let mut roots: Vec<ureq::tls::Certificate<'static>> = native
-        .certs
-        .iter()
-        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    let mut dirs = vec![
-        std::path::PathBuf::from("/etc/containers/certs.d"),
-        std::path::PathBuf::from("/etc/docker/certs.d"),
-    ];
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(std::path::Path::new(&home).join(".config/containers/certs.d"));
-    }
-    for dir in dirs {
-        let Ok(hosts) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for host in hosts.flatten() {
-            let Ok(files) = std::fs::read_dir(host.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let path = f.path();
-                if path.extension().is_some_and(|e| e == "crt") {
-                    let pem = std::fs::read(&path)
-                        .map_err(|e| anyhow::anyhow!("reading the CA {}: {e}", path.display()))?;
-                    for item in ureq::tls::parse_pem(&pem) {
-                        match item {
-                            Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c),
-                            Ok(_) => {}
-                            Err(e) => anyhow::bail!("the CA file {} is not PEM: {e}", path.display()),
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(roots)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_error_bodies_are_made_safe() {
-        let body =
-            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown\u001b[2J","detail":{}}]}"#;
-        assert_eq!(registry_errors(body), "MANIFEST_UNKNOWN manifest unknown?[2J");
-        assert_eq!(registry_errors(b"<html>"), "");
-        let long = format!(
-            r#"{{"errors":[{{"code":"X","message":"{}"}}]}}"#,
-            "a".repeat(5000)
-        );
-        assert_eq!(registry_errors(long.as_bytes()).chars().count(), 300);
-    }
-
-    #[test]
-    fn ports_in_messages() {
-        assert_eq!(with_port("ghcr.io"), "ghcr.io:443");
-        assert_eq!(with_port("localhost:5000"), "localhost:5000");
-        assert_eq!(with_port("[::1]:5000"), "[::1]:5000");
-        assert_eq!(with_port("[::1]"), "[::1]:443");
-        assert_eq!(auth_registry("registry-1.docker.io"), "docker.io");
-    }
 }

@@ -5,3 +5,5 @@ pub mod auth;
 pub mod challenge;
 pub mod client;
 pub mod config;
+pub mod errors;
+mod tls;
