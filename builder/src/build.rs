@@ -133,7 +133,8 @@ impl Manifest {
                     "pod1: warning: spec.imagePullSecrets[{i}]: {}; pulling with the host's credentials only",
                     match data {
                         None => format!("no Secret {name:?} in the manifest's files (add it, or -f FILE)"),
-                        Some(_) => format!("the Secret {name:?} has neither .dockerconfigjson nor .dockercfg"),
+                        Some(_) =>
+                            format!("the Secret {name:?} has neither .dockerconfigjson nor .dockercfg"),
                     }
                 ),
             }
@@ -145,8 +146,16 @@ impl Manifest {
     /// the containers naming it.
     fn wanted_images(&self) -> Vec<image::policy::Wanted> {
         let spec = &self.pod.spec;
-        let init = spec.init_containers.iter().enumerate().map(|(i, c)| (c, format!("spec.initContainers[{i}].image")));
-        let app = spec.containers.iter().enumerate().map(|(i, c)| (c, format!("spec.containers[{i}].image")));
+        let init = spec
+            .init_containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c, format!("spec.initContainers[{i}].image")));
+        let app = spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c, format!("spec.containers[{i}].image")));
         image::policy::wanted(
             init.chain(app)
                 .map(|(c, at)| (c.image.as_str(), c.image_pull_policy.as_deref(), at)),
@@ -193,7 +202,8 @@ impl Manifest {
         let mut infos = BTreeMap::new();
         let mut stored: BTreeMap<String, (Tree, Vec<String>)> = BTreeMap::new();
         for (name, at) in self.image_names() {
-            let img = image::import(&name, &self.dir, &self.located).with_context(|| format!("{at}: image {name:?}"))?;
+            let img = image::import(&name, &self.dir, &self.located)
+                .with_context(|| format!("{at}: image {name:?}"))?;
             let id = img.tree.digest()[..16].to_string();
             let text = |p: &str| img.tree.read(p).map(|d| String::from_utf8_lossy(d).into_owned());
             infos.insert(

@@ -2,10 +2,10 @@
 
 pub mod build;
 pub mod images;
+pub mod inspect;
 pub mod load;
+pub mod plan;
 pub mod pull;
 pub mod rmi;
-pub mod tag;
-pub mod inspect;
-pub mod plan;
 pub mod run;
+pub mod tag;

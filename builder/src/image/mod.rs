@@ -210,7 +210,10 @@ fn apply_layer(tree: &mut Tree, name: &str, blob: &[u8], diff_id: Option<&str>, 
     let reader: Box<dyn Read + '_> = match blob {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(blob)),
         // A zstd frame, or a skippable one.
-        [0x28, 0xb5, 0x2f, 0xfd, ..] | [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Box::new(ZstdFrames { rest: blob, frame: None }),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] | [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Box::new(ZstdFrames {
+            rest: blob,
+            frame: None,
+        }),
         _ => Box::new(blob),
     };
     let mut hashing = HashingReader {
@@ -255,7 +258,9 @@ impl Read for ZstdFrames<'_> {
                 // A skippable frame: magic 0x184D2A5?, then its length (LE).
                 [0x50..=0x5f, 0x2a, 0x4d, 0x18, a, b, c, d, rest @ ..] => {
                     let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
-                    self.rest = rest.get(len..).ok_or_else(|| bad_zstd("a skippable frame runs past the end"))?;
+                    self.rest = rest
+                        .get(len..)
+                        .ok_or_else(|| bad_zstd("a skippable frame runs past the end"))?;
                 }
                 _ => {
                     let frame = ruzstd::decoding::StreamingDecoder::new(self.rest)

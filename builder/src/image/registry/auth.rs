@@ -88,7 +88,10 @@ pub struct PullSecret {
 
 impl fmt::Debug for PullSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PullSecret").field("name", &self.name).field("legacy", &self.legacy).finish()
+        f.debug_struct("PullSecret")
+            .field("name", &self.name)
+            .field("legacy", &self.legacy)
+            .finish()
     }
 }
 
@@ -129,7 +132,10 @@ pub fn lookup_with(secrets: &[PullSecret], registry: &str, repository: &str) -> 
             secret: Some(SecretJson(s.json.clone())),
         })
         .collect();
-    files.extend(default_files(|k| std::env::var_os(k).filter(|v| !v.is_empty()), uid));
+    files.extend(default_files(
+        |k| std::env::var_os(k).filter(|v| !v.is_empty()),
+        uid,
+    ));
     let sources = Sources {
         files,
         path: std::env::var_os("PATH"),
