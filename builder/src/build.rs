@@ -37,6 +37,9 @@ pub struct Manifest {
     pub sources: Sources,
     /// Where its registry images are in the store, by the name written.
     pub located: BTreeMap<String, image::pull::Located>,
+    /// Held while the manifest lives: no `pod1 rmi` collects those images
+    /// before the build has read them.
+    images_in_use: Option<image::store::UseGuard>,
 }
 
 /// One distinct image in the initramfs.
@@ -105,8 +108,9 @@ impl Manifest {
             kind: w.kind,
             sources: w.sources,
             located: BTreeMap::new(),
+            images_in_use: None,
         };
-        m.located = image::policy::ensure(&m.wanted_images(), pull, &m.pull_secrets())?;
+        (m.located, m.images_in_use) = image::policy::ensure(&m.wanted_images(), pull, &m.pull_secrets())?;
         Ok(m)
     }
 

@@ -374,11 +374,25 @@ blocked = true
         "{out}"
     );
     // A pod naming the short name finds it in the store with the registry gone.
+    let reg_addr = reg.addr.clone();
     drop((reg, mirror));
     let pod = w.pod("short", "pod1-smoke:1", None, "echo found");
     assert!(ok(&w.run(&pod, &[])).contains("found"));
     let err = failed(&w.pod1(&["pull", "blocked.invalid/x:1"], &[]));
     assert!(err.contains("blocked"), "{err}");
+
+    // A short name loaded under Docker's reading is found by a pod naming it,
+    // though registries.conf would search elsewhere; tag and rmi find names
+    // as pods do.
+    ok(&w.pod1(&["load", &busybox(), "pod1-loaded:1"], &[]));
+    let pod = w.pod("loaded", "pod1-loaded:1", Some("Never"), "echo loaded");
+    assert!(ok(&w.run(&pod, &[])).contains("loaded"));
+    ok(&w.pod1(&["tag", "pod1-smoke:1", "pod1-smoke:2"], &[]));
+    let out = ok(&w.pod1(&["rmi", "pod1-smoke:1"], &[]));
+    assert!(
+        out.contains(&format!("Untagged: {reg_addr}/pod1-smoke:1")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -417,6 +431,17 @@ fn an_interrupted_download_resumes_and_concurrent_pulls_agree() {
     assert!(w
         .store_blobs()
         .contains(&layer.trim_start_matches("sha256:").to_string()));
+
+    // A partial download that is not the blob's beginning (another
+    // registry's bytes): the resumed blob fails its digest, and the pull
+    // starts it again from zero instead of blaming the registry.
+    let _ = std::fs::remove_dir_all(w.dir.join("cache"));
+    ok(&w.pod1(&["images"], &[]));
+    std::fs::write(&partial, vec![0x5a; half]).unwrap();
+    ok(&w.pod1(&["pull", &image], &[]));
+    let log = std::fs::read_to_string(reg.dir.join("registry.log")).unwrap();
+    let whole = format!("/blobs/{layer} HTTP/1.1\" 200 {size}");
+    assert!(log.matches(&want).count() == 2 && log.contains(&whole), "{log}");
 
     // Two pulls of one image at once, into an empty store: both succeed,
     // the blobs are stored once and whole.
@@ -517,4 +542,34 @@ fn a_moved_tag_rebuilds_the_pod_and_a_full_disk_is_said() {
         err.contains("No space left on device") && err.contains("POD1_CACHE"),
         "{err}"
     );
+}
+
+#[test]
+fn progress_lines_on_a_terminal_only() {
+    let w = World::new("progress");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    // util-linux's script(1) gives pod1 a terminal.
+    let env = format!(
+        "POD1_CACHE={} CONTAINERS_REGISTRIES_CONF={} REGISTRY_AUTH_FILE={}",
+        w.dir.join("cache").display(),
+        w.dir.join("registries.conf").display(),
+        w.dir.join("auth.json").display()
+    );
+    let typescript = w.dir.join("typescript");
+    pod1_tests::run(Command::new("script").args([
+        "-qec",
+        &format!("env {env} {} pull {image}", pod1_tests::bin("pod1").display()),
+        typescript.to_str().unwrap(),
+    ]));
+    let shown = std::fs::read_to_string(&typescript).unwrap();
+    assert!(
+        shown.contains(": Pull complete") && shown.contains("\x1b[2K"),
+        "{shown:?}"
+    );
+    // Not a terminal: no progress lines, no escape sequences.
+    let _ = std::fs::remove_dir_all(w.dir.join("cache"));
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    assert!(!out.contains("Pull complete") && !out.contains('\x1b'), "{out:?}");
 }

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use pod1_manifest::reference::Reference;
 
 use super::images::human_size;
+use crate::image::registry::config::Registries;
 use crate::image::store::ImageStore;
 
 /// Remove images from the local store by name or ID, then delete the blobs
@@ -23,10 +24,11 @@ pub struct Args {
 /// Runs `pod1 rmi`.
 pub fn run(args: &Args) -> Result<()> {
     let store = ImageStore::open_default()?;
+    let registries = Registries::load()?;
     let mut errors = Vec::new();
     let mut removed = 0;
     for r in &args.refs {
-        let names = match lookup(&store, r) {
+        let names = match lookup(&registries, &store, r) {
             Ok(Found::Name(n)) => vec![n],
             Ok(Found::Image { names, .. }) if names.len() == 1 || args.force => names,
             Ok(Found::Image { id, names }) => {
@@ -44,9 +46,14 @@ pub fn run(args: &Args) -> Result<()> {
             }
         };
         for name in names {
-            if store.remove_name(&name)?.is_some() {
-                crate::print(&format!("Untagged: {name}\n"))?;
-                removed += 1;
+            match store.remove_name(&name) {
+                Ok(Some(_)) => {
+                    crate::print(&format!("Untagged: {name}\n"))?;
+                    removed += 1;
+                }
+                Ok(None) => {}
+                // The others are still removed, and their blobs collected.
+                Err(e) => errors.push(format!("removing {name}: {e:#}")),
             }
         }
     }
@@ -86,12 +93,12 @@ pub(crate) enum Found {
 
 /// Looks REF up as a name, then as an image ID or manifest digest (or a
 /// prefix of one) that matches exactly one image.
-pub(crate) fn lookup(store: &ImageStore, r: &str) -> Result<Found> {
+pub(crate) fn lookup(registries: &Registries, store: &ImageStore, r: &str) -> Result<Found> {
     let parsed = Reference::parse_normalized(r);
-    if let Ok(name) = &parsed {
-        let name = name.to_string();
-        if store.resolve(&name)?.is_some() {
-            return Ok(Found::Name(name));
+    if parsed.is_ok() {
+        // As a pod names it: registries.conf's candidates, then Docker's reading.
+        if let Some(l) = crate::image::pull::find(registries, store, r)? {
+            return Ok(Found::Name(l.name));
         }
     }
     let hex = r.strip_prefix("sha256:").unwrap_or(r);
@@ -104,7 +111,7 @@ pub(crate) fn lookup(store: &ImageStore, r: &str) -> Result<Found> {
         if let Err(e) = parsed {
             bail!("{e}");
         }
-        bail!("no such image: {r}");
+        bail!("no such image: {r} (pod1 images lists the store)");
     }
     let mut images: Vec<(String, Vec<String>)> = Vec::new();
     for l in store.list()? {
@@ -119,7 +126,7 @@ pub(crate) fn lookup(store: &ImageStore, r: &str) -> Result<Found> {
         }
     }
     match images.len() {
-        0 => bail!("no such image: {r}"),
+        0 => bail!("no such image: {r} (pod1 images lists the store)"),
         1 => {
             let (id, mut names) = images.remove(0);
             names.sort();

@@ -24,7 +24,8 @@ pub fn run(args: &Args) -> Result<()> {
     let store = ImageStore::open_default()?;
     // Held so that no gc deletes SRC's blobs before DST names them.
     let _guard = store.in_use()?;
-    let name = match lookup(&store, &args.source)? {
+    let registries = crate::image::registry::config::Registries::load()?;
+    let name = match lookup(&registries, &store, &args.source)? {
         Found::Name(n) => n,
         Found::Image { mut names, .. } => names.remove(0),
     };

@@ -116,28 +116,8 @@ pub(crate) fn platform_manifest(read: &ReadBlob, desc: &Descriptor) -> Result<De
     let mut desc = desc.clone();
     while is_index(desc.media_type().as_ref()) {
         let nested = ImageIndex::from_reader(&read(&desc)?[..]).context("the image index is invalid")?;
-        let platform = |d: &Descriptor| {
-            d.platform()
-                .as_ref()
-                .map(|p| format!("{}/{}", p.os(), p.architecture()))
-        };
-        let Some(found) = nested
-            .manifests()
-            .iter()
-            .find(|d| platform(d).as_deref() == Some("linux/amd64"))
-        else {
-            let present: Vec<String> = nested.manifests().iter().filter_map(platform).collect();
-            bail!(
-                "the image index {} has no linux/amd64 image (it has {}); pod1 runs linux/amd64 images",
-                desc.digest(),
-                if present.is_empty() {
-                    "none with a platform".to_string()
-                } else {
-                    present.join(", ")
-                }
-            );
-        };
-        desc = found.clone();
+        desc = super::pull::pick_platform(&nested)
+            .map_err(|e| anyhow::anyhow!("the image index {}: {e}", desc.digest()))?;
     }
     Ok(desc)
 }

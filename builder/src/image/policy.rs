@@ -12,7 +12,7 @@ use super::pull::{find, Located, Puller};
 use super::registry::auth::PullSecret;
 use super::registry::client::Client;
 use super::registry::config::Registries;
-use super::store::ImageStore;
+use super::store::{ImageStore, UseGuard};
 
 /// `--pull`: one policy for every container, over the manifest's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -115,17 +115,20 @@ pub fn wanted<'a>(images: impl IntoIterator<Item = (&'a str, Option<&'a str>, St
 
 /// Makes every wanted image present per its policy (or `flag`) and says
 /// where each is in the store. Pulls print a line each on stderr.
+/// The store's hold comes back with them: held until the build has read
+/// the images, it keeps a concurrent `pod1 rmi` from collecting them.
 pub fn ensure(
     wanted: &[Wanted],
     flag: Option<PullFlag>,
     pull_secrets: &[PullSecret],
-) -> Result<BTreeMap<String, Located>> {
+) -> Result<(BTreeMap<String, Located>, Option<UseGuard>)> {
     let mut located = BTreeMap::new();
     if wanted.is_empty() {
-        return Ok(located);
+        return Ok((located, None));
     }
     let registries = Registries::load()?;
     let store = ImageStore::open_default()?;
+    let in_use = store.in_use()?;
     // The client reads the trust store: only made when something is pulled.
     let mut client: Option<Client> = None;
     for w in wanted {
@@ -136,9 +139,13 @@ pub fn ensure(
         let l = match decide(policy, found.is_some(), pinned) {
             Action::Use => found.context("a present image")?,
             Action::Refuse => bail!(
-                "{}: image {:?} is not in the local store and its pull policy is Never: pull it first (pod1 pull {}), load it (pod1 load), or run with --pull=missing",
+                "{}: image {:?} is not in the local store and {}: pull it first (pod1 pull {}), load it (pod1 load), or run with --pull=missing",
                 w.at,
                 w.written,
+                match flag {
+                    Some(PullFlag::Never) => "--pull=never was given",
+                    _ => "its pull policy is Never",
+                },
                 w.written
             ),
             Action::Pull => {
@@ -158,7 +165,7 @@ pub fn ensure(
         };
         located.insert(w.written.clone(), l);
     }
-    Ok(located)
+    Ok((located, Some(in_use)))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::progress::Progress;
 use super::registry::client::{self, Client, Error as RegistryError};
 use super::registry::config::{Endpoint, Registries};
 use super::registry::errors;
-use super::store::{BlobWriter, ImageStore, Ingest};
+use super::store::{BlobWriter, DigestMismatch, ImageStore, Ingest};
 
 /// Layers downloaded at once (docker pulls three).
 const PARALLEL: usize = 3;
@@ -40,14 +40,37 @@ pub struct Puller<'a> {
     pub limit: u64,
 }
 
-/// Where `written` is in the store, trying its candidates in order.
+/// The name an image has in the store: `repo:tag`, or `repo@digest` when
+/// a digest is given (a tag beside it means nothing once the digest is
+/// known, and Docker drops it too).
+pub fn store_name(r: &Reference) -> String {
+    match &r.digest {
+        Some(d) => format!("{}@{d}", r.name()),
+        None => r.to_string(),
+    }
+}
+
+/// Where `written` is in the store: its registries.conf candidates in
+/// order, then Docker's reading of it (the name `pod1 load` and `pod1 tag`
+/// give a short name).
 pub fn find(registries: &Registries, store: &ImageStore, written: &str) -> Result<Option<Located>> {
-    for r in registries.candidates(written)? {
-        let name = r.to_string();
+    let docker = Reference::parse_normalized(written).map_err(anyhow::Error::msg)?;
+    // A short name nowhere to search for is still found under Docker's name.
+    let candidates = registries.candidates(written);
+    let mut names: Vec<String> = candidates
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(store_name)
+        .collect();
+    names.push(store_name(&docker));
+    for name in names {
         if let Some(target) = store.resolve(&name)? {
             return Ok(Some(Located { name, target }));
         }
     }
+    // Not there: the pull (if the policy asks for one) says why the name
+    // cannot be resolved.
     Ok(None)
 }
 
@@ -93,10 +116,28 @@ impl Puller<'_> {
         let top_desc = descriptor(&top.media_type, &top.digest, top.bytes.len())?;
         // The platform's manifest when the top is an index.
         let (manifest, platform) = if is_index(&top.media_type) {
-            let index = ImageIndex::from_reader(&top.bytes[..])
-                .map_err(|e| invalid(format!("the image index of {r} is invalid: {e}")))?;
-            let chosen = pick_platform(&index).map_err(|e| Failure::Fatal(anyhow::anyhow!("{r}: {e}")))?;
-            let m = self.client.manifest(ep, chosen.digest().as_ref())?;
+            // Indexes may nest (an index of indexes): a few levels at most.
+            let mut nested = Vec::new();
+            let mut index_bytes = top.bytes.clone();
+            let m = loop {
+                let index = ImageIndex::from_reader(&index_bytes[..])
+                    .map_err(|e| invalid(format!("the image index of {r} is invalid: {e}")))?;
+                let chosen =
+                    pick_platform(&index).map_err(|e| Failure::Fatal(anyhow::anyhow!("{r}: {e}")))?;
+                let m = self.client.manifest(ep, chosen.digest().as_ref())?;
+                if !is_index(&m.media_type) {
+                    break m;
+                }
+                if nested.len() == 3 {
+                    return Err(invalid(format!("{r}: image indexes nested more than 4 deep")));
+                }
+                index_bytes = m.bytes.clone();
+                nested.push(m.bytes);
+            };
+            // Stored with the platform's manifest, before the name.
+            for bytes in &nested {
+                self.store_manifest(bytes)?;
+            }
             (parse_manifest(r, &m.bytes)?, Some(m.bytes))
         } else if is_manifest(&top.media_type) {
             (parse_manifest(r, &top.bytes)?, None)
@@ -117,7 +158,7 @@ impl Puller<'_> {
             self.store_manifest(&bytes)?;
         }
         self.store_manifest(&top.bytes)?;
-        let name = r.to_string();
+        let name = store_name(r);
         self.store.set_name(&name, &top_desc).map_err(Failure::Fatal)?;
         Ok(Located {
             name,
@@ -198,16 +239,24 @@ impl Puller<'_> {
                     progress.update(line, done);
                 }
             };
+            let resumed = writer.offset() > 0;
             let result = self.client.blob(ep, digest, size, &mut writer, &report);
             match result {
-                Ok(()) => {
-                    return writer.commit().map_err(|e| {
-                        Failure::Registry(RegistryError::Invalid(format!(
+                Ok(()) => match writer.commit() {
+                    Ok(()) => return Ok(()),
+                    // What an earlier attempt (or another registry) left may
+                    // be the wrong part: once more from the start (the
+                    // partial file is gone) before blaming this one.
+                    Err(e) if e.is::<DigestMismatch>() && resumed && attempt + 1 < ATTEMPTS => attempt += 1,
+                    Err(e) if e.is::<DigestMismatch>() => {
+                        return Err(Failure::Registry(RegistryError::Invalid(format!(
                             "{} served a corrupt blob, discarded: {e:#}",
                             ep.host
-                        )))
-                    })
-                }
+                        ))))
+                    }
+                    // The store's own failure (a full disk): no registry helps.
+                    Err(e) => return Err(Failure::Fatal(e.context(format!("storing blob {digest}")))),
+                },
                 Err(RegistryError::Transient(_)) if attempt + 1 < ATTEMPTS => {
                     // The partial file stays: the next attempt resumes it.
                     drop(writer);
@@ -293,14 +342,25 @@ pub fn pick_platform(index: &ImageIndex) -> Result<Descriptor> {
             s
         })
         .collect();
+    // Among linux/amd64 entries the baseline first (no variant or v1), then
+    // the lowest microarchitecture level: a TCG guest's CPU (qemu64) runs
+    // v1 code only, as containerd prefers what the CPU supports.
+    let level = |d: &&Descriptor| match d.platform().as_ref().and_then(|p| p.variant().clone()).as_deref() {
+        None | Some("") | Some("v1") => 1,
+        Some("v2") => 2,
+        Some("v3") => 3,
+        Some("v4") => 4,
+        Some(_) => 5,
+    };
     index
         .manifests()
         .iter()
-        .find(|d| {
+        .filter(|d| {
             d.platform()
                 .as_ref()
                 .is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == "amd64")
         })
+        .min_by_key(level)
         .cloned()
         .with_context(|| {
             format!(
@@ -360,4 +420,62 @@ fn check(r: &Reference, m: &ImageManifest, limit: u64) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(entries: &[(&str, Option<&str>)]) -> ImageIndex {
+        let manifests: Vec<serde_json::Value> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (arch, variant))| {
+                let mut platform = serde_json::json!({"os": "linux", "architecture": arch});
+                if let Some(v) = variant {
+                    platform["variant"] = serde_json::json!(v);
+                }
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", format!("{i}").repeat(64)),
+                    "size": 1,
+                    "platform": platform,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        ImageIndex::from_reader(v.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_baseline_amd64_image_first() {
+        let pick = |entries: &[(&str, Option<&str>)]| {
+            pick_platform(&index(entries)).map(|d| d.digest().to_string().chars().last().unwrap())
+        };
+        assert_eq!(
+            pick(&[("amd64", Some("v3")), ("amd64", None), ("arm64", Some("v8"))]).unwrap(),
+            '1'
+        );
+        assert_eq!(
+            pick(&[("amd64", Some("v3")), ("amd64", Some("v2"))]).unwrap(),
+            '1'
+        );
+        assert_eq!(pick(&[("arm64", None), ("amd64", Some("v1"))]).unwrap(), '1');
+        let e = pick(&[("arm64", Some("v8")), ("s390x", None)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no linux/amd64") && e.contains("linux/arm64/v8, linux/s390x"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn store_names_drop_a_tag_beside_a_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse_normalized(&format!("busybox:1.36@{d}")).unwrap();
+        assert_eq!(store_name(&r), format!("docker.io/library/busybox@{d}"));
+        let r = Reference::parse_normalized("busybox:1.36").unwrap();
+        assert_eq!(store_name(&r), "docker.io/library/busybox:1.36");
+    }
 }

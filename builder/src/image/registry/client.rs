@@ -22,7 +22,7 @@ use super::auth::{self, Credentials};
 use super::challenge::{self, Challenge};
 use super::config::{is_loopback, Endpoint};
 pub use super::errors::Error;
-use super::errors::{describe, status_error};
+use super::errors::{self, describe, status_error};
 use crate::tree::hex;
 
 /// What a manifest request accepts: OCI and Docker schema 2 manifests and
@@ -78,8 +78,31 @@ pub trait Sink: Write {
     fn restart(&mut self) -> std::io::Result<()>;
 }
 
-/// A registry client; shared by the threads of one pull.
+/// Where an endpoint's credentials came from, for messages.
 #[derive(Debug)]
+struct Found {
+    source: Option<String>,
+    tried: Vec<std::path::PathBuf>,
+}
+
+impl Found {
+    fn tried(&self) -> String {
+        match self.tried.as_slice() {
+            [] => "no auth file exists".to_string(),
+            files => format!(
+                "there are none in {}",
+                files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// A registry client; shared by the threads of one pull. Its `Debug`
+/// shows no credentials or tokens.
 pub struct Client {
     verified: ureq::Agent,
     unverified: ureq::Agent,
@@ -88,6 +111,15 @@ pub struct Client {
     authorizations: Mutex<HashMap<(String, String), String>>,
     /// The pod's `imagePullSecrets`, tried before the host's auth files.
     pull_secrets: Vec<auth::PullSecret>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("schemes", &*lock(&self.schemes))
+            .field("pull_secrets", &self.pull_secrets)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -196,7 +228,14 @@ impl Client {
         let range = (offset > 0 && offset < size).then_some(offset);
         let mut resp = self.get(ep, &format!("blobs/{digest}"), "*/*", range)?;
         let mut held = match resp.status().as_u16() {
-            206 if range.is_some() => offset,
+            // The rest, from where it was asked for (a registry that sends
+            // another range would corrupt the blob).
+            206 if range.is_some()
+                && header(&resp, "content-range")
+                    .is_some_and(|r| r.starts_with(&format!("bytes {offset}-"))) =>
+            {
+                offset
+            }
             200 => {
                 if offset > 0 {
                     out.restart().map_err(|e| Error::Local(format!("{what}: {e}")))?;
@@ -274,33 +313,43 @@ impl Client {
             .filter_map(|v| v.to_str().ok())
             .flat_map(challenge::parse)
             .collect();
-        let authorization = self.authorize(ep, scheme, &challenges)?;
+        let (authorization, found) = self.authorize(ep, scheme, &challenges)?;
         lock(&self.authorizations).insert(key, authorization.clone());
         let resp = send(Some(&authorization))?;
+        let registry = auth_registry(&ep.host);
         match resp.status().as_u16() {
-            401 => Err(Error::Denied(format!(
-                "{} refused the credentials for {} (401): check them with `podman login {}` or `docker login`",
-                ep.host,
-                auth_registry(&ep.host),
-                auth_registry(&ep.host)
-            ))),
+            401 => Err(Error::Denied(match &found.source {
+                Some(source) => format!(
+                    "{} refused the credentials for {registry} from {source} (401): check them with `podman login {registry}` or `docker login {registry}`",
+                    ep.host
+                ),
+                None => format!(
+                    "{} requires credentials for {} (401): {}; log in with `podman login {registry}` or `docker login {registry}`",
+                    ep.host,
+                    ep.repository,
+                    found.tried()
+                ),
+            })),
             _ => Ok(resp),
         }
     }
 
-    /// The `Authorization` value answering the registry's challenges.
-    fn authorize(&self, ep: &Endpoint, scheme: Scheme, challenges: &[Challenge]) -> Result<String, Error> {
+    /// The `Authorization` value answering the registry's challenges, and
+    /// where its credentials came from.
+    fn authorize(
+        &self,
+        ep: &Endpoint,
+        scheme: Scheme,
+        challenges: &[Challenge],
+    ) -> Result<(String, Found), Error> {
         let registry = auth_registry(&ep.host);
-        let found = auth::lookup_with(&self.pull_secrets, registry, &ep.repository)
+        let lookup = auth::lookup_with(&self.pull_secrets, registry, &ep.repository)
             .map_err(|e| Error::Denied(format!("reading the credentials for {registry}: {e:#}")))?;
-        let tried = || {
-            let files: Vec<String> = found.tried.iter().map(|p| p.display().to_string()).collect();
-            if files.is_empty() {
-                "no auth file exists".to_string()
-            } else {
-                format!("none in {}", files.join(", "))
-            }
+        let found = Found {
+            source: lookup.source,
+            tried: lookup.tried,
         };
+        let credentials = lookup.credentials;
         for c in challenges {
             match c {
                 Challenge::Bearer {
@@ -311,22 +360,23 @@ impl Client {
                     let scope = scope
                         .clone()
                         .unwrap_or_else(|| format!("repository:{}:pull", ep.repository));
-                    return self.token(
+                    let token = self.token(
                         ep,
                         scheme,
                         realm,
                         service.as_deref(),
                         &scope,
-                        found.credentials.as_ref(),
-                    );
+                        credentials.as_ref(),
+                    )?;
+                    return Ok((token, found));
                 }
                 Challenge::Basic => {
-                    return match &found.credentials {
-                        Some(Credentials::Basic { username, password }) => Ok(basic(username, password)),
+                    return match &credentials {
+                        Some(Credentials::Basic { username, password }) => Ok((basic(username, password), found)),
                         _ => Err(Error::Denied(format!(
-                            "{} asks for a user name and password for {registry} (401) and there are {}: run `podman login {registry}` or `docker login {registry}`",
+                            "{} asks for a user name and password for {registry} (401): {}; run `podman login {registry}` or `docker login {registry}`",
                             ep.host,
-                            tried()
+                            found.tried()
                         ))),
                     };
                 }
@@ -349,13 +399,7 @@ impl Client {
         scope: &str,
         credentials: Option<&Credentials>,
     ) -> Result<String, Error> {
-        if realm.starts_with("http://") && scheme != Scheme::Http && credentials.is_some() {
-            return Err(Error::Denied(format!(
-                "{} sends its token requests to {realm}, in plain HTTP: pod1 will not send credentials there",
-                ep.host
-            )));
-        }
-        let agent = self.agent(scheme);
+        let agent = self.realm_agent(ep, scheme, realm)?;
         let denied = |status: u16| {
             Error::Denied(format!(
                 "the token service of {} ({realm}) refused access to {} ({status}){}",
@@ -382,7 +426,9 @@ impl Client {
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
-                agent.post(realm).send_form(form)
+                let url = challenge::token_url(realm, None, &[])
+                    .map_err(|e| Error::Invalid(format!("{}: {e:#}", ep.host)))?;
+                agent.post(&url).send_form(form)
             }
             other => {
                 let url = challenge::token_url(realm, service, &[scope.to_string()])
@@ -413,6 +459,32 @@ impl Client {
         let token = challenge::token_from_response(&body)
             .map_err(|e| Error::Invalid(format!("the token service {realm}: {e:#}")))?;
         Ok(format!("Bearer {}", token.token))
+    }
+
+    /// How the token service at `realm` may be reached: HTTPS verified,
+    /// unless it is the registry's own host reached unverified (an
+    /// `insecure` registry); plain HTTP only where the registry itself may
+    /// use it (its own host when `insecure`, or a loopback address).
+    fn realm_agent(&self, ep: &Endpoint, scheme: Scheme, realm: &str) -> Result<&ureq::Agent, Error> {
+        let (realm_scheme, rest) = realm.split_once("://").unwrap_or(("", realm));
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let same_host = host.eq_ignore_ascii_case(&ep.host);
+        match realm_scheme.to_ascii_lowercase().as_str() {
+            "https" if same_host && scheme == Scheme::HttpsUnverified => Ok(&self.unverified),
+            "https" => Ok(&self.verified),
+            "http" if is_loopback(host) || (same_host && ep.insecure) => Ok(&self.verified),
+            "http" => Err(Error::Denied(format!(
+                "{} sends its token requests to {}, in plain HTTP, which pod1 uses only for loopback addresses and registries marked insecure",
+                ep.host,
+                errors::printable(realm, 200)
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "{} names a token service that is not an HTTP(S) URL: {}",
+                ep.host,
+                errors::printable(realm, 200)
+            ))),
+        }
     }
 
     fn agent(&self, scheme: Scheme) -> &ureq::Agent {

@@ -190,8 +190,8 @@ impl Registries {
     /// The references `written` may mean, in the order to try: itself when
     /// its first component is a host (has a `.` or `:`, or is `localhost`);
     /// else its alias, with the written tag or digest; else one per
-    /// unqualified-search registry. With no configuration at all, Docker
-    /// Hub. `short-name-mode = "enforcing"` refuses an ambiguous short name,
+    /// unqualified-search registry. With no configuration, or none that
+    /// sets unqualified-search-registries, Docker Hub. `short-name-mode = "enforcing"` refuses an ambiguous short name,
     /// as containers/image does without a terminal to ask on.
     pub fn candidates(&self, written: &str) -> Result<Vec<Reference>> {
         let parse = |s: &str| Reference::parse_normalized(s).map_err(anyhow::Error::msg);
@@ -205,14 +205,18 @@ impl Registries {
                 format!("the alias {name:?} = {value:?} in {}", origin.display())
             })?]);
         }
-        let origin = self.origin.as_deref().unwrap_or(Path::new("registries.conf"));
-        let Some((search, from)) = self.search.as_ref().filter(|(s, _)| !s.is_empty()) else {
-            let from = self.search.as_ref().map_or(origin, |(_, f)| f.as_path());
+        // No file sets unqualified-search-registries (Debian's default
+        // registries.conf is all comments): Docker Hub, as the kubelet's
+        // containerd reads every short name. A list, even empty, is obeyed.
+        let Some((search, from)) = self.search.as_ref() else {
+            return Ok(vec![parse(written)?]);
+        };
+        if search.is_empty() {
             bail!(
-                "{written:?} is a short name, with no alias and no unqualified-search-registries in {}: write the full name (e.g. docker.io/library/{written}) or configure one",
+                "{written:?} is a short name, with no alias, and unqualified-search-registries is empty in {}: write the full name (e.g. docker.io/library/{written}) or list a registry there",
                 from.display()
             );
-        };
+        }
         let out = search
             .iter()
             .map(|reg| parse(&format!("{reg}/{written}")))

@@ -52,7 +52,9 @@ pub(super) fn status_error(status: u16, resp: &mut ureq::http::Response<ureq::Bo
     };
     match status {
         404 => Error::NotFound(format!("{what} does not exist (404){detail}")),
-        401 | 403 => Error::Denied(format!("access to {what} is denied ({status}){detail}")),
+        401 | 403 => Error::Denied(format!(
+            "access to {what} is denied ({status}){detail}: the credentials used (or none) may not pull it; check them with `podman login`"
+        )),
         429 | 500..=599 => Error::Transient(format!("{what}: the registry answered {status}{detail}")),
         _ => Error::Invalid(format!("{what}: the registry answered {status}{detail}")),
     }

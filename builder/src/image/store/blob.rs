@@ -63,6 +63,19 @@ impl Hasher {
     }
 }
 
+/// [`BlobWriter::commit`]'s error when the content is not the blob: the
+/// source's fault, unlike the store's own I/O errors.
+#[derive(Debug)]
+pub struct DigestMismatch(String);
+
+impl std::fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DigestMismatch {}
+
 /// The outcome of [`ImageStore::ingest`].
 #[derive(Debug)]
 pub enum Ingest {
@@ -293,10 +306,11 @@ impl BlobWriter {
         let got = std::mem::replace(&mut *self.hasher, Hasher::new("sha256")).finish();
         if got != self.digest {
             let _ = fs::remove_file(&self.path);
-            bail!(
+            return Err(DigestMismatch(format!(
                 "digest mismatch: the content has digest {got}, expected {}",
                 self.digest
-            );
+            ))
+            .into());
         }
         self.file
             .sync_all()

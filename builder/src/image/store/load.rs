@@ -106,11 +106,16 @@ fn detect(path: &Path) -> Result<Transport> {
     }
     let mut archive =
         tar::Archive::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?);
-    let entries = archive
-        .entries()
-        .with_context(|| format!("{} is not a tar archive", path.display()))?;
+    // tar's own message would quote the file's bytes: not shown.
+    let not_tar = || {
+        anyhow::anyhow!(
+            "{} is neither a tar archive (docker save, oci-archive) nor an OCI layout directory",
+            path.display()
+        )
+    };
+    let entries = archive.entries().map_err(|_| not_tar())?;
     for entry in entries {
-        let entry = entry.with_context(|| format!("{} is not a valid tar archive", path.display()))?;
+        let entry = entry.map_err(|_| not_tar())?;
         let name = entry.path_bytes();
         match crate::tree::clean(&name).as_deref() {
             Ok(b"oci-layout") => return Ok(Transport::OciArchive),

@@ -50,7 +50,7 @@ use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Serialize;
 
-pub use blob::{BlobWriter, Ingest};
+pub use blob::{BlobWriter, DigestMismatch, Ingest};
 pub use gc::GcStats;
 
 /// The annotation naming an `index.json` entry.

@@ -71,11 +71,13 @@ fn short_names() {
     let disabled = "short-name-mode = \"disabled\"\n".to_string() + SEARCH;
     let all = "a => quay.io/a:latest docker.io/library/a:latest";
     check(all, |w| candidates(&conf(&disabled), w));
+    // Unset: Docker Hub, as a node; set empty: obeyed.
     let no_search = "[aliases]\n\"a\" = \"quay.io/a\"\n";
+    check("a => quay.io/a:latest\n b => docker.io/library/b:latest", |w| candidates(&conf(no_search), w));
+    let empty = "unqualified-search-registries = []\n";
     check(
-        "a => quay.io/a:latest
-        b => error: \"b\" is a short name, with no alias and no unqualified-search-registries in /etc/containers/registries.conf…",
-        |w| candidates(&conf(no_search), w),
+        "b => error: \"b\" is a short name, with no alias, and unqualified-search-registries is empty in /etc/containers/registries.conf…",
+        |w| candidates(&conf(empty), w),
     );
 }
 
