@@ -555,3 +555,65 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
     resp.headers().get(name)?.to_str().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(host: &str, insecure: bool) -> Endpoint {
+        Endpoint {
+            host: host.to_string(),
+            repository: "team/app".to_string(),
+            insecure,
+            mirror: false,
+        }
+    }
+
+    #[test]
+    fn where_a_token_service_may_be_reached() {
+        let c = Client::new().unwrap();
+        let verified = |a: &ureq::Agent| std::ptr::eq(a, &c.verified);
+        let secure = ep("registry.example.com", false);
+        let insecure = ep("registry.example.com", true);
+        // Verified HTTPS anywhere.
+        assert!(verified(
+            c.realm_agent(&secure, Scheme::Https, "https://auth.example.com/token")
+                .unwrap()
+        ));
+        // Unverified only for the insecure registry's own host.
+        let own = c.realm_agent(
+            &insecure,
+            Scheme::HttpsUnverified,
+            "https://registry.example.com/token",
+        );
+        assert!(!verified(own.unwrap()));
+        let other = c.realm_agent(
+            &insecure,
+            Scheme::HttpsUnverified,
+            "https://auth.example.com/token",
+        );
+        assert!(verified(other.unwrap()));
+        // Plain HTTP, in any case, only to loopback or the insecure registry itself.
+        for realm in [
+            "http://auth.example.com/t",
+            "HTTP://auth.example.com/t",
+            "hTtP://registry.example.com@evil.example/t",
+        ] {
+            let e = c
+                .realm_agent(&secure, Scheme::Https, realm)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("in plain HTTP"), "{realm}: {e}");
+        }
+        assert!(c
+            .realm_agent(&insecure, Scheme::Http, "HTTP://registry.example.com/t")
+            .is_ok());
+        assert!(c
+            .realm_agent(&secure, Scheme::Https, "http://127.0.0.1:5001/t")
+            .is_ok());
+        assert!(c.realm_agent(&secure, Scheme::Https, "ftp://x/t").is_err());
+        // No secret in Debug.
+        lock(&c.authorizations).insert(("h".into(), "r".into()), "Basic c2VjcmV0".into());
+        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+    }
+}
