@@ -118,6 +118,14 @@ impl Registry {
             .arg(format!("docker://{}/{repo_tag}", self.addr)));
     }
 
+    /// The manifest of `repo_tag` as the registry serves it.
+    pub fn manifest(&self, repo_tag: &str) -> serde_json::Value {
+        let out = run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{repo_tag}", self.addr)));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// The file holding blob `digest` in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");

@@ -99,16 +99,12 @@ fn unknown_tags_and_corrupt_blobs() {
         "{err}"
     );
 
+    // A host that does not exist (.invalid never resolves).
+    let err = failed(&w.pod1(&["pull", "pod1-test.invalid/app:1"], &[]));
+    assert!(err.contains("unknown host pod1-test.invalid"), "{err}");
+
     // The registry serves a layer whose bytes are not its digest.
-    let manifest: Value = {
-        let out = pod1_tests::run(Command::new("skopeo").args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{}/library/busybox:1", reg.addr),
-        ]));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let manifest = reg.manifest("library/busybox:1");
     let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
     let file = reg.blob_file(&layer);
     let mut data = std::fs::read(&file).unwrap();
@@ -401,16 +397,7 @@ fn an_interrupted_download_resumes_and_concurrent_pulls_agree() {
     let reg = Registry::start(&w.dir.join("registry"), Options::default());
     reg.push(&busybox(), "library/busybox:1", &[]);
     let image = format!("{}/library/busybox:1", reg.addr);
-    let manifest: Value = serde_json::from_slice(
-        &pod1_tests::run(Command::new("skopeo").args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{image}"),
-        ]))
-        .stdout,
-    )
-    .unwrap();
+    let manifest = reg.manifest("library/busybox:1");
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
     let size = manifest["layers"][0]["size"].as_u64().unwrap();
     // What an interrupted pull leaves: the first half of the layer in ingest/.

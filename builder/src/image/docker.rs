@@ -1,6 +1,7 @@
 //! `docker save` archives (`docker-archive:`).
 
 use anyhow::{bail, Context, Result};
+use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::{apply_layer, image_config, verify, Image, Store};
@@ -27,13 +28,22 @@ pub(super) fn entries(store: &dyn Store) -> Result<Vec<Entry>> {
         .context("manifest.json is not a docker-archive manifest")
 }
 
-/// Reads an entry's config, checked against the digest its name carries.
-pub(super) fn read_config(store: &dyn Store, entry: &Entry) -> Result<Vec<u8>> {
+/// Reads an entry's config, checked against the digest its name carries
+/// and against its layer list: the raw bytes and the config.
+pub(super) fn read_config(store: &dyn Store, entry: &Entry) -> Result<(Vec<u8>, ImageConfiguration)> {
     let raw = store.read(&entry.config)?;
     if let Some(digest) = digest_in_name(&entry.config) {
         verify("config", &digest, &raw)?;
     }
-    Ok(raw)
+    let config = super::oci::parse_config(&raw).with_context(|| format!("reading {}", entry.config))?;
+    let layers = config.rootfs().diff_ids().len();
+    if layers != entry.layers.len() {
+        bail!(
+            "the image config lists {layers} layers, manifest.json {}",
+            entry.layers.len()
+        );
+    }
+    Ok((raw, config))
 }
 
 /// Reads an entry's layer, checked against the digest its name carries
@@ -71,16 +81,8 @@ pub(super) fn import(store: &dyn Store, tag: Option<&str>, limit: u64) -> Result
             entries.len()
         ),
     };
-    let raw = read_config(store, entry)?;
-    let config = super::oci::parse_config(&raw)?;
+    let (raw, config) = read_config(store, entry)?;
     let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != entry.layers.len() {
-        bail!(
-            "the image config lists {} layers, manifest.json {}",
-            diff_ids.len(),
-            entry.layers.len()
-        );
-    }
     let mut tree = Tree::default();
     for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
         let data = read_layer(store, layer)?;

@@ -1,8 +1,8 @@
 //! Blobs: content-addressed files under `blobs/`, written through `ingest/`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -188,19 +188,12 @@ impl ImageStore {
         }
         let guard = self.in_use()?;
         let (alg, hex) = parse_digest(digest)?;
-        let path = self.root.join("ingest").join(format!("{alg}-{hex}"));
+        let name = format!("ingest/{alg}-{hex}");
+        let path = self.root.join(&name);
         let file = loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let file = Flock::lock(file, FlockArg::LockExclusive)
-                .map_err(|(_, e)| e)
-                .with_context(|| format!("locking {}", path.display()))?;
+            let file = self
+                .lock(&name, FlockArg::LockExclusive)?
+                .with_context(|| format!("waiting for {}", path.display()))?;
             // The holder before us may have committed (renamed) or dropped
             // (deleted) the file we waited on: start again on the path's file.
             if still_at(&file, &path) {

@@ -253,17 +253,8 @@ impl Copy<'_> {
 
     /// Stores one docker-archive image with an OCI manifest written for it.
     fn docker_image(&mut self, src: &dyn Store, entry: &docker::Entry) -> Result<Descriptor> {
-        let raw = docker::read_config(src, entry)?;
-        let config =
-            crate::image::oci::parse_config(&raw).with_context(|| format!("reading {}", entry.config))?;
+        let (raw, config) = docker::read_config(src, entry)?;
         let diff_ids = config.rootfs().diff_ids();
-        if diff_ids.len() != entry.layers.len() {
-            bail!(
-                "the image config lists {} layers, manifest.json {}",
-                diff_ids.len(),
-                entry.layers.len()
-            );
-        }
         let mut layers = Vec::new();
         for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
             let data = docker::read_layer(src, layer)?;

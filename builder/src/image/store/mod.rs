@@ -288,7 +288,7 @@ impl ImageStore {
 
     /// Opens (creating) `<root>/<name>` and flocks it; `None` when a
     /// non-blocking lock is held elsewhere.
-    fn lock(&self, name: &str, how: FlockArg) -> Result<Option<Flock<File>>> {
+    pub(super) fn lock(&self, name: &str, how: FlockArg) -> Result<Option<Flock<File>>> {
         let path = self.root.join(name);
         let file = OpenOptions::new()
             .read(true)
