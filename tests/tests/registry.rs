@@ -71,11 +71,24 @@ fn pull_then_run_by_name_with_the_kubelets_policies() {
         "{err}"
     );
 
+    // Pinned by digest (with a tag beside it, which the digest overrides).
+    let out = ok(&w.pod1(&["pull", &image], &[]));
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap()
+        .to_string();
+    let pinned = format!("{}/library/busybox:latest@{digest}", reg.addr);
+    ok(&w.pod1(&["pull", &pinned], &[]));
+
     // The registry goes away.
     drop(reg);
     // IfNotPresent and present: no network needed.
     let out = ok(&w.run(&pod, &[]));
     assert!(out.contains("hello from hello"), "{out}");
+    // Always (":latest") but pinned by a digest the store has: no network either.
+    let pod_pinned = w.pod("pinned", &pinned, None, "echo pinned");
+    assert!(ok(&w.run(&pod_pinned, &[])).contains("pinned"));
     // Always: the pull fails, naming the host and port.
     let err = failed(&w.run(&pod_latest, &[]));
     let addr = latest.split('/').next().unwrap();
