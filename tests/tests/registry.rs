@@ -573,3 +573,60 @@ fn progress_lines_on_a_terminal_only() {
     let out = ok(&w.pod1(&["pull", &image], &[]));
     assert!(!out.contains("Pull complete") && !out.contains('\x1b'), "{out:?}");
 }
+
+#[test]
+fn one_container_from_the_command_line() {
+    let w = World::new("quick");
+    let reg = Registry::start(&w.dir.join("registry"), Options::default());
+    reg.push(&busybox(), "library/busybox:1", &[]);
+    let image = format!("{}/library/busybox:1", reg.addr);
+    let (_, kernel) = &kernels()[0];
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--timeout",
+            "180",
+            "--image",
+            &image,
+        ];
+        args.extend(extra);
+        w.pod1(&args, &[("FROM_HERE", "host value")])
+    };
+    let out = run(&[
+        "-e",
+        "X=1",
+        "-e",
+        "FROM_HERE",
+        "-w",
+        "/tmp",
+        "--user",
+        "1000:100",
+        "--",
+        "sh",
+        "-c",
+        "echo $X \"$FROM_HERE\" $(pwd) $(id -u):$(id -g) $(hostname); exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 host value /tmp 1000:100 busybox"),
+        "{}",
+        text(&out)
+    );
+
+    // --dry-run prints the Pod, which runs the same as a manifest.
+    let yaml = ok(&run(&["--name", "smoke", "--dry-run", "--", "echo", "from yaml"]));
+    assert!(
+        yaml.contains("  name: smoke\n") && yaml.contains("restartPolicy: Never"),
+        "{yaml}"
+    );
+    let manifest = w.dir.join("smoke.yaml");
+    std::fs::write(&manifest, &yaml).unwrap();
+    assert!(ok(&w.run(&manifest, &[])).contains("from yaml"));
+    let err = failed(&run(&["--user", "nobody", "--", "true"]));
+    assert!(
+        err.contains("--user nobody") && err.contains("not a number"),
+        "{err}"
+    );
+}

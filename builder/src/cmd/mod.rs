@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod load;
 pub mod plan;
 pub mod pull;
+pub mod quick;
 pub mod rmi;
 pub mod run;
 pub mod tag;

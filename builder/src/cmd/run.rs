@@ -30,7 +30,11 @@ use crate::session::{Display, Session};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A pod manifest (built first; an unchanged build is reused) or an initramfs from `pod1 build`.
-    pub input: PathBuf,
+    #[arg(required_unless_present = "image")]
+    pub input: Option<PathBuf>,
+    /// One container from the command line instead of a manifest.
+    #[command(flatten)]
+    pub quick: super::quick::QuickArgs,
     /// Refuse manifest fields pod1 would ignore (they are warnings otherwise).
     #[arg(long)]
     pub strict: bool,
@@ -44,12 +48,13 @@ pub struct Args {
     /// Guest kernel [default: $POD1_KERNEL, the cached minimal kernel, the fetched Debian kernel].
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// Guest memory, in MiB or with a suffix (512M, 1G).
-    #[arg(long, default_value = "512M", value_parser = parse_memory)]
-    pub memory: u32,
-    /// Guest CPUs.
-    #[arg(long, default_value_t = 1)]
-    pub cpus: u32,
+    /// Guest memory, in MiB or with a suffix (512M, 1G) [default: 512M];
+    /// with --image, the container's memory limit too.
+    #[arg(long, value_parser = parse_memory)]
+    pub memory: Option<u32>,
+    /// Guest CPUs [default: 1]; with --image, the container's CPU limit too.
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// Acceleration: auto uses KVM only where it can work, else TCG.
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
@@ -83,6 +88,18 @@ pub struct Args {
     /// The static init binary, when building a manifest [default: pod1-init next to pod1].
     #[arg(long)]
     pub init: Option<PathBuf>,
+}
+
+impl Args {
+    /// The guest's memory in MiB.
+    pub fn memory(&self) -> u32 {
+        self.memory.unwrap_or(512)
+    }
+
+    /// The guest's CPUs.
+    pub fn cpus(&self) -> u32 {
+        self.cpus.unwrap_or(1)
+    }
 }
 
 fn parse_memory(s: &str) -> Result<u32, String> {
@@ -139,6 +156,24 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs `pod1 run`; returns the process exit code.
 pub fn run(args: &Args) -> Result<i32> {
+    // One container from the command line: the Pod it makes, printed or
+    // written as a manifest and run as any other.
+    let quick;
+    let args = match &args.quick.image {
+        None => args,
+        Some(_) => {
+            let pod = super::quick::pod(&args.quick, args.memory, args.cpus)?;
+            if args.quick.dry_run {
+                crate::print(&super::quick::show(&pod, args.quick.output)?)?;
+                return Ok(0);
+            }
+            quick = Args {
+                input: Some(super::quick::write_manifest(&pod)?),
+                ..args.clone()
+            };
+            &quick
+        }
+    };
     // Signals are taken by one thread with sigwait; block them before any
     // thread exists so every thread inherits the mask. QEMU runs in its own
     // process group, so a terminal's Ctrl-C reaches only pod1.
@@ -190,16 +225,17 @@ fn build_and_boot(
     signals: &SigSet,
     plan: &mut Option<Plan>,
 ) -> Result<(i32, Option<Box<PodStatus>>)> {
-    let initrd = match is_initramfs(&args.input)? {
-        true => args.input.clone(),
+    let input = args.input.as_deref().context("no manifest to run")?;
+    let initrd = match is_initramfs(input)? {
+        true => input.to_path_buf(),
         false => crate::cache::build(
-            &args.input,
+            input,
             &args.files,
             args.init.as_deref(),
             args.strict,
-            pod1_manifest::downward::Node::new(u64::from(args.memory), u64::from(args.cpus)),
+            pod1_manifest::downward::Node::new(u64::from(args.memory()), u64::from(args.cpus())),
             args.pull,
-            |img| note(&format!("built {} into {}", args.input.display(), img.display())),
+            |img| note(&format!("built {} into {}", input.display(), img.display())),
         )?,
     };
     // The plan is needed for the status and for a Job's retries; an
@@ -234,7 +270,7 @@ fn build_and_boot(
         ChannelKind::Serial => &[],
     };
     let modules = kernel::modules_tree(&kernel, required, kernel::OPTIONAL_MODULES)?;
-    let initrd = guest_initrd(&initrd, modules, args.memory, work.path())?;
+    let initrd = guest_initrd(&initrd, modules, args.memory(), work.path())?;
     let mut user = KernelCmdline::default();
     if let Some(extra) = &args.append {
         user.append(extra)?;
@@ -277,8 +313,8 @@ fn build_and_boot(
             cmdline: cmdline.clone(),
             accel,
             machine: args.machine.clone(),
-            memory_mib: args.memory,
-            cpus: args.cpus,
+            memory_mib: args.memory(),
+            cpus: args.cpus(),
             console_socket: work.path().join(format!("console-{attempt}.sock")),
             serial_socket: work.path().join(format!("serial-{attempt}.sock")),
             channel: args.channel,
