@@ -23,7 +23,7 @@ enum Command {
     Build(cmd::build::Args),
     Plan(cmd::plan::Args),
     Inspect(cmd::inspect::Args),
-    Run(cmd::run::Args),
+    Run(Box<cmd::run::Args>),
     Pull(cmd::pull::Args),
     Images(cmd::images::Args),
     Rmi(cmd::rmi::Args),
