@@ -630,3 +630,48 @@ fn one_container_from_the_command_line() {
         "{err}"
     );
 }
+
+#[test]
+fn ctrl_c_during_a_pull_ends_the_run_at_once() {
+    let w = World::new("interrupt");
+    // A "registry" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let pod = w.pod("stuck", &format!("{addr}/library/busybox:1"), None, "true");
+    let (_, kernel) = &kernels()[0];
+    let status = w.dir.join("status.json");
+    let child = Command::new(pod1_tests::bin("pod1"))
+        .args([
+            "run",
+            pod.to_str().unwrap(),
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--status",
+        ])
+        .arg(&status)
+        .env("POD1_CACHE", w.dir.join("cache"))
+        .env("CONTAINERS_REGISTRIES_CONF", w.dir.join("registries.conf"))
+        .env("REGISTRY_AUTH_FILE", w.dir.join("auth.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until pod1 is connected (and stuck in the pull).
+    let (_conn, _) = silent.accept().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped by SIGINT while it built the pod"), "{err}");
+    let written: Value = serde_json::from_slice(&std::fs::read(&status).unwrap()).unwrap();
+    assert_eq!(written["phase"], "Failed", "{written}");
+}

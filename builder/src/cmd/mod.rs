@@ -3,6 +3,7 @@
 pub mod build;
 pub mod images;
 pub mod inspect;
+mod interrupt;
 pub mod load;
 pub mod plan;
 pub mod pull;

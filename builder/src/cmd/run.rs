@@ -226,6 +226,22 @@ fn build_and_boot(
     plan: &mut Option<Plan>,
 ) -> Result<(i32, Option<Box<PodStatus>>)> {
     let input = args.input.as_deref().context("no manifest to run")?;
+    let building = super::interrupt::Building::watch(*signals, {
+        let (status, json, started) = (args.status.clone(), args.json, SystemTime::now());
+        move |sig| {
+            let why = format!("pod1 run was stopped by {sig} while it built the pod");
+            let pod_status = status::unread(&why, started);
+            if json {
+                let _ = crate::print(&format!("{}\n", status::event_line(&pod_status, 0)));
+            }
+            if let Some(file) = &status {
+                let _ = status_file::write(file, &pod_status);
+            }
+            note(&why);
+            // A pull stopped here resumes next time; the store stays whole.
+            std::process::exit(exit::INTERRUPTED);
+        }
+    });
     let initrd = match is_initramfs(input)? {
         true => input.to_path_buf(),
         false => crate::cache::build(
@@ -238,6 +254,7 @@ fn build_and_boot(
             |img| note(&format!("built {} into {}", input.display(), img.display())),
         )?,
     };
+    drop(building);
     // The plan is needed for the status and for a Job's retries; an
     // initramfs pod1 did not build has none, which matters only for the
     // status.
