@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # linux-source-6.1 and the tool chain: the minimal kernel (scripts/build-kernel.sh);
 # python3: writes hostile layers for the tests; libseccomp-dev: the builder
 # compiles seccomp profiles with it (linked statically); zstd, docker-registry
-# (CNCF distribution) and openssl: layers, a real registry and its TLS for the pull tests.
-packages=(qemu-system-x86 qemu-utils busybox-static umoci skopeo cpio crun python3 libseccomp-dev zstd docker-registry openssl
+# (CNCF distribution), openssl and iproute2: layers, a real registry, its TLS and
+# the machine's own address for the pull tests.
+packages=(qemu-system-x86 qemu-utils busybox-static umoci skopeo cpio crun python3 libseccomp-dev zstd docker-registry openssl iproute2
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev xz-utils kmod)
 missing=()
 for p in "${packages[@]}"; do

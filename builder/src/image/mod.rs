@@ -306,13 +306,11 @@ fn image_config(config: &oci_spec::image::ImageConfiguration) -> Result<ImageCon
     })
 }
 
+/// Test layers, shared by the image and store tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) mod testing {
+    /// A tar of regular files, owned by root, mode 0644, mtime 0.
+    pub(crate) fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut h = tar::Header::new_gnu();
@@ -321,9 +319,21 @@ mod tests {
             h.set_uid(0);
             h.set_gid(0);
             h.set_mtime(0);
-            b.append_data(&mut h, path, data.as_bytes()).unwrap();
+            b.append_data(&mut h, path, *data).expect("a tar in memory");
         }
-        b.into_inner().unwrap()
+        b.into_inner().expect("a tar in memory")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (*p, d.as_bytes())).collect();
+        testing::tar(&files)
     }
 
     /// The real zstd tool, as registries' producers use it.

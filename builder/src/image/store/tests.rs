@@ -47,17 +47,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// A one-file layer tar.
 fn layer(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(content.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_cksum();
-    b.append_data(&mut h, name, content).unwrap();
-    b.into_inner().unwrap()
+    crate::image::testing::tar(&[(name, content)])
 }
 
 /// Stores an image of `layers` for `platform`; returns its manifest descriptor.
