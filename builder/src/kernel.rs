@@ -19,6 +19,14 @@ pub fn channel_modules(machine: &str) -> &'static [&'static str] {
         false => &["virtio_pci", "virtio_console"],
     }
 }
+/// The NIC: the transport and virtio-net (Debian's pulls in
+/// `net_failover` and `failover` through modules.dep).
+pub fn net_modules(machine: &str) -> &'static [&'static str] {
+    match machine.starts_with("microvm") {
+        true => &["virtio_mmio", "virtio_net"],
+        false => &["virtio_pci", "virtio_net"],
+    }
+}
 /// Where the modules go in the initramfs, and the file listing their load order.
 pub const MODULES_DIR: &str = "pod1/modules";
 
