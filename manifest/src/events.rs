@@ -103,6 +103,10 @@ pub enum Event {
         /// Why, when the container never got to run its command.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The OOM killer killed in its cgroup during this run (the
+        /// kubelet's reason `OOMKilled`).
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        oom_killed: bool,
     },
     /// The pod is finished; the VM powers off next.
     PodExited {
@@ -110,6 +114,10 @@ pub enum Event {
         phase: Phase,
         /// The exit code `pod1 run` gives (DESIGN's table).
         exit_code: i32,
+        /// The pod was stopped because its `activeDeadlineSeconds` ran
+        /// out (Kubernetes' reason `DeadlineExceeded`).
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        deadline_exceeded: bool,
     },
     /// The init failed; the pod ends with exit code 125.
     Error {
@@ -189,6 +197,7 @@ mod tests {
                 signal: Some(9),
                 restarts: 0,
                 reason: None,
+                oom_killed: false,
             },
             ms: 5,
         };
@@ -198,6 +207,25 @@ mod tests {
             r#"{"event":"container_exited","container":"web","exit_code":137,"signal":9,"restarts":0,"ms":5}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), rec);
+        let oom = r#"{"event":"container_exited","container":"web","exit_code":137,"restarts":0,"oom_killed":true,"ms":5}"#;
+        assert!(matches!(
+            serde_json::from_str::<Record>(oom).unwrap().event,
+            Event::ContainerExited { oom_killed: true, .. }
+        ));
+        let end = Record {
+            event: Event::PodExited {
+                phase: Phase::Failed,
+                exit_code: 124,
+                deadline_exceeded: true,
+            },
+            ms: 9,
+        };
+        let json = serde_json::to_string(&end).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"pod_exited","phase":"Failed","exit_code":124,"deadline_exceeded":true,"ms":9}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), end);
         let ready = serde_json::to_string(&Record {
             event: Event::SandboxReady {},
             ms: 1,
@@ -231,6 +259,7 @@ mod tests {
             signal: None,
             restarts: 0,
             reason: Some("x".repeat(100)),
+            oom_killed: true,
         };
         assert!(matches!(e.bounded(10), Event::ContainerExited { reason: Some(r), .. } if r.len() == 10));
     }

@@ -98,6 +98,8 @@ impl Supervisor {
             return;
         }
         console::debug(&format!("container {name}: in its cgroup"));
+        // The cgroup outlives runs: only kills from now on are this run's.
+        self.ctrs[i].oom_kills = self.pod.cgroups.oom_kills(&name);
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }

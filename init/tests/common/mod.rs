@@ -106,6 +106,7 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
         backoff_limit: None,
         programs: vec![],
         network: Default::default(),
+        active_deadline_seconds: None,
         ports: Default::default(),
     }
 }
@@ -278,7 +279,7 @@ impl Outcome {
             .last()
             .unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
         match &last.event {
-            Event::PodExited { phase, exit_code } => (*phase, *exit_code),
+            Event::PodExited { phase, exit_code, .. } => (*phase, *exit_code),
             other => panic!("last event is {other:?}, not pod_exited; all: {:#?}", self.events),
         }
     }

@@ -56,6 +56,9 @@ pub struct Plan {
     pub containers: Vec<ContainerPlan>,
     /// Seconds between SIGTERM and SIGKILL on stop.
     pub termination_grace_period_seconds: u64,
+    /// `spec.activeDeadlineSeconds`: the pod is stopped this long after
+    /// the init took it on (phase Failed, reason DeadlineExceeded).
+    pub active_deadline_seconds: Option<u64>,
     /// One PID namespace for the whole pod.
     pub share_process_namespace: bool,
     /// Stay in the VM's network namespace.
