@@ -107,6 +107,10 @@ pub enum Event {
         /// kubelet's reason `OOMKilled`).
         #[serde(default, skip_serializing_if = "core::ops::Not::not")]
         oom_killed: bool,
+        /// Its termination message (`terminationMessagePath`, or its log's
+        /// tail under `FallbackToLogsOnError`), as the kubelet reads it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The pod is finished; the VM powers off next.
     PodExited {
@@ -150,11 +154,14 @@ impl Event {
                 cut(line, max);
             }
             Event::ContainerExited {
-                container, reason, ..
+                container,
+                reason,
+                message,
+                ..
             } => {
                 cut(container, max);
-                if let Some(r) = reason {
-                    cut(r, max);
+                for text in [reason, message].into_iter().flatten() {
+                    cut(text, max);
                 }
             }
             Event::ContainerWaiting {
@@ -198,6 +205,7 @@ mod tests {
                 restarts: 0,
                 reason: None,
                 oom_killed: false,
+                message: None,
             },
             ms: 5,
         };
@@ -260,7 +268,9 @@ mod tests {
             restarts: 0,
             reason: Some("x".repeat(100)),
             oom_killed: true,
+            message: Some("y".repeat(100)),
         };
-        assert!(matches!(e.bounded(10), Event::ContainerExited { reason: Some(r), .. } if r.len() == 10));
+        assert!(matches!(e.bounded(10),
+            Event::ContainerExited { reason: Some(r), message: Some(m), .. } if r.len() == 10 && m.len() == 10));
     }
 }

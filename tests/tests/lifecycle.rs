@@ -79,3 +79,58 @@ fn an_oom_kill_of_a_child_takes_the_whole_container() {
         );
     }
 }
+
+#[test]
+fn termination_messages_as_the_kubelet_reads_them() {
+    let manifest = json!({
+        "metadata": {"name": "messages"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            // The default file, written by root.
+            {"name": "file", "image": "oci:../busybox:latest", "command": ["sh", "-c",
+                "echo 'ran 42 tests' > /dev/termination-log"]},
+            // A path of its own, written by a user that is not root.
+            {"name": "custom", "image": "oci:../busybox:latest", "terminationMessagePath": "/tmp/why",
+             "securityContext": {"runAsUser": 1000},
+             "command": ["sh", "-c", "printf 'disk full' > /tmp/why; exit 3"]},
+            // A failure with nothing in the file: the log's last lines.
+            {"name": "logs", "image": "oci:../busybox:latest", "terminationMessagePolicy": "FallbackToLogsOnError",
+             "command": ["sh", "-c", "seq 1 100; echo failing >&2; exit 4"]},
+            // The fallback is for failures only.
+            {"name": "fine", "image": "oci:../busybox:latest", "terminationMessagePolicy": "FallbackToLogsOnError",
+             "command": ["sh", "-c", "echo all good"]}]}
+    });
+    let dir = pod_dir("messages", &manifest.to_string());
+    for (name, kernel) in kernels() {
+        let file = dir.join(format!("status-{name}.json"));
+        let r = pod1_run(
+            &dir.join("pod.json"),
+            &kernel,
+            &["--status", file.to_str().unwrap()],
+        );
+        assert_eq!(r.code, 3, "{name}: {}", r.stderr);
+        let s = status(&file);
+        let message = |i: usize| s["containerStatuses"][i]["state"]["terminated"]["message"].clone();
+        assert_eq!(message(0), json!("ran 42 tests\n"), "{name}");
+        assert_eq!(message(1), json!("disk full"), "{name}");
+        let tail: String = (22..=100).map(|i| format!("{i}\n")).collect::<String>() + "failing\n";
+        assert_eq!(message(2), json!(tail), "{name}");
+        assert_eq!(message(3), Value::Null, "{name}");
+        // The last line of each on stderr (`name | ...`, padded as the output is).
+        let exit_line = |c: &str| pod1_tests::lines_of(&r.stderr, c).last().map(|l| l.to_string());
+        assert_eq!(
+            exit_line("custom").as_deref(),
+            Some("exited with code 3; message: disk full"),
+            "{name}"
+        );
+        assert_eq!(
+            exit_line("file").as_deref(),
+            Some("exited with code 0; message: ran 42 tests"),
+            "{name}"
+        );
+        assert!(
+            exit_line("logs").is_some_and(|l| l.ends_with("99\\n100\\nfailing")),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+}

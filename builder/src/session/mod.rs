@@ -300,14 +300,20 @@ impl<O: Write, E: Write> Session<O, E> {
                 exit_code,
                 reason,
                 oom_killed,
+                message,
                 ..
             } if !self.display.json => {
                 let p = self.prefix(&container);
-                let why = match (reason, oom_killed) {
+                let mut why = match (reason, oom_killed) {
                     (Some(r), _) => format!(": {}", printable(&r)),
                     (None, true) => ": OOMKilled (the container's memory limit was reached)".to_string(),
                     (None, false) => String::new(),
                 };
+                // Its termination message, on the same line, cut as the
+                // status cuts it.
+                if let Some(m) = message.as_deref().map(status::bounded_message) {
+                    why.push_str(&format!("; message: {}", printable(m.trim_end())));
+                }
                 self.stdout.flush();
                 self.stderr.line(&[
                     p.as_bytes(),

@@ -36,6 +36,7 @@ use rustix::process::Signal;
 
 mod launch;
 mod logs;
+mod message;
 mod policy;
 
 use self::logs::{LogPipe, CHUNK};
@@ -119,6 +120,8 @@ struct Ctr {
     last_code: i32,
     /// Its cgroup's OOM kills when its current run started.
     oom_kills: u64,
+    /// Its run's output, kept for a termination message from the log.
+    tail: Option<message::Tail>,
 }
 
 impl Ctr {
@@ -197,6 +200,7 @@ impl Supervisor {
                 attempt: 0,
                 last_code: 0,
                 oom_kills: 0,
+                tail: None,
             })
             .collect();
         Ok(Supervisor {
@@ -316,7 +320,18 @@ impl Supervisor {
         let limit = self.pod.plan.backoff_limit;
         let restarted: u32 = self.ctrs.iter().map(|c| c.restarts).sum();
         let oom_kills = self.pod.cgroups.oom_kills(&self.ctrs[i].plan.name);
+        let root = &self.pod.root;
         let c = &mut self.ctrs[i];
+        // A run that ran has a termination message (a container that
+        // never ran its command has the reason instead).
+        let message = match reason {
+            Some(_) => None,
+            None => {
+                let file = sys::join(root, c.plan.termination_message_file.trim_start_matches('/'));
+                let max = c.plan.termination_message_max as usize;
+                message::read(&file, max, c.tail.as_ref(), code)
+            }
+        };
         c.last_code = code;
         // Only a run that ran: a container that never started has no kills.
         let oom_killed = reason.is_none() && oom_kills > c.oom_kills;
@@ -328,6 +343,7 @@ impl Supervisor {
             restarts: c.restarts,
             reason,
             oom_killed,
+            message,
         });
         if policy::restarts(policy, c.init, code, stopping, restarted, limit) {
             let (wait, next) = policy::backoff(backoff, c.delay, ran_ms);

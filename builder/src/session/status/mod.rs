@@ -93,6 +93,16 @@ impl Cut {
     }
 }
 
+/// The kubelet's bound on a container's termination message (4 KiB): a
+/// guest may send more, which is cut at a character boundary.
+pub fn bounded_message(m: &str) -> String {
+    let mut end = m.len().min(4096);
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    m[..end].to_string()
+}
+
 /// Where one container is.
 #[derive(Debug, Clone, PartialEq)]
 enum Run {
@@ -115,6 +125,8 @@ struct Exit {
     why: Option<String>,
     /// The OOM killer killed in its cgroup during the run.
     oom_killed: bool,
+    /// Its termination message.
+    message: Option<String>,
     /// Guest times; no start when it never started.
     started: Option<u64>,
     finished: u64,
@@ -300,6 +312,7 @@ impl Fold {
                 restarts,
                 reason,
                 oom_killed,
+                message,
             } => {
                 let Some(t) = self.track(container) else {
                     return;
@@ -320,6 +333,7 @@ impl Fold {
                     signal: *signal,
                     why: reason.clone(),
                     oom_killed: *oom_killed,
+                    message: message.as_deref().map(bounded_message),
                     started,
                     finished: ms,
                 };
@@ -478,7 +492,7 @@ fn container_status(
         terminated: Some(Terminated {
             exit_code: e.code,
             finished_at: Some(Time(wall(e.finished))),
-            message: e.why.clone(),
+            message: e.why.clone().or_else(|| e.message.clone()),
             reason: Some(e.reason().into()),
             signal: e.signal,
             started_at: e.started.map(|ms| Time(wall(ms))),

@@ -89,6 +89,7 @@ fn exited(c: &str, code: i32, restarts: u32) -> Event {
         restarts,
         reason: None,
         oom_killed: false,
+        message: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn a_deadline_and_an_oom_kill_as_the_kubelet_words_them() {
                     restarts: 0,
                     reason: None,
                     oom_killed: true,
+                    message: None,
                 },
             ),
             (9_000, exited("calm", 143, 0)),
@@ -466,6 +468,7 @@ fn a_container_that_could_not_run_and_one_killed_by_a_signal() {
                     restarts: 0,
                     reason: Some("preparing the root filesystem: ENOSPC".into()),
                     oom_killed: false,
+                    message: None,
                 },
             ),
             (1_500, started("killed")),
@@ -478,6 +481,7 @@ fn a_container_that_could_not_run_and_one_killed_by_a_signal() {
                     restarts: 0,
                     reason: None,
                     oom_killed: false,
+                    message: None,
                 },
             ),
             (2_600, pod_exited(Phase::Failed, 125)),
@@ -616,6 +620,7 @@ fn an_exec_failure_is_container_cannot_run_and_a_commands_own_127_an_error() {
                     restarts: 0,
                     reason: Some(why.into()),
                     oom_killed: false,
+                    message: None,
                 },
             ),
             (3_500, exited("own", 127, 0)),
