@@ -309,6 +309,9 @@ fn on_failure_restarts_until_success() {
     let script = "n=$(cat /v/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /v/n; echo run $n; [ $n -ge 3 ]";
     let mut p = pod(vec![mount(sh("flaky", script), "v", "/v")]);
     p.restart_policy = RestartPolicy::OnFailure;
+    // A fixed 1 s delay: any wait before the first restart would show.
+    p.backoff.initial_ms = 1000;
+    p.backoff.max_ms = 1000;
     volume(&mut p, "v");
     let o = run(&p);
     check(&o);
@@ -324,6 +327,26 @@ fn on_failure_restarts_until_success() {
         .collect();
     assert_eq!(restarts, [0, 1, 2]);
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+    // The kubelet's backoff: the first restart at once, the second after
+    // the delay counted from the first restart.
+    let times = |kind: &str| -> Vec<u64> {
+        o.events
+            .iter()
+            .filter(|r| match &r.event {
+                Event::ContainerStarted { .. } => kind == "started",
+                Event::ContainerExited { .. } => kind == "exited",
+                _ => false,
+            })
+            .map(|r| r.ms)
+            .collect()
+    };
+    let (started, exited) = (times("started"), times("exited"));
+    // (The first restart was decided at the first exit.)
+    assert!(started[2] >= exited[0] + p.backoff.initial_ms, "{started:?}");
+    assert!(
+        2 * (started[1] - exited[0]) < started[2] - exited[1],
+        "{started:?} {exited:?}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use super::logs::LogPipe;
 use super::message::{self, Tail};
 use super::{Error, State, Supervisor};
 use crate::channel;
-use crate::console::{self, now_ms};
+use crate::console;
 use crate::process::{self, Ready};
 use crate::{rootfs, sys, volumes};
 
@@ -76,7 +76,7 @@ impl Supervisor {
             Ready::Failed(reason) => {
                 console::log(&format!("container {name}: {reason}"));
                 self.aborted.push(child.pid);
-                self.exited(i, crate::power::INIT_FAILED, None, Some(reason), 0);
+                self.exited(i, crate::power::INIT_FAILED, None, Some(reason));
             }
         }
         Ok(())
@@ -92,11 +92,7 @@ impl Supervisor {
                 return;
             }
         };
-        c.state = State::Running {
-            pid,
-            since: now_ms(),
-            exec,
-        };
+        c.state = State::Running { pid, exec };
         let name = c.plan.name.clone();
         let programs = &self.pod.plan.programs;
         let devices = c
@@ -108,7 +104,7 @@ impl Supervisor {
             console::log(&format!("container {name}: {e}"));
             drop(start);
             self.aborted.push(pid);
-            self.exited(i, crate::power::INIT_FAILED, None, Some(e), 0);
+            self.exited(i, crate::power::INIT_FAILED, None, Some(e));
             return;
         }
         console::debug(&format!("container {name}: in its cgroup"));

@@ -11,10 +11,12 @@
 //! exits 0, one that had to be killed gives 137, one that died of the
 //! SIGTERM gives 143.
 //!
-//! Restart backoff: the n-th restart of a container waits
-//! `backoff.initial_ms * 2^(n-1)`, capped at `backoff.max_ms`; a run that
-//! lasted `backoff.reset_ms` resets it. The plan's `backoff` comes from the
-//! annotations `pod1/restart-backoff-ms` and `pod1/restart-backoff-max-ms`.
+//! Restart backoff, as the kubelet's (`policy::backoff`): the first
+//! restart at once, then each waits until the previous restart plus a
+//! delay of `backoff.initial_ms` doubling to `backoff.max_ms`; after
+//! `backoff.reset_ms` without a restart it starts over. The plan's
+//! `backoff` comes from the annotations `pod1/restart-backoff-ms` and
+//! `pod1/restart-backoff-max-ms`.
 //!
 //! A container the plan refuses is never created: when its turn comes it
 //! is reported waiting (CreateContainerConfigError) and counts as failed
@@ -95,11 +97,10 @@ enum State {
         start: OwnedFd,
         exec: OwnedFd,
     },
-    /// Released at `since`; `exec` tells, once it ends, whether its command
-    /// ran (see [`process::exec_failure`]).
+    /// Released; `exec` tells, once it ends, whether its command ran (see
+    /// [`process::exec_failure`]).
     Running {
         pid: i32,
-        since: u64,
         exec: OwnedFd,
     },
     Backoff {
@@ -114,7 +115,8 @@ struct Ctr {
     init: bool,
     state: State,
     restarts: u32,
-    delay: u64,
+    /// Its backoff: when it was last restarted, with the delay set then.
+    backoff: Option<(u64, u64)>,
     attempt: u32,
     /// The exit code of its last run.
     last_code: i32,
@@ -178,7 +180,6 @@ impl Supervisor {
     pub fn new(pod: Pod) -> Result<Supervisor, Error> {
         let sigfd = signalfd(&handled_signals()).map_err(Error::SignalFd)?;
         volumes::create(&pod.plan.volumes, &pod.state)?;
-        let initial = pod.plan.backoff.initial_ms;
         // Counted from here, where the init takes the pod on (a node's
         // kubelet counts from the pod's startTime).
         let deadline = pod
@@ -196,7 +197,7 @@ impl Supervisor {
                 init,
                 state: State::Pending,
                 restarts: 0,
-                delay: initial,
+                backoff: None,
                 attempt: 0,
                 last_code: 0,
                 oom_kills: 0,
@@ -313,7 +314,7 @@ impl Supervisor {
     }
 
     /// A container's process ended (or never got to run).
-    fn exited(&mut self, i: usize, code: i32, signal: Option<i32>, reason: Option<String>, ran_ms: u64) {
+    fn exited(&mut self, i: usize, code: i32, signal: Option<i32>, reason: Option<String>) {
         let policy = self.pod.plan.restart_policy;
         let backoff = self.pod.plan.backoff;
         let stopping = self.stop_deadline.is_some();
@@ -346,11 +347,9 @@ impl Supervisor {
             message,
         });
         if policy::restarts(policy, c.init, code, stopping, restarted, limit) {
-            let (wait, next) = policy::backoff(backoff, c.delay, ran_ms);
-            c.state = State::Backoff {
-                until: now_ms().saturating_add(wait),
-            };
-            c.delay = next;
+            let (at, delay) = policy::backoff(backoff, c.backoff, now_ms());
+            c.state = State::Backoff { until: at };
+            c.backoff = Some((at, delay));
         } else {
             c.state = State::Done;
             self.finals.push(code);
@@ -537,7 +536,7 @@ impl Supervisor {
             .position(|c| matches!(c.state, State::Created { pid: p, .. } if p == pid))
         {
             let reason = format!("the container process ended (exit {code}) before it was started");
-            self.exited(i, code, signal, Some(reason), 0);
+            self.exited(i, code, signal, Some(reason));
             return;
         }
         let found = self.ctrs.iter().position(|c| match c.state {
@@ -551,11 +550,9 @@ impl Supervisor {
         };
         // What failed between its start and execve, if anything did: the
         // container never ran its command (ContainerCannotRun).
-        let (ran, reason) = match &self.ctrs[i].state {
-            State::Running { since, exec, .. } => {
-                (now_ms().saturating_sub(*since), process::exec_failure(exec))
-            }
-            _ => (0, None),
+        let reason = match &self.ctrs[i].state {
+            State::Running { exec, .. } => process::exec_failure(exec),
+            _ => None,
         };
         // Everything the process wrote is in its pipes by now: it goes
         // ahead of the exit event.
@@ -567,7 +564,7 @@ impl Supervisor {
         if let Some(why) = &reason {
             console::debug(&format!("container {name}: did not run its command: {why}"));
         }
-        self.exited(i, code, signal, reason, ran);
+        self.exited(i, code, signal, reason);
     }
 
     /// The end: no container will run again. Kill what is left (orphans in a

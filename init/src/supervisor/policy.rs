@@ -107,14 +107,23 @@ pub fn restarts(
         }
 }
 
-/// The kubelet's restart backoff: given the container's current `delay`
-/// and how long its run lasted, returns (how long to wait now, the delay
-/// after that). A run of `reset_ms` or more starts over from `initial_ms`;
-/// each restart doubles the delay, capped at `max_ms` (never below
-/// `initial_ms`).
-pub fn backoff(b: Backoff, delay: u64, ran_ms: u64) -> (u64, u64) {
-    let wait = if ran_ms >= b.reset_ms { b.initial_ms } else { delay };
-    (wait, wait.saturating_mul(2).min(b.max_ms.max(b.initial_ms)))
+/// The kubelet's restart backoff (its `flowcontrol.Backoff` per
+/// container): a container that exits at `now` restarts at the returned
+/// time, after which its delay is the returned one. Its `last` restart
+/// (with the delay then set) is what it waits from: the first exit, and
+/// the first after `reset_ms` without a restart, restart at once and set
+/// the delay to `initial_ms`; any other waits until `last + delay` (at
+/// once if that has passed) and doubles it, capped at `max_ms` (never
+/// below `initial_ms`). So a container that keeps failing at once
+/// restarts after 0, 10, 20, 40 ... 300 s.
+pub fn backoff(b: Backoff, last: Option<(u64, u64)>, now: u64) -> (u64, u64) {
+    match last {
+        Some((at, delay)) if now.saturating_sub(at) <= b.reset_ms => (
+            now.max(at.saturating_add(delay)),
+            delay.saturating_mul(2).min(b.max_ms.max(b.initial_ms)),
+        ),
+        _ => (now, b.initial_ms),
+    }
 }
 
 /// How the pod ends, from the codes of every container's last run in the
@@ -247,19 +256,24 @@ mod tests {
             max_ms: 35,
             reset_ms: 1000,
         };
-        let mut delay = b.initial_ms;
-        let mut waits = Vec::new();
-        for _ in 0..5 {
-            let (wait, next) = backoff(b, delay, 0);
-            waits.push(wait);
-            delay = next;
+        // A container that fails as soon as it starts, from t=100.
+        let (mut last, mut now, mut waits) = (None, 100, Vec::new());
+        for _ in 0..6 {
+            let (at, delay) = backoff(b, last, now);
+            waits.push(at - now);
+            last = Some((at, delay));
+            now = at + 1;
         }
-        assert_eq!(waits, [10, 20, 35, 35, 35]);
-        assert_eq!(backoff(b, delay, 1000), (10, 20));
+        assert_eq!(waits, [0, 9, 19, 34, 34, 34]);
+        // A run longer than the delay restarts at once, and the delay still grows.
+        assert_eq!(backoff(b, Some((100, 10)), 150), (150, 20));
+        // Past reset_ms since the last restart: as new.
+        assert_eq!(backoff(b, Some((100, 35)), 1101), (1101, 10));
+        assert_eq!(backoff(b, Some((100, 35)), 1100), (1100, 35));
         // A cap below the first delay keeps the first delay.
         let low = Backoff { max_ms: 1, ..b };
-        assert_eq!(backoff(low, 10, 0), (10, 10));
-        assert_eq!(backoff(b, u64::MAX, 0), (u64::MAX, 35));
+        assert_eq!(backoff(low, Some((0, 10)), 0), (10, 10));
+        assert_eq!(backoff(b, Some((0, u64::MAX)), 5), (u64::MAX, 35));
     }
 
     #[test]
