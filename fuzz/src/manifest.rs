@@ -25,6 +25,7 @@ fn fake_image() -> ImageInfo {
             env: vec!["PATH=/usr/bin:/bin".into(), "GREETING=hi".into()],
             working_dir: "/srv".into(),
             user: "app".into(),
+            stop_signal: String::new(),
         },
         rootfs: "/pod1/images/0123456789abcdef".into(),
         passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into()),

@@ -16,6 +16,9 @@ pub struct ImageConfig {
     pub working_dir: String,
     /// `User`: `uid`, `uid:gid`, `name` or `name:group`; empty means root.
     pub user: String,
+    /// `StopSignal`, as written; empty means SIGTERM.
+    #[serde(default)]
+    pub stop_signal: String,
 }
 
 /// The image's `/etc/passwd` and `/etc/group`, if it has them.

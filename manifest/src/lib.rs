@@ -47,6 +47,8 @@ pub mod quantity;
 #[cfg(feature = "std")]
 pub mod reference;
 #[cfg(feature = "std")]
+pub mod signals;
+#[cfg(feature = "std")]
 pub mod validate;
 #[cfg(feature = "std")]
 pub mod volumes;

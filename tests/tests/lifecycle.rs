@@ -134,3 +134,30 @@ fn termination_messages_as_the_kubelet_reads_them() {
         );
     }
 }
+
+#[test]
+fn stop_signals_from_the_manifest_and_the_image() {
+    // An image whose config says StopSignal SIGQUIT (umoci writes it).
+    pod1_tests::sh(&format!(
+        "cd {f} && rm -rf quitter && cp -r busybox quitter && \
+         umoci config --image quitter:latest --config.stopsignal SIGQUIT",
+        f = pod1_tests::fixtures().display()
+    ));
+    let trap = "for s in TERM QUIT USR1; do trap \"echo got $s; exit 0\" $s; done; echo up; while true; do sleep 0.2; done";
+    let manifest = json!({
+        "metadata": {"name": "signals"},
+        "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 3, "os": {"name": "linux"}, "containers": [
+            {"name": "manifest", "image": "oci:../busybox:latest", "lifecycle": {"stopSignal": "SIGUSR1"},
+             "command": ["sh", "-c", trap]},
+            {"name": "image", "image": "oci:../quitter:latest", "command": ["sh", "-c", trap]},
+            {"name": "default", "image": "oci:../busybox:latest", "command": ["sh", "-c", trap]}]}
+    });
+    let dir = pod_dir("signals", &manifest.to_string());
+    for (name, kernel) in kernels() {
+        let r = pod1_run(&dir.join("pod.json"), &kernel, &[]);
+        assert_eq!(r.code, 124, "{name}: {}", r.stderr);
+        assert_eq!(r.lines_of("manifest"), ["up", "got USR1"], "{name}: {}", r.stderr);
+        assert_eq!(r.lines_of("image"), ["up", "got QUIT"], "{name}: {}", r.stderr);
+        assert_eq!(r.lines_of("default"), ["up", "got TERM"], "{name}: {}", r.stderr);
+    }
+}

@@ -303,6 +303,7 @@ fn image_config(config: &oci_spec::image::ImageConfiguration) -> Result<ImageCon
         env: c.env().clone().unwrap_or_default(),
         working_dir: c.working_dir().clone().unwrap_or_default(),
         user: c.user().clone().unwrap_or_default(),
+        stop_signal: c.stop_signal().clone().unwrap_or_default(),
     })
 }
 

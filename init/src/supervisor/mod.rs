@@ -424,7 +424,7 @@ impl Supervisor {
         }
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             if now_ms() >= d {
-                self.kill_running(Signal::KILL);
+                self.kill_running(Some(Signal::KILL));
                 self.killed = true;
             }
         }
@@ -485,22 +485,30 @@ impl Supervisor {
         console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
         self.stop_deadline = Some(now_ms().saturating_add(grace.saturating_mul(1000)));
         self.abort_waiting();
-        self.kill_running(Signal::TERM);
+        self.kill_running(None);
     }
 
-    fn kill_running(&self, sig: Signal) {
+    /// Sends every running container `sig`, or with `None` its own stop
+    /// signal (`lifecycle.stopSignal`, the image's, or SIGTERM).
+    fn kill_running(&self, sig: Option<Signal>) {
         for c in &self.ctrs {
             if let State::Running { pid, .. } = c.state {
-                // A container's command is PID 1 of its PID namespace: it
-                // gets SIGTERM only if it handles it (as under Docker), and
-                // SIGKILL ends its whole namespace.
-                let res = match rustix::process::Pid::from_raw(pid) {
-                    Some(p) => rustix::process::kill_process(p, sig),
-                    None => Err(rustix::io::Errno::SRCH),
+                // A number outside Linux's signals (a plan pod1 did not
+                // write) stops with SIGTERM.
+                let raw = match sig {
+                    Some(s) => s.as_raw(),
+                    None if (1..=64).contains(&c.plan.stop_signal) => c.plan.stop_signal,
+                    None => libc::SIGTERM,
                 };
-                if let Err(e) = res {
-                    let (sig, e) = (Sig(sig.as_raw()), Errno::from(e));
-                    console::debug(&format!("kill({pid}, {sig}): {e}"));
+                // A container's command is PID 1 of its PID namespace: it
+                // gets a signal only if it handles it (as under Docker),
+                // and SIGKILL ends its whole namespace. kill(2) through
+                // libc: rustix takes only the signals it names, not the
+                // real-time ones a stop signal may be.
+                // SAFETY: kill(2) takes no pointers.
+                if pid > 0 && unsafe { libc::kill(pid, raw) } != 0 {
+                    let e = Errno::last();
+                    console::debug(&format!("kill({pid}, {}): {e}", Sig(raw)));
                 }
             }
         }

@@ -24,6 +24,29 @@ pub(super) struct Pod1Paths {
 /// The default `terminationMessagePath`.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
+/// The signal that stops `c`: `lifecycle.stopSignal` (validated), else its
+/// image's `StopSignal` (one containerd cannot read is an error, as
+/// containerd refuses to create the container), else SIGTERM.
+fn stop_signal(at: &str, c: &Container, image: &crate::image::ImageConfig) -> Result<i32, Error> {
+    if let Some(n) = c
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.stop_signal.as_deref())
+        .and_then(crate::signals::stop_signal)
+    {
+        return Ok(n);
+    }
+    if image.stop_signal.is_empty() {
+        return Ok(crate::signals::SIGTERM);
+    }
+    crate::signals::image_signal(&image.stop_signal).ok_or_else(|| {
+        Error::new(
+            format!("{at}.image"),
+            format!("the image's StopSignal {:?} is not a signal", image.stop_signal),
+        )
+    })
+}
+
 /// The most bytes of a container's termination message, as the kubelet
 /// bounds them: 4 KiB each, within 12 KiB for the whole pod
 /// (`MaxContainerTerminationMessageLength`, `MaxPodTerminationMessageLogLength`).
@@ -224,6 +247,7 @@ pub(super) fn resolve_container(
         seccomp,
         no_new_privileges: !privileged && sc.allow_privilege_escalation != Some(true),
         files,
+        stop_signal: stop_signal(at, c, &image.config)?,
         termination_message_file,
         fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
         termination_message_max: termination_message_max(pod.spec.all_containers().count()),

@@ -287,6 +287,9 @@ pub struct ContainerPlan {
     pub no_new_privileges: bool,
     /// Files bound in after /dev ([`FileMount`]), in order.
     pub files: Vec<FileMount>,
+    /// The signal a stop sends: `lifecycle.stopSignal`, else the image's
+    /// `StopSignal`, else SIGTERM.
+    pub stop_signal: i32,
     /// The file of the initramfs bound at `terminationMessagePath`, read
     /// (its last `termination_message_max` bytes) when the container ends.
     pub termination_message_file: String,

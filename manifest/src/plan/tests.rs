@@ -31,6 +31,7 @@ mod resolving {
             env: vec!["PATH=/bin".into(), "GREETING=hi".into()],
             working_dir: "/srv".into(),
             user: "app".into(),
+            stop_signal: "SIGQUIT".into(),
         };
         let p = plan(
             r#"{"metadata":{"name":"demo","annotations":{"pod1/restart-backoff-ms":"50"}},
@@ -69,6 +70,42 @@ mod resolving {
         assert!(!c.capabilities.contains(&"KILL".to_string()));
         assert_eq!(p.backoff.initial_ms, 50);
         assert_eq!(p.termination_grace_period_seconds, 30);
+        // The image's StopSignal, as no lifecycle.stopSignal replaces it.
+        assert_eq!(c.stop_signal, 3);
+    }
+
+    #[test]
+    fn a_stop_signal_replaces_the_images() {
+        let cfg = ImageConfig {
+            stop_signal: "SIGQUIT".into(),
+            cmd: vec!["true".into()],
+            ..ImageConfig::default()
+        };
+        let pod = |lifecycle: &str, os: &str| {
+            format!(
+                r#"{{"metadata":{{"name":"p"}},"spec":{{{os}"containers":[{{"name":"a","image":"oci:img","lifecycle":{lifecycle}}}]}}}}"#
+            )
+        };
+        let p = plan(
+            &pod(r#"{"stopSignal":"SIGUSR1"}"#, r#""os":{"name":"linux"},"#),
+            cfg.clone(),
+        )
+        .unwrap();
+        assert_eq!(p.containers[0].stop_signal, 10);
+        let err = |lifecycle: &str, os: &str| plan(&pod(lifecycle, os), cfg.clone()).unwrap_err().to_string();
+        assert!(err(r#"{"stopSignal":"SIGUSR1"}"#, "").contains("spec.os.name must be set"));
+        assert!(err(r#"{"stopSignal":"USR1"}"#, r#""os":{"name":"linux"},"#)
+            .contains("not a signal Kubernetes supports"));
+        assert!(err(r#"{"preStop":{"exec":{"command":["x"]}}}"#, "")
+            .contains("lifecycle.preStop: lifecycle hooks are not supported"));
+        let bad = ImageConfig {
+            stop_signal: "SIGNOPE".into(),
+            ..cfg
+        };
+        assert!(plan(&pod("{}", ""), bad)
+            .unwrap_err()
+            .to_string()
+            .contains("StopSignal \"SIGNOPE\""));
     }
 
     #[test]

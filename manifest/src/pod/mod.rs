@@ -227,6 +227,21 @@ pub struct Container {
     /// Ports; those with a `hostPort` are published to the host.
     #[serde(default)]
     pub ports: Vec<ContainerPort>,
+    /// The stop signal (hooks are refused).
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// `lifecycle` of a container.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Lifecycle {
+    /// The signal a stop sends instead of the image's StopSignal or SIGTERM.
+    pub stop_signal: Option<String>,
+    /// Refused: hooks are not supported yet.
+    pub post_start: Option<serde_json::Value>,
+    /// Refused: hooks are not supported yet.
+    pub pre_stop: Option<serde_json::Value>,
 }
 
 /// `ports[]` of a container.
@@ -273,7 +288,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "ephemeralContainers", "hostPID", "hostUsers", "overhead", "resourceClaims",
     "runtimeClassName", "resources", "hostnameOverride",
     // Container
-    "lifecycle", "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
+    "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
     "startupProbe", "stdin", "stdinOnce", "tty", "volumeDevices",
     // EnvVarSource
     "fileKeyRef",

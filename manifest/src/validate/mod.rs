@@ -100,6 +100,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
         for (i, c) in list.iter().enumerate() {
             let at = format!("spec.{field}[{i}]");
             container(&at, c, &volumes)?;
+            lifecycle(&at, c, spec.os.is_some())?;
             if !names.insert(c.name.as_str()) {
                 return Err(Error::new(
                     format!("{at}.name"),
@@ -200,6 +201,38 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// `lifecycle`: a `stopSignal` Kubernetes knows, with `spec.os.name` set
+/// as the API server requires; hooks are refused (not supported yet).
+fn lifecycle(at: &str, c: &Container, os_named: bool) -> Result<(), Error> {
+    let Some(l) = &c.lifecycle else { return Ok(()) };
+    for (field, set) in [
+        ("postStart", l.post_start.is_some()),
+        ("preStop", l.pre_stop.is_some()),
+    ] {
+        if set {
+            return Err(Error::new(
+                format!("{at}.lifecycle.{field}"),
+                "lifecycle hooks are not supported by pod1 yet; remove it",
+            ));
+        }
+    }
+    let Some(sig) = &l.stop_signal else { return Ok(()) };
+    let at = format!("{at}.lifecycle.stopSignal");
+    if !os_named {
+        return Err(Error::new(
+            at,
+            "spec.os.name must be set (to linux) to use a stop signal",
+        ));
+    }
+    if crate::signals::stop_signal(sig).is_none() {
+        return Err(Error::new(
+            at,
+            format!("{sig:?} is not a signal Kubernetes supports on Linux (e.g. SIGTERM, SIGQUIT, SIGUSR1, SIGRTMIN+3)"),
+        ));
     }
     Ok(())
 }
