@@ -38,6 +38,7 @@ mod channel;
 mod cmdline;
 mod console;
 mod host;
+mod hostpath;
 mod kmod;
 mod mountpoint;
 mod mounts;
@@ -52,6 +53,7 @@ mod sys;
 mod tree;
 mod volumes;
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 
@@ -102,6 +104,9 @@ enum Error {
     /// The lifecycle failed.
     #[error(transparent)]
     Supervisor(#[from] supervisor::Error),
+    /// A hostPath volume could not be mounted.
+    #[error(transparent)]
+    HostPath(Box<hostpath::Error>),
 }
 
 // Static glibc's cleanup paths (fwrite, pthread_once, ...) call
@@ -356,6 +361,9 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
     // Before any container: the namespaces they will join.
     let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;
     channel::event(Event::SandboxReady {});
+    // hostPath shares, before the containers that bind them (in the VM
+    // from their virtio-fs devices, on a host from the paths themselves).
+    hostpath::mount_all(&plan.volumes, state, pid1).map_err(|e| Error::HostPath(Box::new(e)))?;
     let cg_name = if pid1 {
         "pod1".to_string()
     } else {

@@ -29,6 +29,7 @@ fn prepared(plan: &mut Plan, name: &str, source: &str) {
         size_limit_bytes: None,
         source: Some(format!("/{source}")),
         fs_group: None,
+        host_path: None,
     });
 }
 
@@ -147,6 +148,7 @@ fn fs_group_owns_a_fresh_empty_dir_and_is_inherited_by_what_is_made_in_it() {
             size_limit_bytes: size,
             source: None,
             fs_group: Some(4321),
+            host_path: None,
         });
     }
     let o = run(&p);
