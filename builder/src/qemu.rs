@@ -136,6 +136,8 @@ pub struct VmConfig {
     pub channel: ChannelKind,
     /// Unix socket QEMU connects the virtio-serial port to.
     pub virtio_socket: PathBuf,
+    /// hostPath volumes' virtio-fs devices (none: no device, private RAM).
+    pub shares: Vec<crate::virtiofs::QemuShare>,
 }
 
 impl VmConfig {
@@ -190,6 +192,7 @@ impl VmConfig {
             ]);
         }
         push(&["-monitor", "none"]);
+        a.extend(crate::virtiofs::qemu_args(&self.shares, self.memory_mib));
         a
     }
 }
