@@ -554,12 +554,25 @@ impl Daemons {
     pub fn watch(&mut self, tx: &Sender<Msg>, qemu: Pid) {
         for d in &mut self.list {
             let (tx, ending, pid, volume) = (tx.clone(), self.ending.clone(), d.pid, d.volume.clone());
-            let stderr = d.child.stderr.take();
+            let said = Arc::new(std::sync::Mutex::new(Vec::new()));
+            if let Some(mut stderr) = d.child.stderr.take() {
+                // Its own thread: the C daemon's sandbox child holds the
+                // pipe too, and may outlive the process pod1 started.
+                let said = said.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                        if let Ok(mut kept) = said.lock() {
+                            kept.extend_from_slice(&buf[..n]);
+                            let extra = kept.len().saturating_sub(STDERR_KEPT);
+                            kept.drain(..extra);
+                        }
+                    }
+                });
+            }
             std::thread::spawn(move || {
-                // Reading to the end waits for the daemon (and its
-                // sandbox child) to exit; WNOWAIT leaves it a zombie, so
-                // its pid cannot be reused before Daemons reaps it.
-                let said = stderr.map(read_tail).unwrap_or_default();
+                // WNOWAIT leaves it a zombie, so its pid cannot be reused
+                // before Daemons reaps it.
                 let status = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
                 let deadline = Instant::now() + QEMU_EXIT_GRACE;
                 while Instant::now() < deadline && !ending.load(Ordering::SeqCst) {
@@ -583,10 +596,17 @@ impl Daemons {
                     Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
                     _ => "ended".to_string(),
                 };
-                let said = said.trim();
-                let said = match said.is_empty() {
-                    true => String::new(),
-                    false => format!("; it said: {said}"),
+                // What it said before it died (a moment for the last words).
+                std::thread::sleep(Duration::from_millis(50));
+                let said = said
+                    .lock()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                // Its last lines (the C daemon logs every connection).
+                let lines: Vec<&str> = said.trim().lines().collect();
+                let said = match lines.len() {
+                    0 => String::new(),
+                    n => format!("; its last words: {}", lines[n.saturating_sub(3)..].join(" / ")),
                 };
                 let _ = tx.send(Msg::DaemonDied(format!(
                     "the virtiofsd serving hostPath volume {volume:?} {how} while the pod ran, so the guest's \
