@@ -354,6 +354,9 @@ impl Shares {
             };
             let socket = Self::socket(work, attempt, i);
             let dir = work.join(format!("share-{attempt}-{i}"));
+            // Empty on the host's side (its mounts were the daemon's own);
+            // a boot retried under TCG has the same number.
+            let _ = std::fs::remove_dir(&dir);
             std::fs::create_dir(&dir).with_context(fail)?;
             let _ = std::fs::remove_file(&socket);
             let setup = NamespaceSetup::new(share, &dir)?;

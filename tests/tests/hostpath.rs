@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pod1_tests::{bin, fixtures, kernels, pod1_run, pod1_spawn, pod_dir};
+use pod1_tests::{bin, fixtures, kernels, pod1_run, pod1_spawn, pod_dir, workspace};
 
 /// A pod of one busybox container `c` running `script`, with `volumes`
 /// and `mounts`, in a fresh directory `name` next to the fixtures.
@@ -448,5 +448,56 @@ fn the_image_one_liner_mounts_a_host_directory_with_dash_v() {
             std::fs::read_to_string(cwd.join("ro.txt")).unwrap(),
             "read-only\n"
         );
+    }
+}
+
+#[test]
+fn the_ci_example_reports_into_the_repository_and_fails_as_its_tests_do() {
+    // examples/ci/job.yaml as it is, but with the test image and the
+    // repository's absolute path (the copy lives next to the fixtures).
+    let example = std::fs::read_to_string(workspace().join("examples/ci/job.yaml")).unwrap();
+    let image = format!("oci:{}:latest", fixtures().join("busybox").display());
+    let job = |report: &str, required: &str| {
+        let text = example
+            .replace("image: busybox:1.36", &format!("image: {image:?}"))
+            .replace(
+                "path: ../..",
+                &format!("path: {:?}", workspace().display().to_string()),
+            )
+            .replace("value: target/pod1-ci/junit.xml", &format!("value: {report}"))
+            .replace(
+                "value: \"Cargo.toml README.md SECURITY.md\"",
+                &format!("value: {required:?}"),
+            );
+        assert!(
+            text.contains(&image) && text.contains(report) && text.contains(required),
+            "{text}"
+        );
+        pod_dir("ci", &text).join("pod.json")
+    };
+    for (i, (kname, kernel)) in kernels().into_iter().enumerate() {
+        let report = format!("target/pod1-ci/junit-test-{kname}.xml");
+        let on_host = workspace().join(&report);
+        let _ = std::fs::remove_file(&on_host);
+        let r = pod1_run(&job(&report, "Cargo.toml README.md"), &kernel, &[]);
+        assert_eq!(r.code, 0, "{kname}: {}\n{}", r.stdout, r.stderr);
+        let xml = std::fs::read_to_string(&on_host).unwrap();
+        assert!(
+            xml.contains(r#"<testsuite name="smoke" tests="5" failures="0""#),
+            "{kname}: {xml}"
+        );
+        // A failing check fails the job, and the report says which.
+        if i == 0 {
+            let r = pod1_run(&job(&report, "Cargo.toml no-such-file"), &kernel, &[]);
+            assert_eq!(r.code, 1, "{kname}: {}\n{}", r.stdout, r.stderr);
+            let xml = std::fs::read_to_string(&on_host).unwrap();
+            assert!(xml.contains(r#"failures="1""#), "{kname}: {xml}");
+            assert!(
+                xml.contains(r#"name="required file no-such-file""#),
+                "{kname}: {xml}"
+            );
+            assert_eq!(xml.matches("<failure").count(), 1, "{kname}: {xml}");
+        }
+        let _ = std::fs::remove_file(&on_host);
     }
 }
