@@ -218,7 +218,9 @@ pub fn mounts_of(volumes: &[VolumePlan], mounts: &[MountPlan], root: &str, state
                 file: host.is_some_and(|h| h.file),
                 sub_path: m.sub_path.clone(),
                 target: m.mount_path.clone(),
-                read_only: m.read_only,
+                // A read-only share stays so in every container (a bind
+                // remounted without MS_RDONLY would not be).
+                read_only: m.read_only || host.is_some_and(|h| h.read_only),
             }
         })
         .collect()

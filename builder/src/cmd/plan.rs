@@ -40,6 +40,7 @@ pub fn run(args: &Args) -> Result<()> {
         "pod {} (hostname {}, restartPolicy {:?}, QoS class {:?})\n",
         plan.pod, plan.hostname, plan.restart_policy, plan.qos_class
     );
+    let volumes = plan.volumes.clone();
     let mut show = |kind: &str, c: &ContainerPlan| -> std::fmt::Result {
         writeln!(out, "{kind} {}  image {}", c.name, c.image)?;
         if let Some(l) = manifest.located.get(&c.image) {
@@ -70,7 +71,13 @@ pub fn run(args: &Args) -> Result<()> {
                 .map(|p| format!(" (subPath {p})"))
                 .unwrap_or_default();
             let ro = if m.read_only { " read-only" } else { "" };
-            writeln!(out, "  mount    {} at {}{sub}{ro}", m.name, m.mount_path)?;
+            let host = volumes
+                .iter()
+                .find(|v| v.name == m.name)
+                .and_then(|v| v.host_path.as_ref())
+                .map(|h| format!(" (host {})", h.path))
+                .unwrap_or_default();
+            writeln!(out, "  mount    {} at {}{sub}{ro}{host}", m.name, m.mount_path)?;
         }
         let seccomp = match &c.seccomp {
             None => "Unconfined".to_string(),
