@@ -49,7 +49,7 @@ pub fn build(
     );
     let m = Manifest::load(manifest, extra, strict, pull)?;
     let init = find_init(init)?;
-    let inputs = fingerprint(&m, &init, vm)?;
+    let inputs = fingerprint(&m, &init, &vm)?;
     let cached =
         |file: &Path, want: &str| img.is_file() && std::fs::read_to_string(file).is_ok_and(|s| s == want);
     if cached(&inputs_file, &inputs) {
@@ -71,7 +71,7 @@ pub fn build(
 
 /// A digest of everything the build reads, from metadata alone (contents
 /// only for the manifest).
-fn fingerprint(m: &Manifest, init: &Path, vm: VmSize) -> Result<String> {
+fn fingerprint(m: &Manifest, init: &Path, vm: &VmSize) -> Result<String> {
     let mut h = Sha256::new();
     for file in std::iter::once(&m.path).chain(&m.extra) {
         let text = std::fs::read(file).with_context(|| format!("cannot read manifest {}", file.display()))?;

@@ -19,6 +19,14 @@ pub fn channel_modules(machine: &str) -> &'static [&'static str] {
         false => &["virtio_pci", "virtio_console"],
     }
 }
+/// The NIC: the transport and virtio-net (Debian's pulls in
+/// `net_failover` and `failover` through modules.dep).
+pub fn net_modules(machine: &str) -> &'static [&'static str] {
+    match machine.starts_with("microvm") {
+        true => &["virtio_mmio", "virtio_net"],
+        false => &["virtio_pci", "virtio_net"],
+    }
+}
 /// hostPath volumes' virtio-fs: FUSE, the virtiofs driver and the PCI
 /// transport (what they need comes from `modules.dep`). Only for a pod
 /// that has one.

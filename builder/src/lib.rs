@@ -13,6 +13,7 @@ pub mod image;
 pub mod initramfs;
 pub mod initrd;
 pub mod kernel;
+pub mod net;
 pub mod qemu;
 pub mod seccomp;
 pub mod session;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use pod1_manifest::channel::PORT_NAME;
+use pod1_manifest::plan::{NetworkPlan, PortPlan};
 
 /// x86's COMMAND_LINE_SIZE, the NUL included.
 const MAX_CMDLINE: usize = 2048;
@@ -136,6 +137,8 @@ pub struct VmConfig {
     pub channel: ChannelKind,
     /// Unix socket QEMU connects the virtio-serial port to.
     pub virtio_socket: PathBuf,
+    /// The NIC's addresses and its port forwards; `None`: no NIC.
+    pub network: Option<(NetworkPlan, Vec<PortPlan>)>,
     /// hostPath volumes' virtio-fs devices (none: no device, private RAM).
     pub shares: Vec<crate::virtiofs::QemuShare>,
 }
@@ -191,7 +194,10 @@ impl VmConfig {
                 &port,
             ]);
         }
-        push(&["-monitor", "none"]);
+        if let Some((net, forwards)) = &self.network {
+            a.extend(crate::net::qemu_args(net, forwards, &self.machine));
+        }
+        a.extend(["-monitor", "none"].map(str::to_string));
         a.extend(crate::virtiofs::qemu_args(&self.shares, self.memory_mib));
         a
     }

@@ -43,6 +43,7 @@ mod kmod;
 mod mountpoint;
 mod mounts;
 mod namespaces;
+mod net;
 mod power;
 mod process;
 mod rootfs;

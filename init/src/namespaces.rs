@@ -22,6 +22,7 @@ use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 use crate::mounts;
 use crate::power::{self, Role};
 use crate::sys::{self, Errno, Sig, WaitStatus};
+use crate::{console, net};
 
 /// Namespace flags of clone(2)/unshare(2), printed as nix printed its
 /// `CloneFlags` (error messages name them).
@@ -239,7 +240,29 @@ pub fn create(plan: &Plan, dir: &str, vm: bool) -> Result<Sandbox, Error> {
         ipc: (!plan.host_ipc).then(|| sys::join(dir, "ipc")),
         uts: sys::join(dir, "uts"),
     };
+    // The NIC is found in the VM's namespace, before the pod's is made.
+    // On a host the machine's NICs are never the pod's: it keeps loopback.
+    let nic = match (&plan.network, vm) {
+        (Some(_), true) => Some(net::Nic::find().map_err(Error::Failed)?.ok_or_else(|| {
+            Error::Failed(
+                "the plan gives the pod a network, but the VM has no network device \
+                 (boot it with pod1 run, or rebuild with --network none)"
+                    .into(),
+            )
+        })?),
+        (Some(_), false) => {
+            console::log("host mode: the pod keeps loopback only (its network is the VM's NIC)");
+            None
+        }
+        (None, _) => None,
+    };
     enter_and_pin(plan, dir, &sandbox).map_err(Error::Failed)?;
+    if let (Some(nic), Some(net)) = (nic, &plan.network) {
+        if sandbox.net.is_some() {
+            nic.move_here().map_err(Error::Failed)?;
+        }
+        nic.configure(net).map_err(Error::Failed)?;
+    }
     Ok(sandbox)
 }
 

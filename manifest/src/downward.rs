@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 
+use crate::network::Network;
 use crate::pod::{Container, Pod, ResourceFieldSelector};
 use crate::quantity::Quantity;
 
-/// The pod's address while pod1 pods have no network: loopback. It is
-/// what `status.podIP`, `status.hostIP` and /etc/hosts give.
+/// The pod's address without a network (`--network none`): loopback. It
+/// is then what `status.podIP`, `status.hostIP` and /etc/hosts give.
 pub const POD_IP: &str = "127.0.0.1";
 /// `spec.nodeName`: the VM is the pod's node.
 pub const NODE_NAME: &str = "pod1";
 
 /// What the node (the VM) has, for resources a container does not limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// Memory in bytes.
     pub memory_bytes: u64,
@@ -24,6 +25,8 @@ pub struct Node {
     pub cpu_millis: u64,
     /// Ephemeral storage in bytes: the VM's root tmpfs, half its memory.
     pub ephemeral_storage_bytes: u64,
+    /// Its network, if it has one.
+    pub network: Option<Network>,
 }
 
 impl Node {
@@ -33,7 +36,19 @@ impl Node {
             memory_bytes: memory_mib << 20,
             cpu_millis: cpus * 1000,
             ephemeral_storage_bytes: memory_mib << 19,
+            network: None,
         }
+    }
+
+    /// The same VM with `network`.
+    pub fn with_network(self, network: Option<Network>) -> Node {
+        Node { network, ..self }
+    }
+
+    /// The pod's address (the node's too: the VM is both): the NIC's, else
+    /// loopback.
+    pub fn pod_ip(&self) -> &str {
+        self.network.as_ref().map_or(POD_IP, |n| n.plan.address.as_str())
     }
 }
 
@@ -48,7 +63,7 @@ pub enum Use {
 }
 
 /// The value of `fieldPath` for `pod`, or why it cannot be read.
-pub fn field(pod: &Pod, path: &str, usage: Use) -> Result<String, String> {
+pub fn field(pod: &Pod, node: &Node, path: &str, usage: Use) -> Result<String, String> {
     let meta = &pod.metadata;
     let subscript = |prefix: &str| -> Option<String> {
         let key = path
@@ -77,7 +92,7 @@ pub fn field(pod: &Pod, path: &str, usage: Use) -> Result<String, String> {
             .clone()
             .unwrap_or_else(|| "default".to_string()),
         ("status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs", Use::Env) => {
-            POD_IP.to_string()
+            node.pod_ip().to_string()
         }
         _ => {
             let supported = match usage {
@@ -215,7 +230,8 @@ mod tests {
     #[test]
     fn fields() {
         let p = pod();
-        let f = |path, usage| field(&p, path, usage);
+        let node = Node::new(512, 1);
+        let f = |path, usage| field(&p, &node, path, usage);
         assert_eq!(f("metadata.name", Use::Env).unwrap(), "p");
         assert_eq!(f("metadata.namespace", Use::Env).unwrap(), "default");
         assert_eq!(f("metadata.uid", Use::Volume).unwrap(), "u-1");
@@ -223,6 +239,8 @@ mod tests {
         assert_eq!(f("metadata.labels['none']", Use::Env).unwrap(), "");
         assert_eq!(f("metadata.annotations['k']", Use::Volume).unwrap(), "v");
         assert_eq!(f("status.podIPs", Use::Env).unwrap(), POD_IP);
+        let net = node.clone().with_network(Some(Network::user(Vec::new())));
+        assert_eq!(field(&p, &net, "status.hostIP", Use::Env).unwrap(), "10.0.2.15");
         assert_eq!(f("spec.serviceAccountName", Use::Env).unwrap(), "default");
         assert_eq!(
             f("metadata.labels", Use::Volume).unwrap(),

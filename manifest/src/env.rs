@@ -246,7 +246,7 @@ fn value_from(
         &from.config_map_key_ref,
         &from.secret_key_ref,
     ) {
-        (Some(f), None, None, None) => downward::field(ctx.pod, &f.field_path, Use::Env)
+        (Some(f), None, None, None) => downward::field(ctx.pod, ctx.node, &f.field_path, Use::Env)
             .map(Some)
             .map_err(|m| Error::new(format!("{at}.fieldRef.fieldPath"), m)),
         (None, Some(r), None, None) => {

@@ -38,6 +38,8 @@ pub mod image;
 #[cfg(feature = "std")]
 pub mod managed;
 #[cfg(feature = "std")]
+pub mod network;
+#[cfg(feature = "std")]
 pub mod objects;
 pub mod plan;
 pub mod pod;

@@ -4,8 +4,13 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use crate::downward::POD_IP;
+use std::collections::BTreeSet;
+
+use alloc::vec::Vec;
+
+use crate::downward::Node;
 use crate::error::Error;
+use crate::network::{HOST_ALIAS, MAX_NAMESERVERS, MAX_SEARCHES};
 use crate::pod::Pod;
 
 /// The cluster domain of the pod's DNS names.
@@ -64,15 +69,19 @@ pub fn names(pod: &Pod) -> Result<Names, Error> {
 }
 
 /// /etc/hosts as the kubelet writes it for a pod: the localhost lines,
-/// the pod's address with its names, then the `hostAliases`.
-pub fn hosts(pod: &Pod, names: &Names) -> String {
+/// the pod's address with its names, the host's address as
+/// [`HOST_ALIAS`] when the VM has a network, then the `hostAliases`.
+pub fn hosts(pod: &Pod, names: &Names, node: &Node) -> String {
     let mut out = String::from(
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
     );
-    let h = &names.hostname;
+    let (h, ip) = (&names.hostname, node.pod_ip());
     match &names.domain {
-        Some(d) => out.push_str(&format!("{POD_IP}\t{h}.{d}\t{h}\n")),
-        None => out.push_str(&format!("{POD_IP}\t{h}\n")),
+        Some(d) => out.push_str(&format!("{ip}\t{h}.{d}\t{h}\n")),
+        None => out.push_str(&format!("{ip}\t{h}\n")),
+    }
+    if let Some(net) = &node.network {
+        out.push_str(&format!("{}\t{HOST_ALIAS}\n", net.plan.gateway));
     }
     if !pod.spec.host_aliases.is_empty() {
         out.push_str("\n# Entries added by HostAliases.\n");
@@ -84,32 +93,68 @@ pub fn hosts(pod: &Pod, names: &Names) -> String {
 }
 
 /// /etc/resolv.conf as containerd writes it from the kubelet's DNS
-/// config: `search`, `nameserver` and `options` lines. With no cluster
-/// DNS and no network the kubelet's config holds only `dnsConfig`, so a
-/// pod without it gets an empty file (no resolver).
-pub fn resolv_conf(pod: &Pod) -> String {
-    let mut out = String::new();
-    let Some(dns) = &pod.spec.dns_config else {
-        return out;
-    };
-    if !dns.searches.is_empty() {
-        out.push_str(&format!("search {}\n", dns.searches.join(" ")));
+/// config: `search`, `nameserver` and `options` lines, and what was cut
+/// to the kubelet's limits. Under `dnsPolicy: None` only `dnsConfig`
+/// counts. Otherwise the base is the node's resolver: QEMU's DNS server
+/// (which forwards to the host's) with the host's search domains when the
+/// VM has a network, nothing without one (`ClusterFirst` falls back to
+/// it, as the kubelet does when it has no cluster DNS); `dnsConfig` is
+/// appended, duplicates dropped, and its options override the same names.
+pub fn resolv_conf(pod: &Pod, node: &Node) -> (String, Vec<String>) {
+    let mut servers: Vec<String> = Vec::new();
+    let mut searches: Vec<String> = Vec::new();
+    let mut options: Vec<(String, Option<String>)> = Vec::new();
+    let policy = pod.spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    if let (Some(net), false) = (&node.network, policy == "None") {
+        servers.push(net.plan.dns.clone());
+        searches.extend(net.searches.iter().cloned());
     }
-    for ns in &dns.nameservers {
+    if let Some(dns) = &pod.spec.dns_config {
+        servers.extend(dns.nameservers.iter().cloned());
+        searches.extend(dns.searches.iter().cloned());
+        for o in &dns.options {
+            options.retain(|(name, _)| *name != o.name);
+            options.push((o.name.clone(), o.value.clone()));
+        }
+    }
+    let dedup = |list: &mut Vec<String>| {
+        let mut seen = BTreeSet::new();
+        list.retain(|x| seen.insert(x.clone()));
+    };
+    dedup(&mut servers);
+    dedup(&mut searches);
+    let mut warnings = Vec::new();
+    if servers.len() > MAX_NAMESERVERS {
+        warnings.push(format!(
+            "spec.dnsConfig.nameservers: a pod's resolv.conf keeps {MAX_NAMESERVERS} nameservers; {} dropped (the VM's own DNS server is the first)",
+            servers[MAX_NAMESERVERS..].join(", ")
+        ));
+        servers.truncate(MAX_NAMESERVERS);
+    }
+    if searches.len() > MAX_SEARCHES {
+        warnings.push(format!(
+            "spec.dnsConfig.searches: a pod's resolv.conf keeps {MAX_SEARCHES} search domains; the rest are dropped"
+        ));
+        searches.truncate(MAX_SEARCHES);
+    }
+    let mut out = String::new();
+    if !searches.is_empty() {
+        out.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    for ns in &servers {
         out.push_str(&format!("nameserver {ns}\n"));
     }
-    if !dns.options.is_empty() {
-        let opts: alloc::vec::Vec<String> = dns
-            .options
+    if !options.is_empty() {
+        let opts: Vec<String> = options
             .iter()
-            .map(|o| match &o.value {
-                Some(v) => format!("{}:{v}", o.name),
-                None => o.name.clone(),
+            .map(|(name, value)| match value {
+                Some(v) => format!("{name}:{v}"),
+                None => name.clone(),
             })
             .collect();
         out.push_str(&format!("options {}\n", opts.join(" ")));
     }
-    out
+    (out, warnings)
 }
 
 #[cfg(test)]
@@ -131,13 +176,17 @@ mod tests {
         let p = pod(serde_json::json!({"hostAliases": [
             {"ip": "10.1.2.3", "hostnames": ["foo.remote", "bar.remote"]}]}));
         let n = names(&p).unwrap();
-        let text = hosts(&p, &n);
+        let none = Node::new(512, 1);
+        let text = hosts(&p, &n, &none);
         assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(text.ends_with("fe00::2\tip6-allrouters\n127.0.0.1\tweb-0\n\n# Entries added by HostAliases.\n10.1.2.3\tfoo.remote\tbar.remote\n"), "{text}");
         let p = pod(serde_json::json!({"hostname": "h", "subdomain": "sub"}));
         let n = names(&p).unwrap();
         assert_eq!(n.uts, "h");
-        assert!(hosts(&p, &n).ends_with("127.0.0.1\th.sub.shop.svc.cluster.local\th\n"));
+        assert!(hosts(&p, &n, &none).ends_with("127.0.0.1\th.sub.shop.svc.cluster.local\th\n"));
+        let net = none.with_network(Some(crate::network::Network::user(Vec::new())));
+        assert!(hosts(&p, &n, &net)
+            .ends_with("10.0.2.15\th.sub.shop.svc.cluster.local\th\n10.0.2.2\thost.containers.internal\n"));
     }
 
     #[test]
@@ -155,14 +204,40 @@ mod tests {
 
     #[test]
     fn resolv_conf_lines() {
-        assert_eq!(resolv_conf(&pod(serde_json::json!({}))), "");
-        let p = pod(
-            serde_json::json!({"dnsConfig": {"nameservers": ["1.1.1.1"], "searches": ["a.b", "c"],
-            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}),
-        );
+        let none = Node::new(512, 1);
+        let net = none
+            .clone()
+            .with_network(Some(crate::network::Network::user(vec!["corp.example".into()])));
+        let conf = |spec: serde_json::Value, node: &Node| resolv_conf(&pod(spec), node).0;
+        assert_eq!(conf(serde_json::json!({}), &none), "");
         assert_eq!(
-            resolv_conf(&p),
-            "search a.b c\nnameserver 1.1.1.1\noptions ndots:2 edns0\n"
+            conf(serde_json::json!({}), &net),
+            "search corp.example\nnameserver 10.0.2.3\n"
         );
+        let dns = serde_json::json!({"nameservers": ["1.1.1.1", "10.0.2.3"], "searches": ["a.b", "c"],
+            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}, {"name": "ndots", "value": "3"}]});
+        assert_eq!(
+            conf(serde_json::json!({"dnsConfig": dns}), &none),
+            "search a.b c\nnameserver 1.1.1.1\nnameserver 10.0.2.3\noptions edns0 ndots:3\n"
+        );
+        // dnsConfig is appended to the VM's resolver, duplicates dropped...
+        assert_eq!(
+            conf(serde_json::json!({"dnsConfig": dns}), &net),
+            "search corp.example a.b c\nnameserver 10.0.2.3\nnameserver 1.1.1.1\noptions edns0 ndots:3\n"
+        );
+        // ...or stands alone under dnsPolicy None.
+        assert_eq!(
+            conf(
+                serde_json::json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["9.9.9.9"]}}),
+                &net
+            ),
+            "nameserver 9.9.9.9\n"
+        );
+        let (text, warnings) = resolv_conf(
+            &pod(serde_json::json!({"dnsConfig": {"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3"]}})),
+            &net,
+        );
+        assert_eq!(text.matches("nameserver").count(), 3);
+        assert!(warnings[0].contains("3.3.3.3 dropped"), "{warnings:?}");
     }
 }

@@ -257,7 +257,7 @@ fn downward_files(
         let path = check_path(&format!("{at}.path"), &item.path)?;
         let m = file_mode(&format!("{at}.mode"), item.mode)?.unwrap_or(mode);
         let value = match (&item.field_ref, &item.resource_field_ref) {
-            (Some(f), None) => downward::field(pod, &f.field_path, Use::Volume)
+            (Some(f), None) => downward::field(pod, node, &f.field_path, Use::Volume)
                 .map_err(|m| Error::new(format!("{at}.fieldRef.fieldPath"), m))?,
             (None, Some(r)) => {
                 let name = r.container_name.as_deref().unwrap_or("");

@@ -23,6 +23,10 @@ pub struct Args {
     /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// The network the pod is built for: user (a NIC; /etc/hosts,
+    /// resolv.conf and status.podIP follow) or none (loopback only).
+    #[arg(long, value_enum, default_value_t = crate::net::Mode::User, value_name = "MODE")]
+    pub network: crate::net::Mode,
     /// Where to write the initramfs.
     #[arg(short, long, required_unless_present = "tree")]
     pub output: Option<PathBuf>,
@@ -38,7 +42,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     let manifest = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?;
     let init = find_init(args.init.as_deref())?;
-    let mut assembled = manifest.assemble(crate::build::default_vm())?;
+    let mut assembled =
+        manifest.assemble(crate::build::default_vm().with_network(crate::net::for_mode(args.network)))?;
     add_init(&mut assembled.tree, &init)?;
     if let Some(out) = &args.output {
         // Secrets are in the initramfs as they are: only its owner reads it.

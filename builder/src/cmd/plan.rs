@@ -22,6 +22,10 @@ pub struct Args {
     /// Another file of ConfigMaps and Secrets the pod reads (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// The network the pod is built for: user (a NIC; /etc/hosts,
+    /// resolv.conf and status.podIP follow) or none (loopback only).
+    #[arg(long, value_enum, default_value_t = crate::net::Mode::User, value_name = "MODE")]
+    pub network: crate::net::Mode,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -31,7 +35,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     use std::fmt::Write;
     let manifest = Manifest::load(&args.manifest, &args.files, args.strict, args.pull)?;
-    let assembled = manifest.assemble(crate::build::default_vm())?;
+    let assembled =
+        manifest.assemble(crate::build::default_vm().with_network(crate::net::for_mode(args.network)))?;
     let plan = assembled.plan;
     if args.json {
         return crate::print(&format!("{}\n", serde_json::to_string(&plan)?));
@@ -40,6 +45,13 @@ pub fn run(args: &Args) -> Result<()> {
         "pod {} (hostname {}, restartPolicy {:?}, QoS class {:?})\n",
         plan.pod, plan.hostname, plan.restart_policy, plan.qos_class
     );
+    match &plan.network {
+        Some(n) => writeln!(out, "network  {}/{} via {}", n.address, n.prefix_len, n.gateway)?,
+        None => writeln!(out, "network  none (loopback only)")?,
+    }
+    for p in &plan.ports {
+        writeln!(out, "publish  {}", crate::net::describe(p))?;
+    }
     let volumes = plan.volumes.clone();
     let mut show = |kind: &str, c: &ContainerPlan| -> std::fmt::Result {
         writeln!(out, "{kind} {}  image {}", c.name, c.image)?;

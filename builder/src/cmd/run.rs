@@ -14,12 +14,13 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use pod1_manifest::events::Request;
-use pod1_manifest::plan::Plan;
+use pod1_manifest::plan::{NetworkPlan, Plan, PortPlan};
 use pod1_manifest::pod::RestartPolicy;
 
 use crate::channel::FromGuest;
 use crate::initrd::{guest_initrd, is_initramfs};
 use crate::kernel;
+use crate::net;
 use crate::qemu::{kvm_usable, Accel, ChannelKind, KernelCmdline, VmConfig};
 use crate::session::guest::{handle, spawn_readers, Msg};
 use crate::session::status::{self, Cut, Fold, PodStatus};
@@ -55,6 +56,13 @@ pub struct Args {
     /// Guest CPUs [default: 1]; with --image, the container's CPU limit too.
     #[arg(long)]
     pub cpus: Option<u32>,
+    /// The pod's network: user (a NIC on QEMU's user-mode network) or none (loopback only).
+    #[arg(long, value_enum, default_value_t = net::Mode::User, value_name = "MODE")]
+    pub network: net::Mode,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp] (repeatable;
+    /// HOSTIP defaults to 127.0.0.1).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<net::Publish>,
     /// Acceleration: auto uses KVM only where it can work, else TCG.
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
@@ -162,13 +170,18 @@ pub fn run(args: &Args) -> Result<i32> {
     let args = match &args.quick.image {
         None => args,
         Some(_) => {
-            let pod = super::quick::pod(&args.quick, args.memory, args.cpus)?;
+            let mut pod = super::quick::pod(&args.quick, args.memory, args.cpus)?;
+            // -p becomes the container's ports, as a manifest would write them.
+            if !args.publish.is_empty() {
+                pod["spec"]["containers"][0]["ports"] = net::ports_json(&args.publish);
+            }
             if args.quick.dry_run {
                 crate::print(&super::quick::show(&pod, args.quick.output)?)?;
                 return Ok(0);
             }
             quick = Args {
                 input: Some(super::quick::write_manifest(&pod)?),
+                publish: Vec::new(),
                 ..args.clone()
             };
             &quick
@@ -249,7 +262,8 @@ fn build_and_boot(
             &args.files,
             args.init.as_deref(),
             args.strict,
-            pod1_manifest::downward::Node::new(u64::from(args.memory()), u64::from(args.cpus())),
+            pod1_manifest::downward::Node::new(u64::from(args.memory()), u64::from(args.cpus()))
+                .with_network(net::for_mode(args.network)),
             args.pull,
             |img| note(&format!("built {} into {}", input.display(), img.display())),
         )?,
@@ -272,6 +286,7 @@ fn build_and_boot(
         .filter(|p| p.restart_policy == RestartPolicy::Never)
         .and_then(|p| p.backoff_limit)
         .unwrap_or(0);
+    let network = network(args, plan.as_ref(), &input.display().to_string())?;
     let mut failures = 0;
     let deadline = args
         .timeout
@@ -282,16 +297,18 @@ fn build_and_boot(
         .prefix("pod1-run-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let required = match args.channel {
-        ChannelKind::Virtio => kernel::channel_modules(&args.machine),
-        ChannelKind::Serial => &[],
+    let mut required: Vec<&str> = match args.channel {
+        ChannelKind::Virtio => kernel::channel_modules(&args.machine).to_vec(),
+        ChannelKind::Serial => Vec::new(),
     };
+    if network.is_some() {
+        required.extend(kernel::net_modules(&args.machine));
+    }
     // hostPath volumes: checked and made before the boot, their modules.
     let shares = crate::virtiofs::prepare(plan.as_ref(), &args.machine)?;
-    let required = match shares.is_empty() {
-        true => required.to_vec(),
-        false => [required, kernel::FS_MODULES].concat(),
-    };
+    if !shares.is_empty() {
+        required.extend(kernel::FS_MODULES);
+    }
     let modules = kernel::modules_tree(&kernel, &required, kernel::OPTIONAL_MODULES)?;
     let initrd = guest_initrd(&initrd, modules, args.memory(), work.path())?;
     let mut user = KernelCmdline::default();
@@ -342,6 +359,7 @@ fn build_and_boot(
             serial_socket: work.path().join(format!("serial-{attempt}.sock")),
             channel: args.channel,
             virtio_socket: work.path().join(format!("channel-{attempt}.sock")),
+            network: network.clone(),
             shares: shares.qemu(work.path(), attempt),
         };
         let daemons = shares.start(work.path(), attempt)?;
@@ -375,6 +393,29 @@ fn build_and_boot(
                 "no sign of the init {}s into a KVM boot (try --accel tcg)",
                 KVM_STALL.as_secs()
             ),
+        }
+    }
+}
+
+/// The NIC to give the VM, from the plan (a pod is built for a network
+/// or without one: its /etc/hosts, resolv.conf and downward API say
+/// which) and `-p`, each forward's host port checked free.
+fn network(args: &Args, plan: Option<&Plan>, input: &str) -> Result<Option<(NetworkPlan, Vec<PortPlan>)>> {
+    let net = plan.and_then(|p| p.network.clone());
+    let mut forwards = plan.map(|p| p.ports.clone()).unwrap_or_default();
+    forwards.extend(args.publish.iter().map(|p| p.0.clone()));
+    match (net, args.network) {
+        (Some(_), net::Mode::None) => bail!(
+            "{input} was built with a network; rebuild it with --network none (pod1 run --network none MANIFEST does)"
+        ),
+        (None, _) if !forwards.is_empty() => bail!(
+            "{input} has no network (--network none), so no port can be published to it: {}",
+            forwards.iter().map(net::describe).collect::<Vec<_>>().join(", ")
+        ),
+        (None, _) => Ok(None),
+        (Some(n), net::Mode::User) => {
+            net::check_free(&forwards)?;
+            Ok(Some((n, forwards)))
         }
     }
 }
@@ -557,6 +598,9 @@ fn boot(
         console: args.console,
     };
     let mut s = Session::new(display, fold);
+    if let Some((_, forwards)) = &config.network {
+        s.published = forwards.iter().map(net::describe).collect();
+    }
     let timeout = args
         .timeout
         .map(|t| started + Duration::from_secs_f64(t.max(0.0)));

@@ -111,6 +111,8 @@ pub struct Session<O: Write = Stdout, E: Write = Stderr> {
     status: Option<Fold>,
     /// Why the run ended, when the pod did not report its end.
     pub cut: Option<Cut>,
+    /// The published ports, shown once the pod's network is up.
+    pub published: Vec<String>,
 }
 
 /// `text` with control characters escaped, for pod1's own lines about
@@ -164,6 +166,7 @@ impl<O: Write, E: Write> Session<O, E> {
             finished_at: None,
             status: None,
             cut: None,
+            published: Vec::new(),
         }
     }
 
@@ -286,6 +289,12 @@ impl<O: Write, E: Write> Session<O, E> {
         }
         match rec.event {
             Event::InitStarted { .. } => self.init_seen = true,
+            // The sandbox holds the configured NIC from here on.
+            Event::SandboxReady {} => {
+                for p in std::mem::take(&mut self.published) {
+                    self.note(&format!("published {p}"));
+                }
+            }
             Event::ContainerExited {
                 container,
                 exit_code,

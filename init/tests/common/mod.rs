@@ -105,6 +105,8 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
         qos_class: QosClass::BestEffort,
         backoff_limit: None,
         programs: vec![],
+        network: None,
+        ports: vec![],
     }
 }
 

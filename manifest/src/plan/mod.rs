@@ -78,6 +78,64 @@ pub struct Plan {
     /// The BPF programs (seccomp filters, the device program) in hex, each
     /// distinct one once: containers refer to them by index.
     pub programs: Vec<String>,
+    /// The pod's NIC (QEMU's user network): `None`, loopback only.
+    pub network: Option<NetworkPlan>,
+    /// Container ports published to the host (`hostPort`).
+    pub ports: Vec<PortPlan>,
+}
+
+/// The addresses of the VM's one NIC, as QEMU's user-mode network serves
+/// them (`pod1 run` gives QEMU the same ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPlan {
+    /// The pod's IPv4 address (`status.podIP`).
+    pub address: String,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The default gateway; also the host, as seen from the pod.
+    pub gateway: String,
+    /// The DNS server, forwarding to the host's resolvers.
+    pub dns: String,
+}
+
+/// A port published from the host to the pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortPlan {
+    /// The container declaring it.
+    pub container: String,
+    /// The port's name.
+    pub name: Option<String>,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The host address it listens on.
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
+    /// The pod's port it forwards to.
+    pub container_port: u16,
+}
+
+/// A published port's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`, as QEMU and `-p` spell it.
+    pub fn lower(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
 }
 
 /// Kubernetes' QoS classes (`status.qosClass`).

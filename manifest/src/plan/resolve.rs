@@ -115,15 +115,21 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         });
         alloc::format!("/{path}")
     };
+    let (resolv_conf, mut warnings) = managed::resolv_conf(pod, &inputs.node);
     let paths = Pod1Paths {
-        hosts: file("etc/hosts", managed::hosts(pod, &names), 0o644, &mut files),
+        hosts: file(
+            "etc/hosts",
+            managed::hosts(pod, &names, &inputs.node),
+            0o644,
+            &mut files,
+        ),
         hostname: file(
             "etc/hostname",
             alloc::format!("{}\n", names.uts),
             0o644,
             &mut files,
         ),
-        resolv_conf: file("etc/resolv.conf", managed::resolv_conf(pod), 0o644, &mut files),
+        resolv_conf: file("etc/resolv.conf", resolv_conf, 0o644, &mut files),
         termination_dir: alloc::format!("/{POD1_DIR}/termination"),
     };
     dir(format!("{POD1_DIR}/termination"), &mut files);
@@ -189,7 +195,6 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
             source,
         });
     }
-    let mut warnings = Vec::new();
     let mut secret_env = BTreeMap::new();
     let mut resolve_list = |field: &str, list: &[Container]| -> Result<Vec<ContainerPlan>, Error> {
         list.iter()
@@ -225,6 +230,8 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         qos_class: qos_class(spec.all_containers()),
         backoff_limit: inputs.backoff_limit,
         programs: alloc::vec![hex(&crate::devices::program(crate::devices::DEFAULT_RULES))],
+        network: inputs.node.network.as_ref().map(|n| n.plan.clone()),
+        ports: crate::network::published(spec),
     };
     Ok(Resolved {
         plan,

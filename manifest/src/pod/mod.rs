@@ -89,6 +89,10 @@ pub struct PodSpec {
     /// Entries added to every container's /etc/hosts.
     #[serde(default)]
     pub host_aliases: Vec<HostAlias>,
+    /// `ClusterFirst` (the default), `ClusterFirstWithHostNet`, `Default`
+    /// or `None`: with no cluster DNS the first two fall back to `Default`
+    /// (the node's resolver: the VM's), as the kubelet does.
+    pub dns_policy: Option<String>,
     /// Nameservers, search domains and options of /etc/resolv.conf.
     pub dns_config: Option<DnsConfig>,
     /// Seconds the pod may run; parsed (the lifecycle work enforces it).
@@ -220,6 +224,27 @@ pub struct Container {
     pub volume_mounts: Vec<VolumeMount>,
     /// `limits` are enforced with cgroups; `requests` are accepted and ignored.
     pub resources: Option<Resources>,
+    /// Ports; those with a `hostPort` are published to the host.
+    #[serde(default)]
+    pub ports: Vec<ContainerPort>,
+}
+
+/// `ports[]` of a container.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerPort {
+    /// An IANA service name, unique in the container (probes may name it).
+    pub name: Option<String>,
+    /// The port the container listens on.
+    pub container_port: i32,
+    /// The host port forwarded to it; none publishes nothing.
+    pub host_port: Option<i32>,
+    /// The host address the forward listens on (default 127.0.0.1).
+    #[serde(rename = "hostIP")]
+    pub host_ip: Option<String>,
+    /// `TCP` (the default) or `UDP`.
+    pub protocol: Option<String>,
 }
 
 /// `resources`.

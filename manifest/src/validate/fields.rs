@@ -85,6 +85,26 @@ pub(super) fn pod_spec(pod: &Pod) -> Result<(), Error> {
             }
         }
     }
+    match spec.dns_policy.as_deref() {
+        None | Some("ClusterFirst" | "ClusterFirstWithHostNet" | "Default") => {}
+        Some("None")
+            if spec
+                .dns_config
+                .as_ref()
+                .is_some_and(|d| !d.nameservers.is_empty()) => {}
+        Some("None") => {
+            return Err(Error::new(
+                "spec.dnsConfig.nameservers",
+                "must provide at least one DNS nameserver when dnsPolicy is None",
+            ))
+        }
+        Some(p) => {
+            return Err(Error::new(
+                "spec.dnsPolicy",
+                format!("{p:?}: use ClusterFirst, ClusterFirstWithHostNet, Default or None"),
+            ))
+        }
+    }
     if let Some(dns) = &spec.dns_config {
         if dns.nameservers.len() > 3 {
             return Err(Error::new("spec.dnsConfig.nameservers", "at most 3 nameservers"));

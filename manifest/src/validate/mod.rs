@@ -77,6 +77,7 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
         }
     }
     fields::pod_spec(pod)?;
+    crate::network::validate(spec)?;
     if let Some(sc) = &spec.security_context {
         id_range("spec.securityContext.runAsUser", sc.run_as_user)?;
         id_range("spec.securityContext.runAsGroup", sc.run_as_group)?;

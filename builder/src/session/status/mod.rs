@@ -49,10 +49,9 @@ pub use k8s::{
     Time, Waiting,
 };
 
-/// The pod's address, and the node's: the pod has no network of its own
-/// yet, so both are the loopback address. The networking work replaces it
-/// with the address the init configures on the pod's interface.
-pub const POD_IP: &str = "127.0.0.1";
+/// The pod's address, and the node's (the VM is both), without a
+/// network: loopback. With one it is the address the init gives the NIC.
+pub const POD_IP: &str = pod1_manifest::downward::POD_IP;
 
 /// The exit code a container refused with `container_waiting` counts as
 /// (manifest/src/events.rs).
@@ -201,6 +200,8 @@ impl Clock {
 pub struct Fold {
     clock: Clock,
     qos: QosClass,
+    /// `status.podIP` and `status.hostIP`.
+    pod_ip: String,
     init: Vec<Track>,
     app: Vec<Track>,
     /// Container name to (is an init container, index).
@@ -233,6 +234,11 @@ impl Fold {
                 anchor: None,
             },
             qos: plan.qos_class,
+            pod_ip: plan
+                .network
+                .as_ref()
+                .map_or(POD_IP, |n| n.address.as_str())
+                .to_string(),
             init: plan.init_containers.iter().map(Track::new).collect(),
             app: plan.containers.iter().map(Track::new).collect(),
             index,
@@ -375,13 +381,17 @@ impl Fold {
         PodStatus {
             conditions: self.conditions(phase, start, end, &wall),
             container_statuses: statuses(&self.app, false),
-            host_ip: Some(POD_IP.into()),
-            host_ips: vec![Ip { ip: POD_IP.into() }],
+            host_ip: Some(self.pod_ip.clone()),
+            host_ips: vec![Ip {
+                ip: self.pod_ip.clone(),
+            }],
             init_container_statuses: statuses(&self.init, true),
             message,
             phase,
-            pod_ip: Some(POD_IP.into()),
-            pod_ips: vec![Ip { ip: POD_IP.into() }],
+            pod_ip: Some(self.pod_ip.clone()),
+            pod_ips: vec![Ip {
+                ip: self.pod_ip.clone(),
+            }],
             qos_class: Some(self.qos),
             reason,
             start_time: Some(Time(start)),
