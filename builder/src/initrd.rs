@@ -49,7 +49,12 @@ pub fn guest_initrd(initrd: &Path, modules: Option<Tree>, memory_mib: u32, work:
     if !inflated {
         out.rewind()?;
         out.get_mut().set_len(0)?;
-        std::io::copy(&mut std::fs::File::open(initrd)?, &mut out)?;
+        let len = std::io::copy(&mut std::fs::File::open(initrd)?, &mut out)?;
+        // The kernel takes a cpio header only at a multiple of 4 bytes
+        // into the initrd, and skips zeros between archives: without the
+        // padding, modules after an archive of odd length are "invalid
+        // magic" to it, and silently missing.
+        out.write_all(&[0u8; 3][..((4 - len % 4) % 4) as usize])?;
     }
     if let Some(modules) = modules {
         crate::initramfs::write_uncompressed(&modules, &mut out)?;
@@ -106,6 +111,25 @@ mod tests {
             inflated(&file, 1 << 20).as_deref(),
             Some(&b"first archive second"[..])
         );
+    }
+
+    #[test]
+    fn modules_follow_an_archive_left_as_it_is_at_a_multiple_of_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pod.img");
+        let mut padded = gz(b"archive");
+        padded.extend([0u8; 5]);
+        padded.resize(padded.len() / 4 * 4 + 3, 0); // zeros to an odd length
+        std::fs::write(&path, &padded).unwrap();
+        let mut modules = Tree::default();
+        modules
+            .insert("m", crate::tree::Node::file(b"x".to_vec(), 0o644))
+            .unwrap();
+        let combined = std::fs::read(guest_initrd(&path, Some(modules), 512, dir.path()).unwrap()).unwrap();
+        let at = combined.windows(6).position(|w| w == b"070701").unwrap();
+        assert_eq!(at % 4, 0);
+        assert_eq!(&combined[..padded.len()], &padded[..]);
+        assert!(combined[padded.len()..at].iter().all(|b| *b == 0));
     }
 
     #[test]

@@ -149,7 +149,9 @@ pub fn qemu_args(net: &NetworkPlan, forwards: &[PortPlan], machine: &str) -> Vec
         .address
         .parse::<Ipv4Addr>()
         .map(|a| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(net.prefix_len)).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(net.prefix_len.min(32)))
+                .unwrap_or(0);
             Ipv4Addr::from(u32::from(a) & mask)
         })
         .map_or_else(|_| net.address.clone(), |a| a.to_string());

@@ -547,3 +547,52 @@ fn secrets_from_extra_files_are_used_and_not_printed() {
         "{err}"
     );
 }
+
+#[test]
+fn plan_shows_the_network_and_the_published_ports() {
+    fixtures();
+    let dir = pod_dir(
+        "plan-net",
+        r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"web","image":"oci:../busybox",
+            "ports":[{"name":"http","containerPort":80,"hostPort":8080},{"containerPort":53,"hostPort":5353,"protocol":"UDP","hostIP":"0.0.0.0"},{"containerPort":9090}]}]}}"#,
+    );
+    let manifest = dir.join("pod.json");
+    let text = |args: &[&str]| {
+        let o = Command::new(POD1)
+            .arg("plan")
+            .arg(&manifest)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let out = text(&[]);
+    for want in [
+        "network  10.0.2.15/24 via 10.0.2.2\n",
+        "publish  127.0.0.1:8080 -> 80/tcp (container web, port http)\n",
+        "publish  0.0.0.0:5353 -> 53/udp (container web)\n",
+    ] {
+        assert!(out.contains(want), "no {want:?} in {out}");
+    }
+    assert_eq!(out.matches("publish").count(), 2, "{out}");
+    assert!(text(&["--network", "none"]).contains("network  none (loopback only)\n"));
+    let plan: serde_json::Value = serde_json::from_str(&text(&["--json"])).unwrap();
+    assert_eq!(
+        plan["network"],
+        serde_json::json!({"address": "10.0.2.15", "prefixLen": 24, "gateway": "10.0.2.2", "dns": "10.0.2.3"})
+    );
+    // A port the API server would refuse is refused, naming it.
+    let bad = pod_dir(
+        "plan-bad-port",
+        r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"web","image":"oci:../busybox",
+            "ports":[{"containerPort":80,"protocol":"SCTP"}]}]}}"#,
+    );
+    let o = pod1(&["plan", bad.join("pod.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("spec.containers[0].ports[0].protocol") && err.contains("TCP and UDP only"),
+        "{err}"
+    );
+}

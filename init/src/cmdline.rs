@@ -20,7 +20,10 @@ pub struct Options {
     pub events: Option<String>,
     /// `pod1.channel=virtio|serial`: which device carries the channel.
     pub channel: Want,
-    /// `pod1.*` keys we do not know (reported as a warning, not an error).
+    /// `pod1.net=ADDRESS/PREFIX,GATEWAY`: configure the VM's NIC so.
+    pub net: Option<crate::net::Config>,
+    /// `pod1.*` keys we do not know or cannot read (reported as a
+    /// warning, not an error).
     pub unknown: Vec<String>,
 }
 
@@ -84,6 +87,10 @@ pub fn parse(cmdline: &str) -> Options {
                 Some("serial") => o.channel = Want::Serial,
                 _ => o.unknown.push(w.clone()),
             },
+            "net" => match value.and_then(crate::net::Config::parse) {
+                Some(n) => o.net = Some(n),
+                None => o.unknown.push(w.clone()),
+            },
             _ => o.unknown.push(w.clone()),
         }
     }
@@ -101,6 +108,8 @@ mod tests {
         assert_eq!(o.events.as_deref(), Some("/dev/hvc1"));
         assert_eq!(o.unknown, ["pod1.zzz=1"]);
         assert_eq!(o.channel, Want::Virtio);
+        assert!(parse("pod1.net=10.0.2.15/24,10.0.2.2").net.is_some());
+        assert_eq!(parse("pod1.net=10.0.2.15").unknown, ["pod1.net=10.0.2.15"]);
         let o = parse("pod1.channel=serial pod1.channel=tcp");
         assert_eq!(
             (o.channel, o.unknown),

@@ -12,7 +12,9 @@
 //! - optionally `/pod1/modules/load`: kernel modules to load, one path a line;
 //! - the channel to the host: the virtio-serial port `org.pod1.channel`, or
 //!   `/dev/ttyS1` without one (`pod1.channel=serial` asks for ttyS1,
-//!   `pod1.events=PATH` for another serial device); `pod1.debug` logs more.
+//!   `pod1.events=PATH` for another serial device); `pod1.debug` logs more;
+//! - `pod1.net=ADDRESS/PREFIX,GATEWAY`: the VM's NIC, configured in the
+//!   pod's network namespace (see `net`).
 //!
 //! No Rust runtime start-up (`no_main`): std's would read /proc/self/maps
 //! (glibc's pthread_getattr_np, for the main thread's stack guard) before
@@ -263,7 +265,7 @@ fn init_main() {
     };
     console::set_debug(cmdline::truthy_var(sys::var(c"POD1_DEBUG").as_deref()));
     sys::exit(host::main(args, |root, state| {
-        match pod(root, state, None, false) {
+        match pod(root, state, None, None) {
             Ok(code) => code,
             Err(e) => power::fatal(&e.to_string()),
         }
@@ -307,7 +309,8 @@ fn vm() -> Result<i32, Error> {
     console::debug("channel open");
     // 9. The pod runs as PID 1 of its own PID namespace (as on a host);
     //    this process stays the VM's PID 1 and powers off with its code.
-    namespaces::run_as_pid_ns_init(|| match pod("/", "/run/pod1", Some(requests), true) {
+    let net = opts.net;
+    namespaces::run_as_pid_ns_init(|| match pod("/", "/run/pod1", Some(requests), net) {
         Ok(code) => code,
         Err(e) => power::fatal(&e.to_string()),
     })
@@ -343,7 +346,11 @@ fn console_on_stdio() {
 }
 
 /// The pod, the same in the VM and on a host: plan, sandbox, lifecycle.
-fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result<i32, Error> {
+/// `net`: the VM's NIC and its addresses (never on a host: the machine's
+/// NICs are not the pod's).
+fn pod(root: &str, state: &str, requests: Option<OwnedFd>, net: Option<net::Config>) -> Result<i32, Error> {
+    // Only the VM's init hears from the host.
+    let pid1 = requests.is_some();
     let argv0 = sys::args().into_iter().next().unwrap_or_default();
     channel::event(Event::InitStarted { argv0, pid1 });
     let path = sys::join(root, PLAN_PATH);
@@ -360,7 +367,7 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, pid1: bool) -> Result
     }
     mounts::mkdir_p(state)?;
     // Before any container: the namespaces they will join.
-    let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1)?;
+    let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1, net.as_ref())?;
     channel::event(Event::SandboxReady {});
     // hostPath shares, before the containers that bind them (in the VM
     // from their virtio-fs devices, on a host from the paths themselves).

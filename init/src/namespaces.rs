@@ -20,9 +20,9 @@ use rustix::fs::OFlags;
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::mounts;
+use crate::net;
 use crate::power::{self, Role};
 use crate::sys::{self, Errno, Sig, WaitStatus};
-use crate::{console, net};
 
 /// Namespace flags of clone(2)/unshare(2), printed as nix printed its
 /// `CloneFlags` (error messages name them).
@@ -230,8 +230,10 @@ pub fn sysctl_allowed(name: &str, host_network: bool, host_ipc: bool, vm: bool) 
 }
 
 /// Creates, pins and configures the pod's namespaces under `dir`. `vm`:
-/// the kernel is the pod's own (any sysctl may be set).
-pub fn create(plan: &Plan, dir: &str, vm: bool) -> Result<Sandbox, Error> {
+/// the kernel is the pod's own (any sysctl may be set). `net`: the VM's
+/// NIC goes into the pod's network namespace (or stays in the VM's with
+/// hostNetwork) with these addresses.
+pub fn create(plan: &Plan, dir: &str, vm: bool, net: Option<&net::Config>) -> Result<Sandbox, Error> {
     for s in &plan.sysctls {
         sysctl_allowed(&s.name, plan.host_network, plan.host_ipc, vm).map_err(Error::Failed)?;
     }
@@ -241,23 +243,14 @@ pub fn create(plan: &Plan, dir: &str, vm: bool) -> Result<Sandbox, Error> {
         uts: sys::join(dir, "uts"),
     };
     // The NIC is found in the VM's namespace, before the pod's is made.
-    // On a host the machine's NICs are never the pod's: it keeps loopback.
-    let nic = match (&plan.network, vm) {
-        (Some(_), true) => Some(net::Nic::find().map_err(Error::Failed)?.ok_or_else(|| {
-            Error::Failed(
-                "the plan gives the pod a network, but the VM has no network device \
-                 (boot it with pod1 run, or rebuild with --network none)"
-                    .into(),
-            )
+    let nic = match net {
+        None => None,
+        Some(_) => Some(net::Nic::find().map_err(Error::Failed)?.ok_or_else(|| {
+            Error::Failed("pod1.net= gives the pod a network, but the VM has no network device".into())
         })?),
-        (Some(_), false) => {
-            console::log("host mode: the pod keeps loopback only (its network is the VM's NIC)");
-            None
-        }
-        (None, _) => None,
     };
     enter_and_pin(plan, dir, &sandbox).map_err(Error::Failed)?;
-    if let (Some(nic), Some(net)) = (nic, &plan.network) {
+    if let (Some(nic), Some(net)) = (nic, net) {
         if sandbox.net.is_some() {
             nic.move_here().map_err(Error::Failed)?;
         }

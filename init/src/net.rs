@@ -13,7 +13,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
-use pod1_manifest::plan::NetworkPlan;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
@@ -143,6 +142,47 @@ fn add_default_route(seq: u32, index: u32, gateway: Ipv4Addr) -> Vec<u8> {
         .bytes()
 }
 
+/// The NIC's addresses, from `pod1.net=ADDRESS/PREFIX,GATEWAY` on the
+/// kernel command line (`pod1 run` gives QEMU's user network the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The pod's address.
+    pub address: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The default gateway.
+    pub gateway: Ipv4Addr,
+}
+
+impl Config {
+    /// Parses the value of `pod1.net=`.
+    pub fn parse(value: &str) -> Option<Config> {
+        let (cidr, gateway) = value.split_once(',')?;
+        let (address, prefix) = cidr.split_once('/')?;
+        let prefix_len = prefix.parse().ok().filter(|p| *p <= 32)?;
+        Some(Config {
+            address: ipv4(address)?,
+            prefix_len,
+            gateway: ipv4(gateway)?,
+        })
+    }
+}
+
+/// `a.b.c.d`, parsed by hand: core's parser costs the init about 1 KB
+/// more for forms the host never writes.
+fn ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *o = p.parse().ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
 /// What the kernel answered to request `seq`: `Ok` for an
 /// acknowledgement, the error it reported, or why the answer is not one.
 fn answer(reply: &[u8], seq: u32) -> Result<(), String> {
@@ -192,10 +232,9 @@ fn call(sock: impl AsFd, msg: &[u8], seq: u32) -> Result<(), String> {
 impl Nic {
     /// The first network device that is not loopback, if any.
     pub fn find() -> Result<Option<Nic>, String> {
-        let mut names =
-            sys::read_dir("/sys/class/net").map_err(|e| format!("listing /sys/class/net: {e}"))?;
-        names.sort();
-        let Some(name) = names.into_iter().find(|n| n != "lo") else {
+        let names = sys::read_dir("/sys/class/net").map_err(|e| format!("listing /sys/class/net: {e}"))?;
+        // The first by name: pod1 gives the VM one NIC (eth0).
+        let Some(name) = names.into_iter().filter(|n| n != "lo").min() else {
             return Ok(None);
         };
         let path = format!("/sys/class/net/{name}/ifindex");
@@ -223,26 +262,22 @@ impl Nic {
 
     /// Gives the NIC (in the current namespace) its address, sets it up
     /// and adds the default route.
-    pub fn configure(&self, net: &NetworkPlan) -> Result<(), String> {
-        let parse = |what: &str, s: &str| {
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| format!("the plan's {what} {s:?} is not an IPv4 address"))
-        };
-        let addr = parse("address", &net.address)?;
-        let gateway = parse("gateway", &net.gateway)?;
+    pub fn configure(&self, net: &Config) -> Result<(), String> {
         let sock = socket()?;
         let step = |what: &str, msg: Vec<u8>, seq: u32| {
             call(&sock, &msg, seq).map_err(|e| format!("{what} of {}: {e}", self.name))
         };
+        // (The addresses are on the command line the console shows; not
+        // formatting them here spares the init core's address printing.)
         step(
-            &format!("adding {addr}/{}", net.prefix_len),
-            add_address(2, self.index, addr, net.prefix_len),
+            "adding the pod1.net= address",
+            add_address(2, self.index, net.address, net.prefix_len),
             2,
         )?;
         step("bringing up", link_up(3, self.index), 3)?;
         step(
-            &format!("adding the default route via {gateway}"),
-            add_default_route(4, self.index, gateway),
+            "adding the default route to the pod1.net= gateway",
+            add_default_route(4, self.index, net.gateway),
             4,
         )
     }
@@ -299,6 +334,28 @@ mod tests {
         assert_eq!(&m[16..24], &[AF_INET, 0, 0, 0, 254, 3, 0, 1]);
         assert_eq!((u16_at(&m, 30), &m[32..36]), (RTA_GATEWAY, &[10, 0, 2, 2][..]));
         assert_eq!((u16_at(&m, 38), u32_at(&m, 40)), (RTA_OIF, 3));
+    }
+
+    #[test]
+    fn the_command_line_value() {
+        assert_eq!(
+            Config::parse("10.0.2.15/24,10.0.2.2"),
+            Some(Config {
+                address: Ipv4Addr::new(10, 0, 2, 15),
+                prefix_len: 24,
+                gateway: Ipv4Addr::new(10, 0, 2, 2),
+            })
+        );
+        for bad in [
+            "10.0.2.15/24",
+            "10.0.2.15/33,10.0.2.2",
+            "10.0.2/24,10.0.2.2",
+            "10.0.2.256/24,1.2.3.4",
+            "a/24,b",
+            "",
+        ] {
+            assert_eq!(Config::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -197,3 +197,26 @@ pub fn script_pod_shared(name: &str, script: &str, share_pid: bool) -> PathBuf {
     });
     pod_dir(name, &manifest.to_string()).join("pod.json")
 }
+
+/// A `dir:` image next to the fixtures: the busybox root filesystem with
+/// these binaries of the workspace added to /usr/local/bin (they are
+/// static, as every binary of this target is).
+pub fn image_with(name: &str, bins: &[&str]) -> PathBuf {
+    let dir = fixtures().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(fixtures().join("rootfs"))
+        .arg(&dir));
+    std::fs::create_dir_all(dir.join("usr/local/bin")).unwrap();
+    for b in bins {
+        std::fs::copy(bin(b), dir.join("usr/local/bin").join(b)).unwrap();
+    }
+    dir
+}
+
+/// A TCP port of 127.0.0.1 free at the time of the call.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

@@ -66,10 +66,11 @@ fn condition(s: &Value, kind: &str) -> (String, Option<String>) {
 /// What every status has, whatever the run: the addresses, the QoS class,
 /// the conditions in the kubelet's order, and times within the run.
 fn check_common(s: &Value, before: &str, after: &str) {
-    assert_eq!(s["hostIP"], "127.0.0.1");
-    assert_eq!(s["hostIPs"], json!([{"ip": "127.0.0.1"}]));
-    assert_eq!(s["podIP"], "127.0.0.1");
-    assert_eq!(s["podIPs"], json!([{"ip": "127.0.0.1"}]));
+    // The VM is the pod's node: both have the NIC's address.
+    assert_eq!(s["hostIP"], "10.0.2.15");
+    assert_eq!(s["hostIPs"], json!([{"ip": "10.0.2.15"}]));
+    assert_eq!(s["podIP"], "10.0.2.15");
+    assert_eq!(s["podIPs"], json!([{"ip": "10.0.2.15"}]));
     assert_eq!(s["qosClass"], "BestEffort");
     let start = s["startTime"].as_str().unwrap();
     assert!(

@@ -324,6 +324,10 @@ fn build_and_boot(
             cmdline.push(k, *v)?;
         }
     }
+    // The init configures the NIC with the addresses QEMU serves.
+    if let Some((net, _)) = &network {
+        cmdline.push("pod1.net", Some(&net.cmdline_value()))?;
+    }
     if args.channel == ChannelKind::Serial && !user.has("pod1.channel") {
         cmdline.push("pod1.channel", Some("serial"))?;
     }

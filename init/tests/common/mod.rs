@@ -105,8 +105,8 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
         qos_class: QosClass::BestEffort,
         backoff_limit: None,
         programs: vec![],
-        network: None,
-        ports: vec![],
+        network: Default::default(),
+        ports: Default::default(),
     }
 }
 

@@ -79,13 +79,28 @@ pub struct Plan {
     /// distinct one once: containers refer to them by index.
     pub programs: Vec<String>,
     /// The pod's NIC (QEMU's user network): `None`, loopback only.
+    /// `pod1 run` gives QEMU these addresses and the init the same ones on
+    /// the kernel command line (`pod1.net=`), so the init skips this.
+    #[cfg(feature = "std")]
     pub network: Option<NetworkPlan>,
-    /// Container ports published to the host (`hostPort`).
+    /// Container ports published to the host (`hostPort`): `pod1 run`
+    /// sets up the forwards; the init skips them.
+    #[cfg(feature = "std")]
     pub ports: Vec<PortPlan>,
+    /// What the init skips unread (`network`, `ports`): their types'
+    /// parsing code would cost the init about 15 KB.
+    #[cfg(not(feature = "std"))]
+    #[serde(default, skip_serializing)]
+    pub network: serde::de::IgnoredAny,
+    /// (As `network`.)
+    #[cfg(not(feature = "std"))]
+    #[serde(default, skip_serializing)]
+    pub ports: serde::de::IgnoredAny,
 }
 
 /// The addresses of the VM's one NIC, as QEMU's user-mode network serves
 /// them (`pod1 run` gives QEMU the same ones).
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkPlan {
@@ -100,6 +115,7 @@ pub struct NetworkPlan {
 }
 
 /// A port published from the host to the pod.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortPlan {
@@ -118,6 +134,7 @@ pub struct PortPlan {
 }
 
 /// A published port's protocol.
+#[cfg(feature = "std")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
     /// TCP.
@@ -128,6 +145,16 @@ pub enum Protocol {
     Udp,
 }
 
+#[cfg(feature = "std")]
+impl NetworkPlan {
+    /// The kernel parameter that gives the init these addresses:
+    /// `pod1.net=ADDRESS/PREFIX,GATEWAY`.
+    pub fn cmdline_value(&self) -> String {
+        alloc::format!("{}/{},{}", self.address, self.prefix_len, self.gateway)
+    }
+}
+
+#[cfg(feature = "std")]
 impl Protocol {
     /// `tcp` or `udp`, as QEMU and `-p` spell it.
     pub fn lower(self) -> &'static str {

@@ -15,6 +15,7 @@ use pod1_manifest::events::{Event, Record};
 use pod1_tests::{bin, fixtures, kernels, pod_dir, run, sh, workspace};
 
 mod hostpath;
+mod network;
 mod throughput;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -223,6 +224,13 @@ fn main() {
         .arg(&hello)
         .arg("-o")
         .arg(&hello_img));
+    // The same pod without a network: no NIC, no module, no configuration.
+    let hello_none_img = dir.join("hello-none.img");
+    run(Command::new(&pod1)
+        .arg("build")
+        .arg(&hello)
+        .args(["--network", "none", "-o"])
+        .arg(&hello_none_img));
     // The floor: one static init that prints a line and powers off.
     let floor_img = dir.join("floor.img");
     sh(&format!(
@@ -259,6 +267,7 @@ fn main() {
             timed(c.stderr(Stdio::null()))
         };
         let (mut pod_t, mut floor_t, mut serial_t) = (Vec::new(), Vec::new(), Vec::new());
+        let mut none_t = Vec::new();
         let mut marks: Vec<Vec<f64>> = vec![Vec::new(); 5];
         boot(&floor_img, false, false); // warm the page cache
         for _ in 0..runs {
@@ -278,11 +287,19 @@ fn main() {
             }
             let (t, _) = boot(&floor_img, false, false);
             floor_t.push(t.as_secs_f64());
+            let (t, o) = boot(&hello_none_img, false, false);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "hello pod without a network failed on {kname}"
+            );
+            none_t.push(t.as_secs_f64());
             let (t, o) = boot(&hello_img, false, true);
             assert_eq!(o.status.code(), Some(0), "hello pod over ttyS1 failed on {kname}");
             serial_t.push(t.as_secs_f64());
         }
         let (p, f, ps) = (median(&mut pod_t), median(&mut floor_t), median(&mut serial_t));
+        let pn = median(&mut none_t);
         // median sorted the runs: first and last are the extremes.
         let spread = |v: &[f64]| format!("{:.2}–{:.2}", v[0], v[v.len() - 1]);
         rows.push(Row(
@@ -290,6 +307,17 @@ fn main() {
             format!("hello pod {p:.2} s ({})", spread(&pod_t)),
             format!("floor init {f:.2} s ({})", spread(&floor_t)),
             format!("{:.2}× (target ≤ 1.10)", p / f),
+        ));
+        rows.push(Row(
+            format!("1. Boot, the hello pod with `--network none` (no NIC; {kname})"),
+            format!("hello pod {pn:.2} s ({})", spread(&none_t)),
+            format!("floor init {f:.2} s (the runs above)"),
+            format!(
+                "{:.2}×; the NIC costs {:+.0} ms ({:+.1}%)",
+                pn / f,
+                (p - pn) * 1000.0,
+                (p / pn - 1.0) * 100.0
+            ),
         ));
         rows.push(Row(
             format!("1. Boot, the same over ttyS1 (`--channel serial`: no virtio-serial device or modules; {kname})"),
@@ -468,6 +496,18 @@ fn main() {
                 "{:.1} ms per container after the sandbox",
                 (last - ready) as f64 / n as f64
             ),
+        ));
+    }
+
+    eprintln!("bench: pod1 run to the first HTTP answer from a published port");
+    for (kname, kernel) in kernels() {
+        let mut t = network::first_answer(&pod1, &kernel, runs);
+        let m = median(&mut t);
+        rows.push(Row(
+            format!("9. `pod1 run` to the first HTTP answer through a `hostPort` (busybox httpd; {kname})"),
+            format!("{m:.2} s ({:.2}–{:.2})", t[0], t[t.len() - 1]),
+            "the hello pod's boot, row 1".into(),
+            "".into(),
         ));
     }
 
