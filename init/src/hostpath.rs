@@ -26,46 +26,21 @@ use pod1_manifest::plan::VolumePlan;
 
 use crate::console;
 use crate::mounts::{self, MsFlags};
-use crate::sys::{self, IoError};
+use crate::sys;
 
-/// A hostPath step that failed.
+/// A hostPath volume that could not be mounted (one type: the init's
+/// size is kept small, and the mount error already names the step).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The virtio-fs share could not be mounted.
-    #[error(
-        "volume {name}: mounting the host's share (virtio-fs tag {tag}): {source} (does the kernel have virtiofs, and did pod1 run start its daemon?)"
-    )]
-    Share {
-        /// Volume name.
-        name: String,
-        /// The tag.
-        tag: String,
-        /// The cause.
-        source: Box<mounts::Error>,
-    },
-    /// Host mode: the host path is missing or of the wrong kind.
-    #[error("volume {name}: host path {path}: {why} (host mode binds the path as it is; pod1 run makes it)")]
-    HostPath {
-        /// Volume name.
-        name: String,
-        /// The host path.
-        path: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// Host mode: the mount point for a file could not be made.
-    #[error("volume {name}: making {path}: {source}")]
-    MountPoint {
-        /// Volume name.
-        name: String,
-        /// The mount point.
-        path: String,
-        /// The cause.
-        source: IoError,
-    },
-    /// A bind or a directory failed.
-    #[error(transparent)]
-    Mount(#[from] mounts::Error),
+#[error("volume {name}: sharing host path {path} (virtio-fs tag {tag} in the VM): {source}")]
+pub struct Error {
+    /// Volume name.
+    name: String,
+    /// The host path.
+    path: String,
+    /// Its tag.
+    tag: String,
+    /// The failed mount.
+    source: Box<mounts::Error>,
 }
 
 /// Where volume `name`'s share is mounted.
@@ -96,44 +71,29 @@ pub fn flags(read_only: bool) -> MsFlags {
 pub fn mount_all(volumes: &[VolumePlan], state: &str, vm: bool) -> Result<(), Error> {
     for v in volumes {
         let Some(h) = &v.host_path else { continue };
-        let dir = share_dir(state, &v.name);
-        mounts::mkdir_p(&dir)?;
-        if vm {
-            mounts::mount_fs(&h.tag, &dir, "virtiofs", flags(h.read_only), None).map_err(|source| {
-                Error::Share {
-                    name: v.name.clone(),
-                    tag: h.tag.clone(),
-                    source: Box::new(source),
-                }
-            })?;
-        } else {
-            bind_host(&v.name, h, &dir)?;
-        }
+        mount_one(&share_dir(state, &v.name), h, vm).map_err(|source| Error {
+            name: v.name.clone(),
+            path: h.path.clone(),
+            tag: h.tag.clone(),
+            source: Box::new(source),
+        })?;
         console::debug(&format!("volume {}: host path {} mounted", v.name, h.path));
     }
     Ok(())
 }
 
-/// Host mode: binds the host path at `dir` (a file at `dir/FILE_NAME`).
-fn bind_host(name: &str, h: &HostPathPlan, dir: &str) -> Result<(), Error> {
-    let fail = |why: String| Error::HostPath {
-        name: name.into(),
-        path: h.path.clone(),
-        why,
-    };
-    let st = sys::stat(&h.path).map_err(|e| fail(format!("{e}")))?;
-    let is_dir = sys::file_type(&st) == rustix::fs::FileType::Directory;
-    if is_dir == h.file {
-        return Err(fail(String::from(match h.file {
-            true => "not a file, as the plan says it is",
-            false => "not a directory, as the plan says it is",
-        })));
+/// One share at `dir`. In host mode the host path is bound as it is (a
+/// missing one, or one of the wrong kind, fails the bind, naming it), a
+/// file onto `dir/FILE_NAME`.
+fn mount_one(dir: &str, h: &HostPathPlan, vm: bool) -> Result<(), mounts::Error> {
+    mounts::mkdir_p(dir)?;
+    if vm {
+        return mounts::mount_fs(&h.tag, dir, "virtiofs", flags(h.read_only), None);
     }
     let target = match h.file {
         true => {
             let file = sys::join(dir, FILE_NAME);
-            sys::write(&file, "").map_err(|source| Error::MountPoint {
-                name: name.into(),
+            sys::write(&file, "").map_err(|source| mounts::Error::MountPoint {
                 path: file.clone(),
                 source,
             })?;
@@ -141,8 +101,7 @@ fn bind_host(name: &str, h: &HostPathPlan, dir: &str) -> Result<(), Error> {
         }
         false => String::from(dir),
     };
-    mounts::bind_with(&h.path, &target, flags(h.read_only))?;
-    Ok(())
+    mounts::bind_with(&h.path, &target, flags(h.read_only))
 }
 
 #[cfg(test)]
