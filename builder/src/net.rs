@@ -101,6 +101,28 @@ pub fn describe(p: &PortPlan) -> String {
     )
 }
 
+/// Fails unless every address of `net` and `forwards` is an IPv4
+/// address and the prefix fits one: they become QEMU's `-netdev`
+/// option, which a comma or a host name read from an initramfs's plan
+/// would otherwise extend.
+pub fn check_addresses(net: &NetworkPlan, forwards: &[PortPlan]) -> Result<()> {
+    let named = [
+        ("address", &net.address),
+        ("gateway", &net.gateway),
+        ("dns", &net.dns),
+    ];
+    let hosts = forwards.iter().map(|p| ("hostIP", &p.host_ip));
+    for (what, ip) in named.into_iter().chain(hosts) {
+        if ip.parse::<Ipv4Addr>().is_err() {
+            bail!("the plan's network {what} {ip:?} is not an IPv4 address; rebuild the pod with this pod1");
+        }
+    }
+    if net.prefix_len > 32 {
+        bail!("the plan's network prefix /{} is not one of IPv4", net.prefix_len);
+    }
+    Ok(())
+}
+
 /// Fails, naming the port and what to do, if a forward's host address
 /// and port cannot be bound here (taken, not an address of this machine,
 /// privileged). QEMU would fail the same way, with a vaguer message.
@@ -232,6 +254,31 @@ mod tests {
             qemu_args(&net, &[], "microvm")[3],
             "virtio-net-device,netdev=net0"
         );
+    }
+
+    #[test]
+    fn only_addresses_reach_qemu() {
+        let net = Network::user(Vec::new()).plan;
+        let fwd = "8080:80".parse::<Publish>().unwrap().0;
+        check_addresses(&net, std::slice::from_ref(&fwd)).unwrap();
+        let sneaky = PortPlan {
+            host_ip: "127.0.0.1,smb=/".into(),
+            ..fwd
+        };
+        assert!(check_addresses(&net, &[sneaky]).is_err());
+        let bad = NetworkPlan {
+            dns: "localhost".into(),
+            ..net.clone()
+        };
+        assert!(check_addresses(&bad, &[]).is_err());
+        assert!(check_addresses(
+            &NetworkPlan {
+                prefix_len: 33,
+                ..net
+            },
+            &[]
+        )
+        .is_err());
     }
 
     #[test]

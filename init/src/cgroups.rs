@@ -111,6 +111,9 @@ impl Cgroups {
             if let Some(p) = limits.pids {
                 write(&sys::join(&dir, "pids.max"), &p.to_string())?;
             }
+            // One process's OOM kills the whole container, as the kubelet
+            // sets it on cgroup v2 (1.28 on): no half-dead container.
+            write(&sys::join(&dir, "memory.oom.group"), "1")?;
             Ok::<(), String>(())
         })();
         if let Err(e) = res {
@@ -135,6 +138,21 @@ impl Cgroups {
         let prog = bpf::load_device_program(&insns).map_err(|e| format!("loading: {e}"))?;
         self.loaded.push((index, prog));
         Ok(&self.loaded[self.loaded.len() - 1].1)
+    }
+
+    /// How many processes the OOM killer has killed in `container`'s
+    /// cgroup so far (`oom_kill` of its memory.events; 0 without one).
+    pub fn oom_kills(&self, container: &str) -> u64 {
+        let Some(base) = &self.base else { return 0 };
+        let events = sys::read_to_string(&sys::join(base, &format!("{container}/memory.events")));
+        events
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     /// Removes the (by now empty) cgroups.

@@ -102,6 +102,7 @@ pub fn main(args: Args, run_pod: impl FnOnce(&str, &str) -> i32) -> i32 {
             channel::event(pod1_manifest::events::Event::PodExited {
                 phase: pod1_manifest::events::Phase::Failed,
                 exit_code: power::INIT_FAILED,
+                deadline_exceeded: false,
             });
             power::INIT_FAILED
         }

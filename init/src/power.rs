@@ -60,6 +60,7 @@ pub fn fatal(message: &str) -> ! {
     channel::event(Event::PodExited {
         phase: Phase::Failed,
         exit_code: INIT_FAILED,
+        deadline_exceeded: false,
     });
     finish(INIT_FAILED)
 }

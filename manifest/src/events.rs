@@ -103,6 +103,14 @@ pub enum Event {
         /// Why, when the container never got to run its command.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The OOM killer killed in its cgroup during this run (the
+        /// kubelet's reason `OOMKilled`).
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        oom_killed: bool,
+        /// Its termination message (`terminationMessagePath`, or its log's
+        /// tail under `FallbackToLogsOnError`), as the kubelet reads it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The pod is finished; the VM powers off next.
     PodExited {
@@ -110,6 +118,10 @@ pub enum Event {
         phase: Phase,
         /// The exit code `pod1 run` gives (DESIGN's table).
         exit_code: i32,
+        /// The pod was stopped because its `activeDeadlineSeconds` ran
+        /// out (Kubernetes' reason `DeadlineExceeded`).
+        #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+        deadline_exceeded: bool,
     },
     /// The init failed; the pod ends with exit code 125.
     Error {
@@ -142,11 +154,14 @@ impl Event {
                 cut(line, max);
             }
             Event::ContainerExited {
-                container, reason, ..
+                container,
+                reason,
+                message,
+                ..
             } => {
                 cut(container, max);
-                if let Some(r) = reason {
-                    cut(r, max);
+                for text in [reason, message].into_iter().flatten() {
+                    cut(text, max);
                 }
             }
             Event::ContainerWaiting {
@@ -189,6 +204,8 @@ mod tests {
                 signal: Some(9),
                 restarts: 0,
                 reason: None,
+                oom_killed: false,
+                message: None,
             },
             ms: 5,
         };
@@ -198,6 +215,25 @@ mod tests {
             r#"{"event":"container_exited","container":"web","exit_code":137,"signal":9,"restarts":0,"ms":5}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), rec);
+        let oom = r#"{"event":"container_exited","container":"web","exit_code":137,"restarts":0,"oom_killed":true,"ms":5}"#;
+        assert!(matches!(
+            serde_json::from_str::<Record>(oom).unwrap().event,
+            Event::ContainerExited { oom_killed: true, .. }
+        ));
+        let end = Record {
+            event: Event::PodExited {
+                phase: Phase::Failed,
+                exit_code: 124,
+                deadline_exceeded: true,
+            },
+            ms: 9,
+        };
+        let json = serde_json::to_string(&end).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"pod_exited","phase":"Failed","exit_code":124,"deadline_exceeded":true,"ms":9}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), end);
         let ready = serde_json::to_string(&Record {
             event: Event::SandboxReady {},
             ms: 1,
@@ -231,7 +267,10 @@ mod tests {
             signal: None,
             restarts: 0,
             reason: Some("x".repeat(100)),
+            oom_killed: true,
+            message: Some("y".repeat(100)),
         };
-        assert!(matches!(e.bounded(10), Event::ContainerExited { reason: Some(r), .. } if r.len() == 10));
+        assert!(matches!(e.bounded(10),
+            Event::ContainerExited { reason: Some(r), message: Some(m), .. } if r.len() == 10 && m.len() == 10));
     }
 }

@@ -59,7 +59,7 @@ const JOB_FIELDS: &[(&str, Option<&str>)] = &[
     ("ttlSecondsAfterFinished", Some(NO_CONTROLLER)),
     ("selector", Some(NO_CONTROLLER)),
     ("manualSelector", Some(NO_CONTROLLER)),
-    ("activeDeadlineSeconds", Some("pod1 does not enforce deadlines yet")),
+    ("activeDeadlineSeconds", Some("a Job's deadline spans its retries, which pod1 run boots anew: set the pod template's activeDeadlineSeconds, or pod1 run --timeout")),
     ("podFailurePolicy", None), ("successPolicy", None), ("backoffLimitPerIndex", None),
     ("maxFailedIndexes", None), ("podReplacementPolicy", None), ("managedBy", None),
 ];
@@ -119,15 +119,6 @@ pub(crate) fn read_checked(text: &str, validate: bool) -> Result<Workload, Error
         for i in &mut ignored {
             i.path = format!("{}: {}", main.label(), i.path);
         }
-    }
-    if let Some(d) = pod.spec.active_deadline_seconds {
-        // Parsed and validated, kept in the pod: only the warning says it
-        // has no effect yet.
-        ignored.push(Ignored {
-            path: format!("{prefix}spec.activeDeadlineSeconds"),
-            reason: "pod1 does not enforce deadlines yet",
-            value: Value::from(d),
-        });
     }
     let meta = &mut pod.metadata;
     meta.namespace

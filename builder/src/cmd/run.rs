@@ -418,6 +418,7 @@ fn network(args: &Args, plan: Option<&Plan>, input: &str) -> Result<Option<(Netw
         ),
         (None, _) => Ok(None),
         (Some(n), net::Mode::User) => {
+            net::check_addresses(&n, &forwards)?;
             net::check_free(&forwards)?;
             Ok(Some((n, forwards)))
         }

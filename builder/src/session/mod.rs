@@ -299,10 +299,21 @@ impl<O: Write, E: Write> Session<O, E> {
                 container,
                 exit_code,
                 reason,
+                oom_killed,
+                message,
                 ..
             } if !self.display.json => {
                 let p = self.prefix(&container);
-                let why = reason.map(|r| format!(": {}", printable(&r))).unwrap_or_default();
+                let mut why = match (reason, oom_killed) {
+                    (Some(r), _) => format!(": {}", printable(&r)),
+                    (None, true) => ": OOMKilled (the container's memory limit was reached)".to_string(),
+                    (None, false) => String::new(),
+                };
+                // Its termination message, on the same line, cut as the
+                // status cuts it.
+                if let Some(m) = message.as_deref().map(status::bounded_message) {
+                    why.push_str(&format!("; message: {}", printable(m.trim_end())));
+                }
                 self.stdout.flush();
                 self.stderr.line(&[
                     p.as_bytes(),
@@ -324,9 +335,18 @@ impl<O: Write, E: Write> Session<O, E> {
                 self.stderr.line(&[p.as_bytes(), line.as_bytes()]);
             }
             // The pod ends once: a later report cannot change its code.
-            Event::PodExited { exit_code, .. } if self.pod_exit.is_none() => {
+            Event::PodExited {
+                exit_code,
+                deadline_exceeded,
+                ..
+            } if self.pod_exit.is_none() => {
                 self.pod_exit = Some(exit_code);
                 self.finished_at.get_or_insert_with(Instant::now);
+                if deadline_exceeded {
+                    self.note(
+                        "the pod ran out of its activeDeadlineSeconds and was stopped (DeadlineExceeded)",
+                    );
+                }
             }
             Event::Error { message } if self.init_error.is_none() => {
                 self.init_error = Some(message);
@@ -461,6 +481,7 @@ mod tests {
                 event: Event::PodExited {
                     phase: pod1_manifest::events::Phase::Failed,
                     exit_code: code,
+                    deadline_exceeded: false,
                 },
                 ms: 1,
             });

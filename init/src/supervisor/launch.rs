@@ -8,6 +8,7 @@ use pod1_manifest::events::{Event, Stream};
 use pod1_manifest::plan::oom_score_adj;
 
 use super::logs::LogPipe;
+use super::message::{self, Tail};
 use super::{Error, State, Supervisor};
 use crate::channel;
 use crate::console::{self, now_ms};
@@ -43,12 +44,25 @@ impl Supervisor {
             },
             oom_score_adj: oom_score_adj(pod.plan.qos_class, c.plan.memory_request_bytes, memory_capacity()),
         };
+        // A new run: an empty termination message file, as the kubelet
+        // gives each instance its own, and a new log tail when one is kept.
+        message::reset(&sys::join(
+            &pod.root,
+            c.plan.termination_message_file.trim_start_matches('/'),
+        ));
+        c.tail = c.plan.fallback_to_logs.then(Tail::default);
         let child = process::create(&ctx)?;
         let name = c.plan.name.clone();
+        let tail = c.tail.clone();
         for (fd, stream) in [(child.stdout, Stream::Stdout), (child.stderr, Stream::Stderr)] {
             self.pipes_made += 1;
-            self.pipes
-                .push(LogPipe::new(fd, name.clone(), stream, self.pipes_made));
+            self.pipes.push(LogPipe::new(
+                fd,
+                name.clone(),
+                stream,
+                self.pipes_made,
+                tail.clone(),
+            ));
         }
         match process::wait_ready(child.sync) {
             Ready::Created => {
@@ -98,6 +112,8 @@ impl Supervisor {
             return;
         }
         console::debug(&format!("container {name}: in its cgroup"));
+        // The cgroup outlives runs: only kills from now on are this run's.
+        self.ctrs[i].oom_kills = self.pod.cgroups.oom_kills(&name);
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }

@@ -8,6 +8,7 @@ use pod1_manifest::events::Stream;
 use rustix::fd::OwnedFd;
 use rustix::fs::OFlags;
 
+use super::message::Tail;
 use crate::channel;
 use crate::sys::Errno;
 
@@ -27,6 +28,9 @@ pub struct LogPipe {
     lines: LineSplitter,
     /// It reached its end (or failed for good).
     pub eof: bool,
+    /// Where its run's output is kept for a termination message from the
+    /// log (`FallbackToLogsOnError`).
+    tail: Option<Tail>,
 }
 
 /// The most one pipe gives per read (one frame).
@@ -38,8 +42,9 @@ pub const CHUNK: usize = wire::MAX_DATA;
 const EXIT_QUEUE: usize = 4 * channel::HIGH_WATER;
 
 impl LogPipe {
-    /// A pipe of `container`'s `stream`, numbered `id`, set non-blocking.
-    pub fn new(fd: OwnedFd, container: String, stream: Stream, id: u32) -> LogPipe {
+    /// A pipe of `container`'s `stream`, numbered `id`, set non-blocking;
+    /// what it reads is also kept in `tail`, if given.
+    pub fn new(fd: OwnedFd, container: String, stream: Stream, id: u32, tail: Option<Tail>) -> LogPipe {
         let _ = rustix::fs::fcntl_setfl(&fd, OFlags::NONBLOCK);
         LogPipe {
             fd,
@@ -48,6 +53,7 @@ impl LogPipe {
             id,
             lines: LineSplitter::default(),
             eof: false,
+            tail,
         }
     }
 
@@ -61,6 +67,9 @@ impl LogPipe {
                     return 0;
                 }
                 Ok(n) => {
+                    if let Some(t) = &self.tail {
+                        t.push(&buf[..n]);
+                    }
                     channel::output(&self.container, self.stream, self.id, &buf[..n], &mut self.lines);
                     return n;
                 }

@@ -36,6 +36,7 @@ use rustix::process::Signal;
 
 mod launch;
 mod logs;
+mod message;
 mod policy;
 
 use self::logs::{LogPipe, CHUNK};
@@ -117,6 +118,10 @@ struct Ctr {
     attempt: u32,
     /// The exit code of its last run.
     last_code: i32,
+    /// Its cgroup's OOM kills when its current run started.
+    oom_kills: u64,
+    /// Its run's output, kept for a termination message from the log.
+    tail: Option<message::Tail>,
 }
 
 impl Ctr {
@@ -161,6 +166,10 @@ pub struct Supervisor {
     init_failed: bool,
     /// The code of every container's last run, in the order they ended.
     finals: Vec<i32>,
+    /// When `activeDeadlineSeconds` runs out.
+    deadline: Option<u64>,
+    /// It ran out: the pod was stopped for it.
+    deadline_exceeded: bool,
     orphans: u32,
 }
 
@@ -170,6 +179,12 @@ impl Supervisor {
         let sigfd = signalfd(&handled_signals()).map_err(Error::SignalFd)?;
         volumes::create(&pod.plan.volumes, &pod.state)?;
         let initial = pod.plan.backoff.initial_ms;
+        // Counted from here, where the init takes the pod on (a node's
+        // kubelet counts from the pod's startTime).
+        let deadline = pod
+            .plan
+            .active_deadline_seconds
+            .map(|s| now_ms().saturating_add(s.saturating_mul(1000)));
         let ctrs = pod
             .plan
             .init_containers
@@ -184,6 +199,8 @@ impl Supervisor {
                 delay: initial,
                 attempt: 0,
                 last_code: 0,
+                oom_kills: 0,
+                tail: None,
             })
             .collect();
         Ok(Supervisor {
@@ -200,6 +217,8 @@ impl Supervisor {
             killed: false,
             init_failed: false,
             finals: Vec::new(),
+            deadline,
+            deadline_exceeded: false,
             orphans: 0,
         })
     }
@@ -300,14 +319,31 @@ impl Supervisor {
         let stopping = self.stop_deadline.is_some();
         let limit = self.pod.plan.backoff_limit;
         let restarted: u32 = self.ctrs.iter().map(|c| c.restarts).sum();
+        let oom_kills = self.pod.cgroups.oom_kills(&self.ctrs[i].plan.name);
+        let root = &self.pod.root;
         let c = &mut self.ctrs[i];
+        // A run that ran has a termination message (a container that
+        // never ran its command has the reason instead).
+        let message = match reason {
+            Some(_) => None,
+            None => {
+                let file = sys::join(root, c.plan.termination_message_file.trim_start_matches('/'));
+                let max = c.plan.termination_message_max as usize;
+                message::read(&file, max, c.tail.as_ref(), code)
+            }
+        };
         c.last_code = code;
+        // Only a run that ran: a container that never started has no kills.
+        let oom_killed = reason.is_none() && oom_kills > c.oom_kills;
+        c.oom_kills = oom_kills;
         channel::event(Event::ContainerExited {
             container: c.plan.name.clone(),
             exit_code: code,
             signal,
             restarts: c.restarts,
             reason,
+            oom_killed,
+            message,
         });
         if policy::restarts(policy, c.init, code, stopping, restarted, limit) {
             let (wait, next) = policy::backoff(backoff, c.delay, ran_ms);
@@ -336,6 +372,9 @@ impl Supervisor {
             })
             .min();
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
+        if let (Some(d), None) = (self.deadline, self.stop_deadline) {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
         let timeout = deadline.map(|d| sys::timespec_ms(d.saturating_sub(now).min(60_000)));
@@ -379,6 +418,10 @@ impl Supervisor {
         }
         if ready[0] {
             self.read_signals();
+        }
+        if self.deadline.is_some_and(|d| now_ms() >= d) && self.stop_deadline.is_none() {
+            self.deadline_exceeded = true;
+            self.stop("activeDeadlineSeconds ran out");
         }
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             if now_ms() >= d {
@@ -589,9 +632,17 @@ impl Supervisor {
         }
         self.pod.cgroups.remove();
         let (phase, code) = policy::result(&self.finals, self.stop_deadline.is_some());
+        // Whatever the containers' codes after SIGTERM: a pod ended by its
+        // deadline did not finish (124, as `pod1 run --timeout`).
+        let code = if self.deadline_exceeded {
+            policy::DEADLINE_EXIT_CODE
+        } else {
+            code
+        };
         channel::event(Event::PodExited {
             phase,
             exit_code: code,
+            deadline_exceeded: self.deadline_exceeded,
         });
         (phase, code)
     }

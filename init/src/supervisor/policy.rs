@@ -14,6 +14,10 @@ use pod1_manifest::pod::RestartPolicy;
 /// executed", as the events' contract and docker give it.
 pub const REFUSED_EXIT_CODE: i32 = 126;
 
+/// The exit code of a pod stopped by its `activeDeadlineSeconds`: 124,
+/// "timed out", as `pod1 run --timeout` and timeout(1) give it.
+pub const DEADLINE_EXIT_CODE: i32 = 124;
+
 /// Where a container is, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -67,6 +67,9 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         // As the builder sets it for a container that is not privileged.
         no_new_privileges: true,
         files: vec![],
+        termination_message_file: format!("/pod1/termination/{name}"),
+        fallback_to_logs: false,
+        termination_message_max: 4096,
         refused: None,
         devices: None,
     }
@@ -106,6 +109,7 @@ pub fn pod(containers: Vec<ContainerPlan>) -> Plan {
         backoff_limit: None,
         programs: vec![],
         network: Default::default(),
+        active_deadline_seconds: None,
         ports: Default::default(),
     }
 }
@@ -279,7 +283,7 @@ impl Outcome {
             .last()
             .unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
         match &last.event {
-            Event::PodExited { phase, exit_code } => (*phase, *exit_code),
+            Event::PodExited { phase, exit_code, .. } => (*phase, *exit_code),
             other => panic!("last event is {other:?}, not pod_exited; all: {:#?}", self.events),
         }
     }

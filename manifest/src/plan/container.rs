@@ -24,6 +24,14 @@ pub(super) struct Pod1Paths {
 /// The default `terminationMessagePath`.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
+/// The most bytes of a container's termination message, as the kubelet
+/// bounds them: 4 KiB each, within 12 KiB for the whole pod
+/// (`MaxContainerTerminationMessageLength`, `MaxPodTerminationMessageLogLength`).
+pub fn termination_message_max(containers: usize) -> u32 {
+    let share = 12 * 1024 / containers.max(1);
+    share.min(4 * 1024) as u32
+}
+
 pub(super) fn resolve_container(
     inputs: &Inputs,
     names: &Names,
@@ -172,8 +180,9 @@ pub(super) fn resolve_container(
             });
         }
     }
+    let termination_message_file = alloc::format!("{}/{}", paths.termination_dir, c.name);
     files.push(FileMount {
-        source: alloc::format!("{}/{}", paths.termination_dir, c.name),
+        source: termination_message_file.clone(),
         target: c
             .termination_message_path
             .clone()
@@ -215,6 +224,9 @@ pub(super) fn resolve_container(
         seccomp,
         no_new_privileges: !privileged && sc.allow_privilege_escalation != Some(true),
         files,
+        termination_message_file,
+        fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+        termination_message_max: termination_message_max(pod.spec.all_containers().count()),
         refused,
         // The device program is the plan's first (see `resolve_all`).
         devices: (!privileged).then_some(0),

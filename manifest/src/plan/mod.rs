@@ -56,6 +56,9 @@ pub struct Plan {
     pub containers: Vec<ContainerPlan>,
     /// Seconds between SIGTERM and SIGKILL on stop.
     pub termination_grace_period_seconds: u64,
+    /// `spec.activeDeadlineSeconds`: the pod is stopped this long after
+    /// the init took it on (phase Failed, reason DeadlineExceeded).
+    pub active_deadline_seconds: Option<u64>,
     /// One PID namespace for the whole pod.
     pub share_process_namespace: bool,
     /// Stay in the VM's network namespace.
@@ -287,6 +290,15 @@ pub struct ContainerPlan {
     pub no_new_privileges: bool,
     /// Files bound in after /dev ([`FileMount`]), in order.
     pub files: Vec<FileMount>,
+    /// The file of the initramfs bound at `terminationMessagePath`, read
+    /// (its last `termination_message_max` bytes) when the container ends.
+    pub termination_message_file: String,
+    /// `terminationMessagePolicy: FallbackToLogsOnError`: a failed
+    /// container with an empty message file gets its log's tail instead.
+    pub fallback_to_logs: bool,
+    /// The kubelet's bound on the message: 4 KiB, or less when the pod's
+    /// 12 KiB are shared by more than three containers.
+    pub termination_message_max: u32,
     /// Why the container must not start (the kubelet's
     /// CreateContainerConfigError, e.g. `runAsNonRoot` with a root user):
     /// the init reports [`crate::events::Event::ContainerWaiting`] and

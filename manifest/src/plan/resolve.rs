@@ -217,6 +217,8 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
         init_containers,
         containers,
         termination_grace_period_seconds: spec.termination_grace_period_seconds.unwrap_or(30) as u64,
+        // Validated positive.
+        active_deadline_seconds: spec.active_deadline_seconds.map(|d| d as u64),
         share_process_namespace: spec.share_process_namespace,
         host_network: spec.host_network,
         host_ipc: spec.host_ipc,

@@ -432,6 +432,22 @@ mod kubernetes_fields {
         // A container mounting its own /etc/hosts keeps it.
         assert_eq!(files(1)[0].0, "/etc/hostname");
         assert_eq!(files(1)[2].0, TERMINATION_LOG);
+        // The message file is the one bound at terminationMessagePath.
+        assert_eq!(
+            p.containers[0].termination_message_file,
+            p.containers[0].files[3].source
+        );
+        assert_eq!(p.containers[0].termination_message_max, 4096);
+        assert!(!p.containers[0].fallback_to_logs);
+    }
+
+    #[test]
+    fn termination_messages_share_the_pods_12_kib() {
+        use crate::plan::container::termination_message_max;
+        assert_eq!(termination_message_max(1), 4096);
+        assert_eq!(termination_message_max(3), 4096);
+        assert_eq!(termination_message_max(4), 3072);
+        assert_eq!(termination_message_max(12), 1024);
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub struct PodSpec {
     pub dns_policy: Option<String>,
     /// Nameservers, search domains and options of /etc/resolv.conf.
     pub dns_config: Option<DnsConfig>,
-    /// Seconds the pod may run; parsed (the lifecycle work enforces it).
+    /// Seconds the pod may run before it is stopped (DeadlineExceeded).
     pub active_deadline_seconds: Option<i64>,
     /// `os.name`: only `linux`.
     pub os: Option<PodOs>,

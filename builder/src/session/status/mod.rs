@@ -93,6 +93,16 @@ impl Cut {
     }
 }
 
+/// The kubelet's bound on a container's termination message (4 KiB): a
+/// guest may send more, which is cut at a character boundary.
+pub fn bounded_message(m: &str) -> String {
+    let mut end = m.len().min(4096);
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    m[..end].to_string()
+}
+
 /// Where one container is.
 #[derive(Debug, Clone, PartialEq)]
 enum Run {
@@ -113,6 +123,10 @@ struct Exit {
     signal: Option<i32>,
     /// Why it never got to run its command (the init's words).
     why: Option<String>,
+    /// The OOM killer killed in its cgroup during the run.
+    oom_killed: bool,
+    /// Its termination message.
+    message: Option<String>,
     /// Guest times; no start when it never started.
     started: Option<u64>,
     finished: u64,
@@ -122,6 +136,7 @@ impl Exit {
     fn reason(&self) -> &'static str {
         match (self.code, &self.why) {
             (_, Some(_)) => "ContainerCannotRun",
+            _ if self.oom_killed => "OOMKilled",
             (0, None) => "Completed",
             _ => "Error",
         }
@@ -213,8 +228,9 @@ pub struct Fold {
     all_running: bool,
     /// When `all_running` last changed.
     readiness_changed: Option<u64>,
-    /// The first `pod_exited`.
-    exited: Option<(Phase, u64)>,
+    /// The first `pod_exited`: its phase, time, and whether the pod's
+    /// deadline ended it.
+    exited: Option<(Phase, u64, bool)>,
     /// The first `error`.
     error: Option<(String, u64)>,
 }
@@ -295,6 +311,8 @@ impl Fold {
                 signal,
                 restarts,
                 reason,
+                oom_killed,
+                message,
             } => {
                 let Some(t) = self.track(container) else {
                     return;
@@ -314,6 +332,8 @@ impl Fold {
                     code: *exit_code,
                     signal: *signal,
                     why: reason.clone(),
+                    oom_killed: *oom_killed,
+                    message: message.as_deref().map(bounded_message),
                     started,
                     finished: ms,
                 };
@@ -324,8 +344,12 @@ impl Fold {
                     self.initialized.get_or_insert(ms);
                 }
             }
-            Event::PodExited { phase, .. } => {
-                self.exited.get_or_insert((*phase, ms));
+            Event::PodExited {
+                phase,
+                deadline_exceeded,
+                ..
+            } => {
+                self.exited.get_or_insert((*phase, ms, *deadline_exceeded));
             }
             Event::Error { message } => {
                 self.error.get_or_insert_with(|| (message.clone(), ms));
@@ -351,12 +375,18 @@ impl Fold {
         let wall = |ms: u64| self.clock.wall(ms, now);
         let start = self.clock.started.min(now);
         let end_ms = self.error.as_ref().map(|e| e.1).or(self.exited.map(|e| e.1));
+        // The kubelet's words for a pod past its activeDeadlineSeconds.
+        let deadline = (
+            Some("DeadlineExceeded".to_string()),
+            Some("Pod was active on the node longer than the specified deadline".to_string()),
+        );
         let end = end_ms.map_or(now.max(start), wall);
         // The init's error decides even after a reported end, as it
         // decides `pod1 run`'s exit code.
         let (phase, reason, message) = match (&self.error, self.exited, cut) {
             (Some((msg, _)), _, _) => (Phase::Failed, None, Some(format!("pod1's init failed: {msg}"))),
-            (None, Some((phase, _)), _) => (phase, None, None),
+            (None, Some((phase, _, true)), _) => (phase, deadline.0, deadline.1),
+            (None, Some((phase, _, false)), _) => (phase, None, None),
             (None, None, Some(cut)) => (Phase::Failed, cut.reason(), Some(cut.message())),
             (None, None, None) => {
                 let never = "the pod's end was never reported".to_string();
@@ -462,7 +492,7 @@ fn container_status(
         terminated: Some(Terminated {
             exit_code: e.code,
             finished_at: Some(Time(wall(e.finished))),
-            message: e.why.clone(),
+            message: e.why.clone().or_else(|| e.message.clone()),
             reason: Some(e.reason().into()),
             signal: e.signal,
             started_at: e.started.map(|ms| Time(wall(ms))),

@@ -88,11 +88,17 @@ fn exited(c: &str, code: i32, restarts: u32) -> Event {
         signal: None,
         restarts,
         reason: None,
+        oom_killed: false,
+        message: None,
     }
 }
 
 fn pod_exited(phase: Phase, exit_code: i32) -> Event {
-    Event::PodExited { phase, exit_code }
+    Event::PodExited {
+        phase,
+        exit_code,
+        deadline_exceeded: false,
+    }
 }
 
 /// The condition of type `kind`.
@@ -312,6 +318,59 @@ fn a_timeout_marks_running_containers_unknown() {
 }
 
 #[test]
+fn a_deadline_and_an_oom_kill_as_the_kubelet_words_them() {
+    let p = plan(&[], &["hog", "calm"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_000, Event::SandboxReady {}),
+            (2_000, started("hog")),
+            (2_000, started("calm")),
+            (
+                3_000,
+                Event::ContainerExited {
+                    container: "hog".into(),
+                    exit_code: 137,
+                    signal: Some(9),
+                    restarts: 0,
+                    reason: None,
+                    oom_killed: true,
+                    message: None,
+                },
+            ),
+            (9_000, exited("calm", 143, 0)),
+            (
+                9_100,
+                Event::PodExited {
+                    phase: Phase::Failed,
+                    exit_code: 124,
+                    deadline_exceeded: true,
+                },
+            ),
+        ],
+    );
+    let s = status(&f, 10_000, None);
+    assert_eq!(
+        (&s["phase"], &s["reason"]),
+        (&json!("Failed"), &json!("DeadlineExceeded"))
+    );
+    assert_eq!(
+        s["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    let hog = &s["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(
+        (&hog["reason"], &hog["exitCode"]),
+        (&json!("OOMKilled"), &json!(137))
+    );
+    assert_eq!(
+        s["containerStatuses"][1]["state"]["terminated"]["reason"],
+        "Error"
+    );
+}
+
+#[test]
 fn a_refused_container_waits_with_its_reason() {
     let p = plan(&[], &["root"]);
     let refused = Event::ContainerWaiting {
@@ -408,6 +467,8 @@ fn a_container_that_could_not_run_and_one_killed_by_a_signal() {
                     signal: None,
                     restarts: 0,
                     reason: Some("preparing the root filesystem: ENOSPC".into()),
+                    oom_killed: false,
+                    message: None,
                 },
             ),
             (1_500, started("killed")),
@@ -419,6 +480,8 @@ fn a_container_that_could_not_run_and_one_killed_by_a_signal() {
                     signal: Some(9),
                     restarts: 0,
                     reason: None,
+                    oom_killed: false,
+                    message: None,
                 },
             ),
             (2_600, pod_exited(Phase::Failed, 125)),
@@ -556,6 +619,8 @@ fn an_exec_failure_is_container_cannot_run_and_a_commands_own_127_an_error() {
                     signal: None,
                     restarts: 0,
                     reason: Some(why.into()),
+                    oom_killed: false,
+                    message: None,
                 },
             ),
             (3_500, exited("own", 127, 0)),
