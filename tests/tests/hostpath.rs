@@ -504,3 +504,47 @@ fn the_ci_example_reports_into_the_repository_and_fails_as_its_tests_do() {
         let _ = std::fs::remove_file(&on_host);
     }
 }
+
+#[test]
+fn a_daemon_whose_qemu_never_connects_is_killed() {
+    // QEMU's C virtiofsd waits forever for a QEMU that never connects: a
+    // "QEMU" that notes its arguments and fails must leave no daemon.
+    let manifest = pod(
+        "hp-no-qemu",
+        "echo never",
+        serde_json::json!([{"name": "d", "hostPath": {"path": "d", "type": "DirectoryOrCreate"}}]),
+        serde_json::json!([{"name": "d", "mountPath": "/d"}]),
+    );
+    let dir = manifest.parent().unwrap();
+    let fake = dir.join("fake-qemu");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > {}/args\nexit 1\n", dir.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, kernel) = &kernels()[0];
+    // Bounded: a pod1 that waited on its daemon would wait forever.
+    let mut child = pod1_spawn(&manifest, kernel, &["--qemu", fake.to_str().unwrap()]);
+    let mut status = None;
+    let ended = wait_for(60, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        panic!("pod1 run did not end after QEMU failed");
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(125), "{stderr}");
+    assert!(stderr.contains("QEMU exited"), "{stderr}");
+    let args = std::fs::read_to_string(dir.join("args")).unwrap();
+    let socket = args
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("socket,id=vfs0,path="))
+        .expect("a virtio-fs socket in QEMU's arguments");
+    let run_dir = Path::new(socket).parent().unwrap().display().to_string();
+    let left = processes_mentioning(&run_dir);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
