@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures pod1 against the floor and the peers; prints one markdown table
 # and writes it to BENCHMARKS.md. About 10 minutes on 2 cores.
+# `scripts/bench.sh --only hostpath` runs the hostPath rows alone (printed, not written).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null

@@ -244,6 +244,7 @@ impl Manifest {
         let mut plan = resolved.plan;
         crate::seccomp::compile_plan(&mut plan, &self.dir)
             .with_context(|| format!("invalid manifest {}", self.path.display()))?;
+        crate::virtiofs::resolve_plan(&mut plan, &self.dir)?;
         let mut tree = Tree::default();
         for dir in ["dev", "proc", "sys", "run", "etc/pod1", "sbin", IMAGES_DIR] {
             tree.insert(dir, Node::dir(0o755))?;

@@ -91,6 +91,9 @@ fn fingerprint(m: &Manifest, init: &Path, vm: &VmSize) -> Result<String> {
             .unwrap_or_default()
             .as_bytes(),
     );
+    // A hostPath of type "" is a file share or a directory one as the
+    // host has it at build time.
+    h.update(crate::virtiofs::fingerprint(&m.pod, &m.dir).as_bytes());
     for file in m.seccomp_profiles() {
         walk(&mut h, &m.dir.join(file), true);
     }

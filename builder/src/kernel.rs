@@ -27,6 +27,10 @@ pub fn net_modules(machine: &str) -> &'static [&'static str] {
         false => &["virtio_pci", "virtio_net"],
     }
 }
+/// hostPath volumes' virtio-fs: FUSE, the virtiofs driver and the PCI
+/// transport (what they need comes from `modules.dep`). Only for a pod
+/// that has one.
+pub const FS_MODULES: &[&str] = &["virtio_pci", "fuse", "virtiofs"];
 /// Where the modules go in the initramfs, and the file listing their load order.
 pub const MODULES_DIR: &str = "pod1/modules";
 

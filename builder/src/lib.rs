@@ -18,6 +18,7 @@ pub mod qemu;
 pub mod seccomp;
 pub mod session;
 pub mod tree;
+pub mod virtiofs;
 
 /// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {

@@ -139,6 +139,8 @@ pub struct VmConfig {
     pub virtio_socket: PathBuf,
     /// The NIC's addresses and its port forwards; `None`: no NIC.
     pub network: Option<(NetworkPlan, Vec<PortPlan>)>,
+    /// hostPath volumes' virtio-fs devices (none: no device, private RAM).
+    pub shares: Vec<crate::virtiofs::QemuShare>,
 }
 
 impl VmConfig {
@@ -196,6 +198,7 @@ impl VmConfig {
             a.extend(crate::net::qemu_args(net, forwards, &self.machine));
         }
         a.extend(["-monitor", "none"].map(str::to_string));
+        a.extend(crate::virtiofs::qemu_args(&self.shares, self.memory_mib));
         a
     }
 }

@@ -40,6 +40,7 @@ mod channel;
 mod cmdline;
 mod console;
 mod host;
+mod hostpath;
 mod kmod;
 mod mountpoint;
 mod mounts;
@@ -55,6 +56,7 @@ mod sys;
 mod tree;
 mod volumes;
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 
@@ -105,6 +107,9 @@ enum Error {
     /// The lifecycle failed.
     #[error(transparent)]
     Supervisor(#[from] supervisor::Error),
+    /// A hostPath volume could not be mounted.
+    #[error(transparent)]
+    HostPath(Box<hostpath::Error>),
 }
 
 // Static glibc's cleanup paths (fwrite, pthread_once, ...) call
@@ -364,6 +369,9 @@ fn pod(root: &str, state: &str, requests: Option<OwnedFd>, net: Option<net::Conf
     // Before any container: the namespaces they will join.
     let sandbox = namespaces::create(&plan, &sys::join(state, "ns"), pid1, net.as_ref())?;
     channel::event(Event::SandboxReady {});
+    // hostPath shares, before the containers that bind them (in the VM
+    // from their virtio-fs devices, on a host from the paths themselves).
+    hostpath::mount_all(&plan.volumes, state, pid1).map_err(|e| Error::HostPath(Box::new(e)))?;
     let cg_name = if pid1 {
         "pod1".to_string()
     } else {

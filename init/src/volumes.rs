@@ -6,7 +6,8 @@
 //! - prepared volumes (configMap, secret, downwardAPI, projected), whose
 //!   files the builder wrote into the initramfs: never written, nothing
 //!   made for them in the state directory;
-//! - each container's mounts of both: the volume's root or its subPath,
+//! - hostPath volumes, mounted once in the state directory (`hostpath`);
+//! - each container's mounts of them: the volume's root or its subPath,
 //!   resolved beneath the volume (`tree::open_beneath`) and bound from its
 //!   descriptor;
 //! - the files bound in after /dev: /etc/hosts, /etc/hostname,
@@ -118,7 +119,10 @@ fn empty_dir_mode(fs_group: Option<u32>) -> u32 {
 /// the state tmpfs, or a tmpfs of its own when size-limited. Prepared
 /// volumes need nothing here.
 pub fn create(volumes: &[VolumePlan], state: &str) -> Result<(), Error> {
-    for v in volumes.iter().filter(|v| v.source.is_none()) {
+    for v in volumes
+        .iter()
+        .filter(|v| v.source.is_none() && v.host_path.is_none())
+    {
         let dir = empty_dir(state, &v.name);
         let fail = |source| Error::Create {
             name: v.name.clone(),
@@ -162,6 +166,10 @@ pub struct Mount {
     pub dir: String,
     /// A prepared volume: never written, always read-only.
     pub prepared: bool,
+    /// A hostPath volume: nosuid and nodev as its share is.
+    pub host: bool,
+    /// `dir` is one file (a hostPath of a file), bound onto a file.
+    pub file: bool,
     /// The path inside the volume to mount instead of its root.
     pub sub_path: Option<String>,
     /// Absolute path in the container.
@@ -177,6 +185,7 @@ impl Mount {
     /// nodev, but not noexec: users run scripts from configMaps.
     pub fn flags(&self) -> MsFlags {
         match (self.prepared, self.read_only) {
+            _ if self.host => crate::hostpath::flags(self.read_only),
             (true, _) => MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             (false, true) => MsFlags::MS_RDONLY,
             (false, false) => MsFlags::empty(),
@@ -193,21 +202,25 @@ pub fn mounts_of(volumes: &[VolumePlan], mounts: &[MountPlan], root: &str, state
     mounts
         .iter()
         .map(|m| {
-            let source = volumes
-                .iter()
-                .find(|v| v.name == m.name)
-                .and_then(|v| v.source.as_deref());
-            let dir = match source {
-                Some(s) => sys::join(root, s.trim_start_matches('/')),
-                None => empty_dir(state, &m.name),
+            let volume = volumes.iter().find(|v| v.name == m.name);
+            let source = volume.and_then(|v| v.source.as_deref());
+            let host = volume.and_then(|v| v.host_path.as_ref());
+            let dir = match (source, host) {
+                (Some(s), _) => sys::join(root, s.trim_start_matches('/')),
+                (None, Some(h)) => crate::hostpath::source(state, &m.name, h),
+                (None, None) => empty_dir(state, &m.name),
             };
             Mount {
                 volume: m.name.clone(),
                 dir,
                 prepared: source.is_some(),
+                host: host.is_some(),
+                file: host.is_some_and(|h| h.file),
                 sub_path: m.sub_path.clone(),
                 target: m.mount_path.clone(),
-                read_only: m.read_only,
+                // A read-only share stays so in every container (a bind
+                // remounted without MS_RDONLY would not be).
+                read_only: m.read_only || host.is_some_and(|h| h.read_only),
             }
         })
         .collect()
@@ -221,7 +234,11 @@ pub fn mount(root: &Root, m: &Mount) -> Result<(), Error> {
         .as_deref()
         .filter(|s| tree::components_beneath(s).map_or(true, |c| !c.is_empty()));
     let Some(sub) = sub else {
-        let dst = root.mount_point(&m.target, Kind::Dir)?;
+        let kind = match m.file {
+            true => Kind::File,
+            false => Kind::Dir,
+        };
+        let dst = root.mount_point(&m.target, kind)?;
         return Ok(mounts::bind_onto(&m.dir, dst.fd(), &dst.path, m.flags())?);
     };
     let fd = resolve(m, sub)?;
@@ -242,7 +259,9 @@ pub fn mount(root: &Root, m: &Mount) -> Result<(), Error> {
 /// Opens `m`'s subPath `sub` beneath its volume. In an emptyDir missing
 /// directories are made with the mode of the volume's root, as the
 /// kubelet's SafeMakeDir makes them (0777, 02777 with fsGroup: a non-root
-/// container can write in them); a prepared volume is never written.
+/// container can write in them), and so they are in a hostPath (on the
+/// host, owned by root, as the kubelet makes them); a prepared volume is
+/// never written.
 fn resolve(m: &Mount, sub: &str) -> Result<OwnedFd, Error> {
     let (volume, sub_path) = (m.volume.clone(), sub.to_string());
     let make_dirs = match m.prepared {
@@ -313,6 +332,7 @@ mod tests {
             size_limit_bytes: None,
             source: source.map(Into::into),
             fs_group: None,
+            host_path: None,
         }
     }
 
@@ -355,6 +375,38 @@ mod tests {
             mounts_of(&volumes, &mounts[1..2], "/", "/run/pod1")[0].dir,
             "/pod1/volumes/cfg"
         );
+    }
+
+    #[test]
+    fn host_paths_come_from_their_share_in_the_state_directory() {
+        use pod1_manifest::hostpath::{HostPathPlan, HostPathType};
+        let host = |name: &str, file: bool| VolumePlan {
+            host_path: Some(HostPathPlan {
+                path: "/h".into(),
+                kind: HostPathType::Unset,
+                tag: "pod1-vol0".into(),
+                file,
+                read_only: false,
+            }),
+            ..volume(name, None)
+        };
+        let volumes = [host("src", false), host("cfg", true)];
+        let mounts = [
+            mount_plan("src", "/w", false, None),
+            mount_plan("cfg", "/etc/a.conf", true, None),
+        ];
+        let got = mounts_of(&volumes, &mounts, "/tree", "/run/pod1");
+        let dirs: Vec<_> = got.iter().map(|m| (m.dir.as_str(), m.host, m.file)).collect();
+        assert_eq!(
+            dirs,
+            [
+                ("/run/pod1/hostpath/src", true, false),
+                ("/run/pod1/hostpath/cfg/file", true, true)
+            ]
+        );
+        let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        assert_eq!(got[0].flags(), nosuid_nodev);
+        assert_eq!(got[1].flags(), nosuid_nodev | MsFlags::MS_RDONLY);
     }
 
     #[test]

@@ -484,6 +484,7 @@ fn device_nodes_in_writable_filesystems_cannot_be_opened() {
         size_limit_bytes: Some(1 << 20),
         source: None,
         fs_group: None,
+        host_path: None,
     });
     let o = run(&p);
     check(&o);

@@ -29,6 +29,7 @@ fn prepared(plan: &mut Plan, name: &str, source: &str) {
         size_limit_bytes: None,
         source: Some(format!("/{source}")),
         fs_group: None,
+        host_path: None,
     });
 }
 
@@ -147,6 +148,7 @@ fn fs_group_owns_a_fresh_empty_dir_and_is_inherited_by_what_is_made_in_it() {
             size_limit_bytes: size,
             source: None,
             fs_group: Some(4321),
+            host_path: None,
         });
     }
     let o = run(&p);
@@ -385,4 +387,67 @@ fn a_volume_under_dev_is_the_volume_not_hidden_by_the_dev_tmpfs() {
     assert_eq!(o.logs("writer"), ["/dev/null"]);
     assert_eq!(o.logs("reader"), ["shm", "other"]);
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+/// Adds hostPath volume `name` of `path` on this host.
+fn host_path(plan: &mut Plan, name: &str, path: &Path, file: bool, read_only: bool) {
+    use pod1_manifest::hostpath::{HostPathPlan, HostPathType};
+    plan.volumes.push(VolumePlan {
+        name: name.into(),
+        size_limit_bytes: None,
+        source: None,
+        fs_group: None,
+        host_path: Some(HostPathPlan {
+            path: path.to_str().unwrap().into(),
+            kind: HostPathType::Unset,
+            tag: format!("pod1-{name}"),
+            file,
+            read_only,
+        }),
+    });
+}
+
+#[test]
+fn host_mode_binds_host_paths_as_the_vm_shares_them() {
+    // Host mode binds the host's directory and file themselves (the VM
+    // gets them through virtio-fs): written through, nosuid and nodev,
+    // read-only when the plan says so (even where a container's mount does
+    // not), a file without its siblings.
+    let host = TempDir::new("pod1-hostpath");
+    let dir = host.path().join("dir");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("in"), "from the host\n").unwrap();
+    fs::write(host.path().join("app.conf"), "answer=42\n").unwrap();
+    let script = "cat /d/in /etc/app.conf; echo out > /d/out; touch /etc/app.conf; \
+                  ls /etc/ | grep -c app.conf; echo mountinfo; cat /proc/self/mountinfo";
+    let c = mount(mount(sh("a", script), "d", "/d"), "f", "/etc/app.conf");
+    let mut p = pod(vec![c]);
+    host_path(&mut p, "d", &dir, false, false);
+    host_path(&mut p, "f", &host.path().join("app.conf"), true, true);
+    let o = run(&p);
+    check(&o);
+    let out = o.stdout("a");
+    assert_eq!(
+        out[..4],
+        ["from the host", "answer=42", "1", "mountinfo"],
+        "{out:#?}"
+    );
+    assert!(
+        stderr(&o, "a")[0].contains("Read-only file system"),
+        "{:#?}",
+        stderr(&o, "a")
+    );
+    assert_eq!(fs::read_to_string(dir.join("out")).unwrap(), "out\n");
+    let opts = mount_options(&out[4..], "/d");
+    assert!(
+        opts.contains(&"rw") && opts.contains(&"nosuid") && opts.contains(&"nodev"),
+        "{opts:?}"
+    );
+    assert!(mount_options(&out[4..], "/etc/app.conf").contains(&"ro"));
+    // A missing path is an error naming it: host mode makes nothing.
+    let mut p = pod(vec![mount(sh("a", "true"), "d", "/d")]);
+    host_path(&mut p, "d", &host.path().join("missing"), false, false);
+    let o = run(&p);
+    assert_eq!(o.pod_exit(), (Phase::Failed, 125));
+    assert!(!host.path().join("missing").exists());
 }

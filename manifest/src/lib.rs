@@ -30,6 +30,7 @@ pub mod downward;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod hostpath;
 #[cfg(feature = "std")]
 pub mod ignored;
 #[cfg(feature = "std")]

@@ -47,7 +47,7 @@ pub struct Tree {
 }
 
 /// The files a volume holds (path → contents, mode), or `None` for an
-/// emptyDir. `at` is the volume's JSON path.
+/// emptyDir or a hostPath. `at` is the volume's JSON path.
 pub fn payload<'a>(
     pod: &Pod,
     sources: &Sources,
@@ -132,12 +132,12 @@ pub fn payload<'a>(
                 files.insert(path, file);
             }
         }
-    } else if v.empty_dir.is_some() {
+    } else if v.empty_dir.is_some() || v.host_path.is_some() {
         return Ok(None);
     } else {
         return Err(Error::new(
             at,
-            "a volume needs a source: emptyDir, configMap, secret, downwardAPI or projected",
+            "a volume needs a source: emptyDir, configMap, secret, downwardAPI, projected or hostPath",
         ));
     }
     // One path cannot be both a file and a directory (`a` and `a/b`):

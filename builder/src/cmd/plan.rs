@@ -52,6 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
     for p in &plan.ports {
         writeln!(out, "publish  {}", crate::net::describe(p))?;
     }
+    let volumes = plan.volumes.clone();
     let mut show = |kind: &str, c: &ContainerPlan| -> std::fmt::Result {
         writeln!(out, "{kind} {}  image {}", c.name, c.image)?;
         if let Some(l) = manifest.located.get(&c.image) {
@@ -82,7 +83,13 @@ pub fn run(args: &Args) -> Result<()> {
                 .map(|p| format!(" (subPath {p})"))
                 .unwrap_or_default();
             let ro = if m.read_only { " read-only" } else { "" };
-            writeln!(out, "  mount    {} at {}{sub}{ro}", m.name, m.mount_path)?;
+            let host = volumes
+                .iter()
+                .find(|v| v.name == m.name)
+                .and_then(|v| v.host_path.as_ref())
+                .map(|h| format!(" (host {})", h.path))
+                .unwrap_or_default();
+            writeln!(out, "  mount    {} at {}{sub}{ro}{host}", m.name, m.mount_path)?;
         }
         let seccomp = match &c.seccomp {
             None => "Unconfined".to_string(),

@@ -32,6 +32,16 @@ pub struct QuickArgs {
     /// The container's user: UID or UID:GID (numbers, as Kubernetes takes them).
     #[arg(long, value_name = "UID[:GID]", requires = "image")]
     pub user: Option<String>,
+    /// A host directory or file shared with the container, read-write or
+    /// read-only (`:ro`), as `docker run -v` takes it: a hostPath volume
+    /// and its volumeMount; a relative HOSTPATH is taken from here (repeatable).
+    #[arg(
+        short = 'v',
+        long = "volume",
+        value_name = "HOSTPATH:CTRPATH[:ro]",
+        requires = "image"
+    )]
+    pub volume: Vec<String>,
     /// Print the Pod instead of running it (as `kubectl run --dry-run=client`).
     #[arg(long, requires = "image")]
     pub dry_run: bool,
@@ -95,11 +105,19 @@ pub fn pod(q: &QuickArgs, memory_mib: Option<u32>, cpus: Option<u32>) -> Result<
     if !limits.is_empty() {
         c.insert("resources".into(), json!({ "limits": limits }));
     }
+    let mut spec = json!({"restartPolicy": "Never"});
+    if !q.volume.is_empty() {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let (volumes, mounts) = volumes(&q.volume, &cwd)?;
+        c.insert("volumeMounts".into(), Value::Array(mounts));
+        spec["volumes"] = Value::Array(volumes);
+    }
+    spec["containers"] = json!([Value::Object(c)]);
     Ok(json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"run": name}},
-        "spec": {"restartPolicy": "Never", "containers": [Value::Object(c)]},
+        "spec": spec,
     }))
 }
 
@@ -166,6 +184,45 @@ fn env_var(e: &str) -> Result<Value> {
             Err(_) => bail!("-e {e}: {e} is not set here; give its value as -e {e}=VALUE"),
         },
     }
+}
+
+/// `-v HOSTPATH:CTRPATH[:ro|:rw]` options as hostPath volumes (`volume-N`,
+/// type `""`: a missing path becomes a directory, as `docker run -v` makes
+/// it) and their mounts; a relative HOSTPATH is taken from `cwd` (the
+/// manifest is written under the cache, so it must not be left relative).
+fn volumes(specs: &[String], cwd: &std::path::Path) -> Result<(Vec<Value>, Vec<Value>)> {
+    let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+    for (i, spec) in specs.iter().enumerate() {
+        let (rest, read_only) = match spec.rsplit_once(':') {
+            Some((rest, "ro")) => (rest, true),
+            Some((rest, "rw")) => (rest, false),
+            _ => (spec.as_str(), false),
+        };
+        let Some((host, ctr)) = rest
+            .rsplit_once(':')
+            .filter(|(h, c)| !h.is_empty() && c.starts_with('/'))
+        else {
+            bail!("-v {spec}: give HOSTPATH:CTRPATH or HOSTPATH:CTRPATH:ro, CTRPATH absolute");
+        };
+        let host = match host.starts_with('/') {
+            true => host.to_string(),
+            false => cwd
+                .join(host)
+                .to_str()
+                .with_context(|| {
+                    format!("-v {spec}: the current directory is not UTF-8; give an absolute path")
+                })?
+                .to_string(),
+        };
+        let name = format!("volume-{i}");
+        volumes.push(json!({"name": name, "hostPath": {"path": host}}));
+        let mut m = json!({"name": name, "mountPath": ctr});
+        if read_only {
+            m["readOnly"] = json!(true);
+        }
+        mounts.push(m);
+    }
+    Ok((volumes, mounts))
 }
 
 /// `UID[:GID]` as a container securityContext.
@@ -314,6 +371,38 @@ mod tests {
         .is_err());
         assert_eq!(default_name("busybox"), "busybox");
         assert_eq!(default_name("oci:/x/My_Image:1"), "my-image");
+    }
+
+    #[test]
+    fn volumes_as_docker_takes_them() {
+        let cwd = std::path::Path::new("/work/repo");
+        let specs = [
+            "src:/workspace".to_string(),
+            "/etc/app.conf:/etc/app.conf:ro".into(),
+            "a:b:/c:rw".into(),
+        ];
+        let (v, m) = volumes(&specs, cwd).unwrap();
+        assert_eq!(
+            v[0],
+            json!({"name": "volume-0", "hostPath": {"path": "/work/repo/src"}})
+        );
+        assert_eq!(v[1]["hostPath"]["path"], "/etc/app.conf");
+        assert_eq!(v[2]["hostPath"]["path"], "/work/repo/a:b");
+        assert_eq!(m[0], json!({"name": "volume-0", "mountPath": "/workspace"}));
+        assert_eq!(
+            m[1],
+            json!({"name": "volume-1", "mountPath": "/etc/app.conf", "readOnly": true})
+        );
+        assert!(m[2].get("readOnly").is_none());
+        for bad in ["/x", "/x:rel", ":/c", "/x:/y:rx"] {
+            assert!(volumes(&[bad.to_string()], cwd).is_err(), "{bad}");
+        }
+        // --dry-run's YAML reads back as the same volumes.
+        let mut q = quick("busybox");
+        q.volume = vec!["/data:/data:ro".into()];
+        let back = pod1_manifest::workload::read(&yaml(&pod(&q, None, None).unwrap())).unwrap();
+        assert_eq!(back.pod.spec.volumes[0].host_path.as_ref().unwrap().path, "/data");
+        assert!(back.pod.spec.containers[0].volume_mounts[0].read_only);
     }
 
     #[test]

@@ -304,6 +304,11 @@ fn build_and_boot(
     if network.is_some() {
         required.extend(kernel::net_modules(&args.machine));
     }
+    // hostPath volumes: checked and made before the boot, their modules.
+    let shares = crate::virtiofs::prepare(plan.as_ref(), &args.machine)?;
+    if !shares.is_empty() {
+        required.extend(kernel::FS_MODULES);
+    }
     let modules = kernel::modules_tree(&kernel, &required, kernel::OPTIONAL_MODULES)?;
     let initrd = guest_initrd(&initrd, modules, args.memory(), work.path())?;
     let mut user = KernelCmdline::default();
@@ -359,8 +364,10 @@ fn build_and_boot(
             channel: args.channel,
             virtio_socket: work.path().join(format!("channel-{attempt}.sock")),
             network: network.clone(),
+            shares: shares.qemu(work.path(), attempt),
         };
-        match boot(&config, &attempt_args, signals, plan.as_ref())? {
+        let daemons = shares.start(work.path(), attempt)?;
+        match boot(&config, &attempt_args, signals, plan.as_ref(), daemons)? {
             Outcome::Exit(code, status, cut) if code != 0 && !cut && failures < retries => {
                 failures += 1;
                 note(&format!(
@@ -498,7 +505,13 @@ fn accept(listener: &UnixListener, child: &mut Child, what: &str) -> Result<Unix
     }
 }
 
-fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -> Result<Outcome> {
+fn boot(
+    config: &VmConfig,
+    args: &Args,
+    signals: &SigSet,
+    plan: Option<&Plan>,
+    mut daemons: crate::virtiofs::Daemons,
+) -> Result<Outcome> {
     let mut sockets = vec![
         (&config.console_socket, "console"),
         (&config.serial_socket, "serial"),
@@ -576,6 +589,7 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -
             }
         });
     }
+    daemons.watch(&tx, vm.pid);
     drop(tx);
     let request = |req: Request| {
         let mut line = serde_json::to_string(&req).unwrap_or_default();
@@ -675,6 +689,12 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -
                 s.note("killed the VM");
                 break exit::INTERRUPTED;
             }
+            Msg::DaemonDied(why) => {
+                s.print_console_tail();
+                s.note(&why);
+                s.cut = Some(Cut::Vm(why));
+                break exit::POD1_FAILED;
+            }
             m => handle(&mut s, m, &mut open_streams, &request),
         }
         if s.channel_broken {
@@ -692,6 +712,9 @@ fn boot(config: &VmConfig, args: &Args, signals: &SigSet, plan: Option<&Plan>) -
         s.print_status(status, now);
     }
     s.idle();
+    // QEMU first, then the daemons it used (a daemon killed first would
+    // leave the guest's I/O blocked for nothing).
     drop(vm);
+    drop(daemons);
     Ok(Outcome::Exit(exit, status, s.cut.is_some() || s.stop_sent))
 }

@@ -33,6 +33,8 @@ pub enum Msg {
     QemuExited(ExitStatus),
     /// `pod1 run` got a signal.
     Signal(Signal),
+    /// A hostPath volume's virtiofsd died while QEMU ran: the sentence to print.
+    DaemonDied(String),
 }
 
 /// One message from a reader thread. The guest speaks on one of the two
@@ -56,7 +58,7 @@ pub fn handle(s: &mut Session, msg: Msg, open_streams: &mut usize, request: &imp
             }
         }
         Msg::Console(line) => return s.console(line),
-        Msg::QemuExited(_) | Msg::Signal(_) => return,
+        Msg::QemuExited(_) | Msg::Signal(_) | Msg::DaemonDied(_) => return,
     };
     match msg {
         FromGuest::Frame(Frame::Event(rec)) => {

@@ -165,6 +165,7 @@ pub fn volume(plan: &mut Plan, name: &str) {
         size_limit_bytes: None,
         source: None,
         fs_group: None,
+        host_path: None,
     });
 }
 

@@ -67,7 +67,7 @@ pub struct Plan {
     pub host_ipc: bool,
     /// Set in the pod's namespaces before any container starts.
     pub sysctls: Vec<Sysctl>,
-    /// emptyDir volumes.
+    /// The volumes (emptyDir, prepared ones, hostPath).
     pub volumes: Vec<VolumePlan>,
     /// Restart backoff.
     pub backoff: Backoff,
@@ -242,6 +242,9 @@ pub struct VolumePlan {
     /// `securityContext.fsGroup` for an emptyDir: its directory is owned
     /// by this group and setgid (mode 02777), as the kubelet leaves it.
     pub fs_group: Option<u32>,
+    /// A hostPath volume: the host's file or directory, shared with
+    /// virtio-fs ([`crate::hostpath`]).
+    pub host_path: Option<crate::hostpath::HostPathPlan>,
 }
 
 /// A container, ready to run.

@@ -10,6 +10,7 @@ use super::container::{resolve_container, Pod1Paths};
 use super::*;
 use crate::downward::Node;
 use crate::error::Error;
+use crate::hostpath::{self, HostPathPlan, HostPathType};
 use crate::objects::Sources;
 use crate::pod::{Container, Pod};
 use crate::volumes::{self, Entry};
@@ -164,14 +165,33 @@ pub fn resolve_all(inputs: &Inputs) -> Result<Resolved, Error> {
             }
             format!("/{root}")
         });
+        // Read-only when no container mounts it for writing.
+        let read_only = spec
+            .all_containers()
+            .flat_map(|c| &c.volume_mounts)
+            .filter(|m| m.name == v.name)
+            .all(|m| m.read_only);
+        let host_path = v.host_path.as_ref().map(|h| {
+            // Validation has checked the type.
+            let kind = HostPathType::parse(h.kind.as_deref().unwrap_or("")).unwrap_or(HostPathType::Unset);
+            HostPathPlan {
+                // The builder makes it absolute (it knows the manifest's directory).
+                path: h.path.clone(),
+                kind,
+                tag: hostpath::tag(i),
+                file: kind.is_file(),
+                read_only,
+            }
+        });
         volume_plans.push(VolumePlan {
+            host_path,
             name: v.name.clone(),
             size_limit_bytes: v
                 .empty_dir
                 .as_ref()
                 .and_then(|e| e.size_limit.as_ref())
                 .and_then(|q| q.whole()),
-            fs_group: fs_group.filter(|_| source.is_none()),
+            fs_group: fs_group.filter(|_| source.is_none() && v.host_path.is_none()),
             source,
         });
     }

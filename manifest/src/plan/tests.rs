@@ -486,4 +486,60 @@ mod kubernetes_fields {
         assert_eq!(termination_message_max(4), 3072);
         assert_eq!(termination_message_max(12), 1024);
     }
+
+    #[test]
+    fn host_path_volumes_carry_what_run_and_the_init_need() {
+        use crate::hostpath::HostPathType;
+        let spec = json!({"securityContext": {"fsGroup": 7}, "volumes": [
+            {"name": "src", "hostPath": {"path": "work", "type": "DirectoryOrCreate"}},
+            {"name": "cfg", "hostPath": {"path": "/etc/app.conf", "type": "File"}},
+            {"name": "any", "hostPath": {"path": "/srv"}}],
+            "containers": [{"name": "c", "image": "oci:img", "volumeMounts": [
+                {"name": "src", "mountPath": "/w"}, {"name": "cfg", "mountPath": "/a.conf", "readOnly": true},
+                {"name": "any", "mountPath": "/s", "readOnly": true}]},
+                {"name": "d", "image": "oci:img", "volumeMounts": [{"name": "any", "mountPath": "/s"}]}]});
+        let p = resolve_spec(spec, "").unwrap();
+        let h: Vec<_> = p.volumes.iter().map(|v| v.host_path.clone().unwrap()).collect();
+        assert_eq!(
+            (h[0].path.as_str(), h[0].kind, h[0].file, h[0].read_only),
+            ("work", HostPathType::DirectoryOrCreate, false, false)
+        );
+        assert_eq!(
+            (h[1].kind, h[1].file, h[1].read_only),
+            (HostPathType::File, true, true)
+        );
+        // One writable mount among read-only ones: the share stays writable.
+        assert_eq!(
+            (h[2].kind, h[2].file, h[2].read_only),
+            (HostPathType::Unset, false, false)
+        );
+        assert_eq!(
+            [&h[0].tag, &h[1].tag, &h[2].tag],
+            ["pod1-vol0", "pod1-vol1", "pod1-vol2"]
+        );
+        // fsGroup does not reach a host's files (the kubelet leaves hostPath alone).
+        assert!(p
+            .volumes
+            .iter()
+            .all(|v| v.fs_group.is_none() && v.source.is_none()));
+        let bad = |t: &str| {
+            resolve_spec(
+                json!({"volumes": [{"name": "v", "hostPath": {"path": "/dev/kvm", "type": t}}],
+                "containers": [{"name": "c", "image": "oci:img"}]}),
+                "",
+            )
+            .unwrap_err()
+        };
+        let e = bad("CharDevice");
+        assert_eq!(e.path, "spec.volumes[0].hostPath.type");
+        assert!(e.message.contains("VM"), "{e}");
+        assert!(bad("Dir").message.contains("DirectoryOrCreate"));
+        let e = resolve_spec(
+            json!({"volumes": [{"name": "v", "hostPath": {"path": ""}}],
+            "containers": [{"name": "c", "image": "oci:img"}]}),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "spec.volumes[0].hostPath.path");
+    }
 }

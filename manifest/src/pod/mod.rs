@@ -293,7 +293,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     // EnvVarSource
     "fileKeyRef",
     // Volume sources, VolumeMount
-    "hostPath", "persistentVolumeClaim", "nfs", "csi", "ephemeral", "image", "iscsi",
+    "persistentVolumeClaim", "nfs", "csi", "ephemeral", "image", "iscsi",
     "gitRepo", "recursiveReadOnly", "podCertificate", "awsElasticBlockStore", "azureDisk",
     "azureFile", "cephfs", "cinder", "fc", "flexVolume", "flocker", "gcePersistentDisk",
     "glusterfs", "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO",

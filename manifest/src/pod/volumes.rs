@@ -24,6 +24,20 @@ pub struct Volume {
     pub downward_api: Option<DownwardApiVolume>,
     /// Several of those in one directory.
     pub projected: Option<ProjectedVolume>,
+    /// A host file or directory, shared live (virtio-fs).
+    pub host_path: Option<HostPathVolumeSource>,
+}
+
+/// `hostPath`: a file or directory of the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPathVolumeSource {
+    /// The host path; pod1 also takes one relative to the manifest's directory.
+    pub path: String,
+    /// `""`, `DirectoryOrCreate`, `Directory`, `FileOrCreate` or `File`
+    /// (see [`crate::hostpath::HostPathType`]).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// `emptyDir`: a directory shared by the containers that mount it.

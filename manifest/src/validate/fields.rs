@@ -17,18 +17,35 @@ pub(super) fn volume_source(at: &str, v: &Volume) -> Result<(), Error> {
         v.secret.is_some(),
         v.downward_api.is_some(),
         v.projected.is_some(),
+        v.host_path.is_some(),
     ]
     .iter()
     .filter(|x| **x)
     .count();
     match n {
-        1 => Ok(()),
+        1 => match &v.host_path {
+            Some(h) => host_path(&format!("{at}.hostPath"), h),
+            None => Ok(()),
+        },
         0 => Err(Error::new(
             at,
-            "a volume needs a source: emptyDir, configMap, secret, downwardAPI or projected",
+            "a volume needs a source: emptyDir, configMap, secret, downwardAPI, projected or hostPath",
         )),
         _ => Err(Error::new(at, "a volume has exactly one source")),
     }
+}
+
+/// A hostPath: a path, and a type a VM can share.
+fn host_path(at: &str, h: &crate::pod::HostPathVolumeSource) -> Result<(), Error> {
+    if h.path.is_empty() || h.path.contains('\0') {
+        return Err(Error::new(
+            format!("{at}.path"),
+            "a host path is required (absolute, or relative to the manifest's directory)",
+        ));
+    }
+    crate::hostpath::HostPathType::parse(h.kind.as_deref().unwrap_or(""))
+        .map(|_| ())
+        .map_err(|m| Error::new(format!("{at}.type"), m))
 }
 
 /// The pod-level fields.
@@ -228,7 +245,7 @@ pub(super) fn volume_mount(at: &str, m: &VolumeMount) -> Result<(), Error> {
         None | Some("None") => Ok(()),
         Some(other) => Err(Error::new(
             format!("{at}.mountPropagation"),
-            format!("{other:?}: a pod1 VM has no host mounts to propagate; use None"),
+            format!("{other:?}: pod1 propagates no mounts between the VM and the host; use None"),
         )),
     }
 }

@@ -1,7 +1,8 @@
 //! `scripts/bench.sh`: measures pod1 against the floor and the peers, side
 //! by side in one run (A B A B …), and prints one markdown table.
 //!
-//! Usage: `pod1-bench [--runs N] [--out FILE]`. Needs root, QEMU, crun, both
+//! Usage: `pod1-bench [--runs N] [--out FILE] [--only hostpath]` (`--only`
+//! prints that section's table alone and writes nothing). Needs root, QEMU, crun, both
 //! guest kernels in the cache and the example busybox image (scripts/setup.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot measure should stop loudly
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use pod1_manifest::events::{Event, Record};
 use pod1_tests::{bin, fixtures, kernels, pod_dir, run, sh, workspace};
 
+mod hostpath;
 mod network;
 mod throughput;
 
@@ -196,13 +198,21 @@ fn crun_command() -> Command {
 fn main() {
     let mut runs = 9usize;
     let mut out_file = workspace().join("BENCHMARKS.md");
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--out" => out_file = PathBuf::from(args.next().expect("--out FILE")),
-            _ => panic!("usage: pod1-bench [--runs N] [--out FILE]"),
+            "--only" => only = args.next(),
+            _ => panic!("usage: pod1-bench [--runs N] [--out FILE] [--only hostpath]"),
         }
+    }
+    if only.as_deref() == Some("hostpath") {
+        for (kname, kernel) in kernels() {
+            println!("{}", hostpath::table(&bin("pod1"), kname, &kernel));
+        }
+        return;
     }
     let started = Instant::now();
     let pod1 = bin("pod1");
@@ -506,6 +516,11 @@ fn main() {
         let _ = writeln!(tput, "{}", throughput::table(&pod1, kname, &kernel));
     }
 
+    let mut volumes = String::new();
+    for (kname, kernel) in kernels() {
+        let _ = writeln!(volumes, "{}", hostpath::table(&pod1, kname, &kernel));
+    }
+
     let qemu = Command::new("qemu-system-x86_64")
         .arg("--version")
         .output()
@@ -582,6 +597,13 @@ fn main() {
          (one run each; sizes are the base64 output). Under TCG the container's own `urandom | base64` and \
          `seq` are the limit; `cat` of prepared bytes shows what the channel carries. The host pipe is the \
          same bytes through `base64 < file | cat > /dev/null` (or `seq | cat`) on this host.\n\n{tput}"
+    );
+    let _ = writeln!(
+        md,
+        "\n9. A hostPath volume (virtio-fs, one virtiofsd on the host) against an emptyDir (the VM's tmpfs), \
+         the same workload in one privileged busybox container (one run each, guest time between marks the \
+         container prints; the guest drops its caches before each read, so hostPath reads reach the host, \
+         whose page cache holds the files; `sync` ends each write).\n\n{volumes}"
     );
     print!("{md}");
     std::fs::write(&out_file, &md).unwrap();
