@@ -481,7 +481,6 @@ fn fields_without_meaning_in_a_vm_are_warnings_or_with_strict_errors() {
             "pod1: warning: metadata.resourceVersion is ignored: the API server sets it; a pod1 pod has none",
             "pod1: warning: spec.nodeSelector is ignored: a pod1 pod runs on one VM, with nothing to schedule",
             "pod1: warning: spec.serviceAccountName is ignored: a pod1 pod has no API server to talk to (the downward API still reports the name)",
-            "pod1: warning: spec.containers[0].ports is ignored: pod1 does not publish ports",
         ]
     );
     let o = pod1(&["plan", "--strict", manifest.to_str().unwrap()]);
