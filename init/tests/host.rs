@@ -289,6 +289,55 @@ fn init_containers_run_in_order_and_share_an_empty_dir() {
 }
 
 #[test]
+fn a_sidecar_runs_beside_the_app_restarts_and_stops_after_it() {
+    // The sidecar serves a file the next init container and the app read;
+    // it dies once and is restarted; when the app ends, it gets SIGTERM
+    // and the pod succeeds whatever the sidecar's code.
+    let side =
+        "n=$(cat /data/runs 2>/dev/null || echo 0); echo $((n+1)) > /data/runs; echo up > /data/side; \
+                trap 'echo stopping; exit 7' TERM; [ $n -eq 0 ] && exit 3; while true; do sleep 0.05; done";
+    let mut sidecar = mount(sh("side", side), "data", "/data");
+    sidecar.sidecar = true;
+    let mut p = pod(vec![mount(
+        sh(
+            "app",
+            "while [ \"$(cat /data/runs)\" != 2 ]; do sleep 0.05; done; cat /data/side; echo app done",
+        ),
+        "data",
+        "/data",
+    )]);
+    p.init_containers = vec![
+        sidecar,
+        // Started once the sidecar has started: its file may still be coming.
+        mount(
+            sh(
+                "init2",
+                "while [ ! -s /data/side ]; do sleep 0.05; done; cat /data/side",
+            ),
+            "data",
+            "/data",
+        ),
+    ];
+    volume(&mut p, "data");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("init2"), ["up"]);
+    assert_eq!(o.stdout("app"), ["up", "app done"]);
+    assert_eq!(o.stdout("side"), ["stopping"]);
+    assert_eq!(o.exits("side"), [(3, None), (7, None)]);
+    let kinds = o.kinds();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:#?}"))
+    };
+    assert!(pos("started side") < pos("started init2"));
+    assert!(pos("exited app 0") < pos("exited side 7"));
+    assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
+}
+
+#[test]
 fn a_failing_init_container_stops_the_pod_under_never() {
     let mut p = pod(vec![sh("app", "echo app ran")]);
     p.init_containers = vec![sh("init1", "echo failing; exit 3"), sh("init2", "echo init2 ran")];

@@ -161,3 +161,47 @@ fn stop_signals_from_the_manifest_and_the_image() {
         assert_eq!(r.lines_of("default"), ["up", "got TERM"], "{name}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_sidecar_ends_when_the_main_container_ends() {
+    // A CI job's shape: a server beside the tests, the pod's result the
+    // tests' alone.
+    let manifest = json!({
+        "metadata": {"name": "sidecar"},
+        "spec": {"restartPolicy": "Never", "initContainers": [
+            {"name": "db", "image": "oci:../busybox:latest", "restartPolicy": "Always", "command": ["sh", "-c",
+                "mkdir -p /www && echo ready > /www/up && trap 'echo db stopping; exit 0' TERM; \
+                 httpd -p 8081 -h /www; while true; do sleep 0.2; done"]}],
+            "containers": [{"name": "tests", "image": "oci:../busybox:latest", "command": ["sh", "-c",
+                "until wget -q -O- http://127.0.0.1:8081/up; do sleep 0.2; done; echo tests passed; exit 5"]}]}
+    });
+    let dir = pod_dir("sidecar", &manifest.to_string());
+    for (name, kernel) in kernels() {
+        let file = dir.join(format!("status-{name}.json"));
+        let r = pod1_run(
+            &dir.join("pod.json"),
+            &kernel,
+            &["--status", file.to_str().unwrap()],
+        );
+        // The main container's code decides; the sidecar stopped well.
+        assert_eq!(r.code, 5, "{name}: {}", r.stderr);
+        assert_eq!(
+            r.lines_of("tests"),
+            ["ready", "tests passed"],
+            "{name}: {}",
+            r.stderr
+        );
+        assert_eq!(r.lines_of("db"), ["db stopping"], "{name}: {}", r.stderr);
+        let s = status(&file);
+        let db = &s["initContainerStatuses"][0];
+        assert_eq!(db["state"]["terminated"]["exitCode"], 0, "{name}: {s}");
+        assert_eq!(db["ready"], false, "{name}");
+        let initialized = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Initialized")
+            .unwrap();
+        assert_eq!(initialized["status"], "True", "{name}: {s}");
+    }
+}

@@ -113,6 +113,7 @@ impl Supervisor {
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }
+        self.ctrs[i].started = true;
         channel::event(Event::ContainerStarted { container: name, pid });
     }
 }

@@ -22,8 +22,14 @@
 //! is reported waiting (CreateContainerConfigError) and counts as failed
 //! with exit code 126, never restarted.
 //!
-//! The decisions (whose turn, restart or not, backoff, the pod's result)
-//! are pure functions in `policy`; this module performs them.
+//! Sidecars (init containers with `restartPolicy: Always`) start at their
+//! turn, restart whenever they exit, and stop (last first, with their stop
+//! signal, under the pod's grace period) once every other container is
+//! done; their codes never count.
+//!
+//! The decisions (whose turn, restart or not, backoff, which sidecar
+//! stops, the pod's result) are pure functions in `policy`; this module
+//! performs them.
 
 use alloc::format;
 use alloc::string::String;
@@ -124,6 +130,8 @@ struct Ctr {
     oom_kills: u64,
     /// Its run's output, kept for a termination message from the log.
     tail: Option<message::Tail>,
+    /// Its command has run at least once.
+    started: bool,
 }
 
 impl Ctr {
@@ -140,7 +148,9 @@ impl Ctr {
             init: self.init,
             status,
             refused: self.plan.refused.is_some(),
-            failed: status == Status::Done && self.last_code != 0,
+            failed: status == Status::Done && self.last_code != 0 && !self.plan.sidecar,
+            sidecar: self.plan.sidecar,
+            started: self.started,
         }
     }
 }
@@ -161,8 +171,13 @@ pub struct Supervisor {
     requests: Requests,
     /// The host's side of the channel hung up: stop polling it.
     requests_closed: bool,
-    /// Set once stopping: when SIGKILL follows.
+    /// Set once stopping (the pod, or its sidecars after the app
+    /// containers ended): when SIGKILL follows.
     stop_deadline: Option<u64>,
+    /// The pod was stopped (a signal, the host, its deadline).
+    stopped: bool,
+    /// The sidecar last sent its stop signal.
+    sidecar_stopping: Option<usize>,
     killed: bool,
     /// An init container failed for good: the app containers never run.
     init_failed: bool,
@@ -202,6 +217,7 @@ impl Supervisor {
                 last_code: 0,
                 oom_kills: 0,
                 tail: None,
+                started: false,
             })
             .collect();
         Ok(Supervisor {
@@ -215,6 +231,8 @@ impl Supervisor {
             requests: Requests::default(),
             requests_closed: false,
             stop_deadline: None,
+            stopped: false,
+            sidecar_stopping: None,
             killed: false,
             init_failed: false,
             finals: Vec::new(),
@@ -257,11 +275,20 @@ impl Supervisor {
                     self.create(i)?;
                 }
             }
-            let slots: Vec<Slot> = self.ctrs.iter().map(Ctr::slot).collect();
-            for action in policy::turn(&slots) {
-                match action {
-                    Action::Start(i) => self.start(i),
-                    Action::Refuse(i) => self.refuse(i),
+            // Until nothing more is due: a sidecar that starts lets the
+            // next init container start at once, with nothing to wake the
+            // loop in between. Each action moves a container out of
+            // Created or Pending, so this ends.
+            loop {
+                let actions = policy::turn(&self.slots());
+                if actions.is_empty() {
+                    break;
+                }
+                for action in actions {
+                    match action {
+                        Action::Start(i) => self.start(i),
+                        Action::Refuse(i) => self.refuse(i),
+                    }
                 }
             }
         }
@@ -271,7 +298,39 @@ impl Supervisor {
         if self.stop_deadline.is_some() || self.init_failed {
             self.abort_waiting();
         }
+        self.stop_sidecars();
         Ok(())
+    }
+
+    /// The containers as the policy sees them.
+    fn slots(&self) -> Vec<Slot> {
+        self.ctrs.iter().map(Ctr::slot).collect()
+    }
+
+    /// Once every other container is done, the sidecars stop, last first,
+    /// each with its stop signal once the one after it is done; the pod's
+    /// grace period bounds them all (SIGKILL after it).
+    fn stop_sidecars(&mut self) {
+        let slots = self.slots();
+        let mains_done = slots.iter().all(|s| s.sidecar || s.status == Status::Done);
+        if !mains_done || slots.iter().all(|s| !s.sidecar || s.status == Status::Done) {
+            return;
+        }
+        if self.stop_deadline.is_none() {
+            let grace = self.pod.plan.termination_grace_period_seconds;
+            console::log(&format!(
+                "the app containers have ended: stopping the sidecars (grace period {grace} s)"
+            ));
+            self.stop_deadline = Some(now_ms().saturating_add(grace.saturating_mul(1000)));
+            // Sidecars waiting to restart never run again.
+            self.abort_waiting();
+        }
+        if let Some(i) = policy::sidecar_to_stop(&self.slots()) {
+            if self.sidecar_stopping != Some(i) {
+                self.sidecar_stopping = Some(i);
+                self.signal(&self.ctrs[i], None);
+            }
+        }
     }
 
     /// Container `i`, which the plan refuses, has its turn: it is reported
@@ -306,7 +365,8 @@ impl Supervisor {
                     self.aborted.push(pid);
                 }
                 // A pending restart will not happen: its last run is final.
-                State::Backoff { .. } => self.finals.push(c.last_code),
+                State::Backoff { .. } if !c.plan.sidecar => self.finals.push(c.last_code),
+                State::Backoff { .. } => {}
                 State::Pending => {}
                 other => c.state = other,
             }
@@ -319,7 +379,13 @@ impl Supervisor {
         let backoff = self.pod.plan.backoff;
         let stopping = self.stop_deadline.is_some();
         let limit = self.pod.plan.backoff_limit;
-        let restarted: u32 = self.ctrs.iter().map(|c| c.restarts).sum();
+        // A Job counts the restarts of the containers it waits for.
+        let restarted: u32 = self
+            .ctrs
+            .iter()
+            .filter(|c| !c.plan.sidecar)
+            .map(|c| c.restarts)
+            .sum();
         let oom_kills = self.pod.cgroups.oom_kills(&self.ctrs[i].plan.name);
         let root = &self.pod.root;
         let c = &mut self.ctrs[i];
@@ -346,15 +412,24 @@ impl Supervisor {
             oom_killed,
             message,
         });
-        if policy::restarts(policy, c.init, code, stopping, restarted, limit) {
+        // A sidecar restarts whenever it exits, whatever the pod's policy,
+        // until the pod stops.
+        let restarts = match c.plan.sidecar {
+            true => !stopping,
+            false => policy::restarts(policy, c.init, code, stopping, restarted, limit),
+        };
+        if restarts {
             let (at, delay) = policy::backoff(backoff, c.backoff, now_ms());
             c.state = State::Backoff { until: at };
             c.backoff = Some((at, delay));
         } else {
             c.state = State::Done;
-            self.finals.push(code);
-            if c.init && code != 0 {
-                self.init_failed = true;
+            // A sidecar's code never decides the pod's result.
+            if !c.plan.sidecar {
+                self.finals.push(code);
+                if c.init && code != 0 {
+                    self.init_failed = true;
+                }
             }
         }
     }
@@ -373,7 +448,7 @@ impl Supervisor {
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
-        if let (Some(d), None) = (self.deadline, self.stop_deadline) {
+        if let (Some(d), false) = (self.deadline, self.stopped) {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
         let timeout = deadline.map(|d| sys::timespec_ms(d.saturating_sub(now).min(60_000)));
@@ -418,13 +493,13 @@ impl Supervisor {
         if ready[0] {
             self.read_signals();
         }
-        if self.deadline.is_some_and(|d| now_ms() >= d) && self.stop_deadline.is_none() {
+        if self.deadline.is_some_and(|d| now_ms() >= d) && !self.stopped {
             self.deadline_exceeded = true;
             self.stop("activeDeadlineSeconds ran out");
         }
         if let (Some(d), false) = (self.stop_deadline, self.killed) {
             if now_ms() >= d {
-                self.kill_running(Some(Signal::KILL));
+                self.kill_running(Signal::KILL);
                 self.killed = true;
             }
         }
@@ -477,40 +552,51 @@ impl Supervisor {
     }
 
     /// Stops the pod: SIGTERM now, SIGKILL after the grace period.
+    /// The sidecars follow once the other containers are done.
     fn stop(&mut self, why: &str) {
-        if self.stop_deadline.is_some() {
+        if self.stopped {
             return;
         }
+        self.stopped = true;
         let grace = self.pod.plan.termination_grace_period_seconds;
         console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
-        self.stop_deadline = Some(now_ms().saturating_add(grace.saturating_mul(1000)));
+        // The sidecars' own shutdown may have begun: its deadline stands.
+        self.stop_deadline
+            .get_or_insert(now_ms().saturating_add(grace.saturating_mul(1000)));
         self.abort_waiting();
-        self.kill_running(None);
+        for c in self.ctrs.iter().filter(|c| !c.plan.sidecar) {
+            self.signal(c, None);
+        }
     }
 
-    /// Sends every running container `sig`, or with `None` its own stop
-    /// signal (`lifecycle.stopSignal`, the image's, or SIGTERM).
-    fn kill_running(&self, sig: Option<Signal>) {
+    /// Sends every running container `sig`.
+    fn kill_running(&self, sig: Signal) {
         for c in &self.ctrs {
-            if let State::Running { pid, .. } = c.state {
-                // A number outside Linux's signals (a plan pod1 did not
-                // write) stops with SIGTERM.
-                let raw = match sig {
-                    Some(s) => s.as_raw(),
-                    None if (1..=64).contains(&c.plan.stop_signal) => c.plan.stop_signal,
-                    None => libc::SIGTERM,
-                };
-                // A container's command is PID 1 of its PID namespace: it
-                // gets a signal only if it handles it (as under Docker),
-                // and SIGKILL ends its whole namespace. kill(2) through
-                // libc: rustix takes only the signals it names, not the
-                // real-time ones a stop signal may be.
-                // SAFETY: kill(2) takes no pointers.
-                if pid > 0 && unsafe { libc::kill(pid, raw) } != 0 {
-                    let e = Errno::last();
-                    console::debug(&format!("kill({pid}, {}): {e}", Sig(raw)));
-                }
-            }
+            self.signal(c, Some(sig));
+        }
+    }
+
+    /// Sends container `c`, if it runs, `sig`, or with `None` its own stop
+    /// signal (`lifecycle.stopSignal`, the image's, or SIGTERM).
+    fn signal(&self, c: &Ctr, sig: Option<Signal>) {
+        let State::Running { pid, .. } = c.state else {
+            return;
+        };
+        // A number outside Linux's signals (a plan pod1 did not write)
+        // stops with SIGTERM.
+        let raw = match sig {
+            Some(s) => s.as_raw(),
+            None if (1..=64).contains(&c.plan.stop_signal) => c.plan.stop_signal,
+            None => libc::SIGTERM,
+        };
+        // A container's command is PID 1 of its PID namespace: it gets a
+        // signal only if it handles it (as under Docker), and SIGKILL ends
+        // its whole namespace. kill(2) through libc: rustix takes only the
+        // signals it names, not the real-time ones a stop signal may be.
+        // SAFETY: kill(2) takes no pointers.
+        if pid > 0 && unsafe { libc::kill(pid, raw) } != 0 {
+            let e = Errno::last();
+            console::debug(&format!("kill({pid}, {}): {e}", Sig(raw)));
         }
     }
 
@@ -636,7 +722,7 @@ impl Supervisor {
             console::debug(&format!("reaped {} orphaned processes", self.orphans));
         }
         self.pod.cgroups.remove();
-        let (phase, code) = policy::result(&self.finals, self.stop_deadline.is_some());
+        let (phase, code) = policy::result(&self.finals, self.stopped);
         // Whatever the containers' codes after SIGTERM: a pod ended by its
         // deadline did not finish (124, as `pod1 run --timeout`).
         let code = if self.deadline_exceeded {

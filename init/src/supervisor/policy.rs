@@ -44,6 +44,10 @@ pub struct Slot {
     pub refused: bool,
     /// Done, and its last run failed (or it was refused).
     pub failed: bool,
+    /// An init container with `restartPolicy: Always`.
+    pub sidecar: bool,
+    /// Its command has run at least once.
+    pub started: bool,
 }
 
 /// What to do now with container `usize`.
@@ -56,11 +60,14 @@ pub enum Action {
 }
 
 /// Whose turn it is, as the kubelet's SyncPod orders containers: the first
-/// init container not done yet, alone; once every init container has
-/// succeeded, every app container at once. A parked container starts; a
-/// refused one is refused when its turn comes (so a refused app container
-/// behind a failing init container is never reported). A failed init
-/// container ends every turn: the app containers never start.
+/// init container not done yet, alone (a sidecar counts as done once it
+/// has started: it keeps running beside what follows); once every init
+/// container has succeeded (or, a sidecar, started), every app container
+/// at once. A parked container starts; a refused one is refused when its
+/// turn comes (so a refused app container behind a failing init container
+/// is never reported). A restarted sidecar starts again whenever it is
+/// parked. A failed init container ends every turn: the app containers
+/// never start.
 pub fn turn(slots: &[Slot]) -> Vec<Action> {
     if slots
         .iter()
@@ -73,7 +80,13 @@ pub fn turn(slots: &[Slot]) -> Vec<Action> {
         (Status::Pending, true) => Some(Action::Refuse(i)),
         _ => None,
     };
-    match slots.iter().position(|s| s.init && s.status != Status::Done) {
+    let restarted = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.sidecar && s.started && s.status == Status::Created)
+        .map(|(i, _)| Action::Start(i));
+    let waiting = |s: &&Slot| s.init && s.status != Status::Done && !(s.sidecar && s.started);
+    let turn: Vec<Action> = match slots.iter().position(|s| waiting(&s)) {
         Some(i) => act((i, &slots[i])).into_iter().collect(),
         None => slots
             .iter()
@@ -81,7 +94,22 @@ pub fn turn(slots: &[Slot]) -> Vec<Action> {
             .filter(|(_, s)| !s.init)
             .filter_map(act)
             .collect(),
+    };
+    restarted.chain(turn).collect()
+}
+
+/// Once every container but the sidecars is done (the app containers
+/// ended, or will never run), the sidecars stop, last first, each once
+/// the one after it is done, as the kubelet stops them: the running
+/// sidecar to stop now, if any.
+pub fn sidecar_to_stop(slots: &[Slot]) -> Option<usize> {
+    if slots.iter().any(|s| !s.sidecar && s.status != Status::Done) {
+        return None;
     }
+    let last = slots
+        .iter()
+        .rposition(|s| s.sidecar && s.status != Status::Done)?;
+    (slots[last].status == Status::Running).then_some(last)
 }
 
 /// Whether a container whose run ended with `code` runs again. Never while
@@ -148,6 +176,16 @@ mod tests {
             status,
             refused: false,
             failed: false,
+            sidecar: false,
+            started: false,
+        }
+    }
+
+    fn sidecar(status: Status, started: bool) -> Slot {
+        Slot {
+            sidecar: true,
+            started,
+            ..slot(true, status)
         }
     }
 
@@ -180,6 +218,48 @@ mod tests {
         assert_eq!(turn(&slots), [Action::Start(2), Action::Start(3)]);
         slots[2].status = Running;
         assert_eq!(turn(&slots), [Action::Start(3)]);
+    }
+
+    #[test]
+    fn a_sidecar_lets_the_next_start_once_it_has_started_and_restarts_any_time() {
+        let app = slot(false, Created);
+        let mut slots = [sidecar(Created, false), slot(true, Created), app];
+        assert_eq!(turn(&slots), [Action::Start(0)]);
+        slots[0] = sidecar(Running, true);
+        assert_eq!(turn(&slots), [Action::Start(1)]);
+        slots[1].status = Done;
+        assert_eq!(turn(&slots), [Action::Start(2)]);
+        slots[2].status = Running;
+        // It exited and was made again: it starts at once.
+        slots[0] = sidecar(Created, true);
+        assert_eq!(turn(&slots), [Action::Start(0)]);
+        // Waiting to restart, it does not hold the next one up.
+        let slots = [sidecar(Status::Backoff, true), slot(true, Created)];
+        assert_eq!(turn(&slots), [Action::Start(1)]);
+    }
+
+    #[test]
+    fn sidecars_stop_last_first_once_the_rest_is_done() {
+        let mut slots = [
+            sidecar(Running, true),
+            sidecar(Running, true),
+            slot(false, Running),
+        ];
+        assert_eq!(sidecar_to_stop(&slots), None);
+        slots[2].status = Done;
+        assert_eq!(sidecar_to_stop(&slots), Some(1));
+        slots[1].status = Done;
+        assert_eq!(sidecar_to_stop(&slots), Some(0));
+        slots[0].status = Done;
+        assert_eq!(sidecar_to_stop(&slots), None);
+        // One that is not running (waiting to restart) is given up by the
+        // supervisor, not signalled.
+        let slots = [
+            sidecar(Running, true),
+            sidecar(Status::Backoff, true),
+            slot(false, Done),
+        ];
+        assert_eq!(sidecar_to_stop(&slots), None);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         // As the builder sets it for a container that is not privileged.
         no_new_privileges: true,
         files: vec![],
+        sidecar: false,
         stop_signal: 15,
         termination_message_file: format!("/pod1/termination/{name}"),
         fallback_to_logs: false,

@@ -247,6 +247,7 @@ pub(super) fn resolve_container(
         seccomp,
         no_new_privileges: !privileged && sc.allow_privilege_escalation != Some(true),
         files,
+        sidecar: c.restart_policy.as_deref() == Some("Always"),
         stop_signal: stop_signal(at, c, &image.config)?,
         termination_message_file,
         fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),

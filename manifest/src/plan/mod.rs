@@ -290,6 +290,10 @@ pub struct ContainerPlan {
     pub no_new_privileges: bool,
     /// Files bound in after /dev ([`FileMount`]), in order.
     pub files: Vec<FileMount>,
+    /// An init container with `restartPolicy: Always`: a sidecar, which
+    /// runs beside the app containers from its turn in the init sequence,
+    /// restarts whenever it exits, and stops after them.
+    pub sidecar: bool,
     /// The signal a stop sends: `lifecycle.stopSignal`, else the image's
     /// `StopSignal`, else SIGTERM.
     pub stop_signal: i32,

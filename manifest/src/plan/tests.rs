@@ -75,6 +75,27 @@ mod resolving {
     }
 
     #[test]
+    fn an_init_container_with_restart_policy_always_is_a_sidecar() {
+        let cfg = ImageConfig {
+            cmd: vec!["true".into()],
+            ..ImageConfig::default()
+        };
+        let pod = |init: &str, app: &str| {
+            format!(
+                r#"{{"metadata":{{"name":"p"}},"spec":{{"initContainers":[{{"name":"i","image":"oci:img"{init}}}],"containers":[{{"name":"a","image":"oci:img"{app}}}]}}}}"#
+            )
+        };
+        let p = plan(&pod(r#","restartPolicy":"Always""#, ""), cfg.clone()).unwrap();
+        assert!(p.init_containers[0].sidecar && !p.containers[0].sidecar);
+        assert!(!plan(&pod("", ""), cfg.clone()).unwrap().init_containers[0].sidecar);
+        let err = |init: &str, app: &str| plan(&pod(init, app), cfg.clone()).unwrap_err().to_string();
+        assert!(err(r#","restartPolicy":"OnFailure""#, "")
+            .contains("initContainers[0].restartPolicy: only \"Always\""));
+        assert!(err("", r#","restartPolicy":"Always""#)
+            .contains("containers[0].restartPolicy: may not be set for non-init containers"));
+    }
+
+    #[test]
     fn a_stop_signal_replaces_the_images() {
         let cfg = ImageConfig {
             stop_signal: "SIGQUIT".into(),

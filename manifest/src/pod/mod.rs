@@ -229,6 +229,9 @@ pub struct Container {
     pub ports: Vec<ContainerPort>,
     /// The stop signal (hooks are refused).
     pub lifecycle: Option<Lifecycle>,
+    /// `Always` on an init container: a sidecar (a native sidecar, as
+    /// Kubernetes 1.29 on runs it); not allowed on app containers.
+    pub restart_policy: Option<String>,
 }
 
 /// `lifecycle` of a container.
@@ -288,7 +291,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "ephemeralContainers", "hostPID", "hostUsers", "overhead", "resourceClaims",
     "runtimeClassName", "resources", "hostnameOverride",
     // Container
-    "livenessProbe", "readinessProbe", "resizePolicy", "restartPolicy",
+    "livenessProbe", "readinessProbe", "resizePolicy",
     "startupProbe", "stdin", "stdinOnce", "tty", "volumeDevices",
     // EnvVarSource
     "fileKeyRef",

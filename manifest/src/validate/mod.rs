@@ -101,6 +101,21 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
             let at = format!("spec.{field}[{i}]");
             container(&at, c, &volumes)?;
             lifecycle(&at, c, spec.os.is_some())?;
+            match (c.restart_policy.as_deref(), field) {
+                (None, _) | (Some("Always"), "initContainers") => {}
+                (Some(_), "initContainers") => {
+                    return Err(Error::new(
+                        format!("{at}.restartPolicy"),
+                        "only \"Always\" may be set (a sidecar)",
+                    ))
+                }
+                (Some(_), _) => {
+                    return Err(Error::new(
+                        format!("{at}.restartPolicy"),
+                        "may not be set for non-init containers",
+                    ))
+                }
+            }
             if !names.insert(c.name.as_str()) {
                 return Err(Error::new(
                     format!("{at}.name"),

@@ -153,6 +153,8 @@ struct Track {
     /// The end before the current run.
     last: Option<Exit>,
     restarts: u32,
+    /// An init container with `restartPolicy: Always`.
+    sidecar: bool,
 }
 
 impl Track {
@@ -164,12 +166,17 @@ impl Track {
             run: Run::NotStarted,
             last: None,
             restarts: 0,
+            sidecar: c.sidecar,
         }
     }
 
-    /// Ended with exit code 0: an init container is then ready.
+    /// Ended with exit code 0 (a sidecar: started): an init container has
+    /// then done its part of the initialisation.
     fn completed(&self) -> bool {
-        matches!(&self.run, Run::Exited(e) if e.code == 0)
+        match self.sidecar {
+            true => self.ran(),
+            false => matches!(&self.run, Run::Exited(e) if e.code == 0),
+        }
     }
 
     /// It has a `running` or `terminated` state (the kubelet's
@@ -288,6 +295,10 @@ impl Fold {
                         t.last = Some(e);
                         t.restarts = t.restarts.saturating_add(1);
                     }
+                }
+                // A sidecar's start may be the last step of the init sequence.
+                if self.init.iter().all(Track::completed) && !self.init.is_empty() {
+                    self.initialized.get_or_insert(ms);
                 }
             }
             Event::ContainerWaiting {
@@ -531,7 +542,7 @@ fn container_status(
         name: t.name.clone(),
         // An init container is ready once it completed; an app container
         // is not ready once the pod has ended.
-        ready: init && t.completed(),
+        ready: init && !t.sidecar && t.completed(),
         restart_count: t.restarts,
         started: false,
         state,
