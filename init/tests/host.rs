@@ -276,13 +276,7 @@ fn init_containers_run_in_order_and_share_an_empty_dir() {
     let o = run(&p);
     check(&o);
     assert_eq!(o.stdout("app"), ["1", "2", "from-init"]);
-    let kinds = o.kinds();
-    let pos = |k: &str| {
-        kinds
-            .iter()
-            .position(|x| x == k)
-            .unwrap_or_else(|| panic!("{k} in {kinds:#?}"))
-    };
+    let pos = |k: &str| o.position(k);
     assert!(pos("exited init1 0") < pos("started init2"));
     assert!(pos("exited init2 0") < pos("started app"));
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
@@ -325,13 +319,7 @@ fn a_sidecar_runs_beside_the_app_restarts_and_stops_after_it() {
     assert_eq!(o.stdout("app"), ["up", "app done"]);
     assert_eq!(o.stdout("side"), ["stopping"]);
     assert_eq!(o.exits("side"), [(3, None), (7, None)]);
-    let kinds = o.kinds();
-    let pos = |k: &str| {
-        kinds
-            .iter()
-            .position(|x| x == k)
-            .unwrap_or_else(|| panic!("{k} in {kinds:#?}"))
-    };
+    let pos = |k: &str| o.position(k);
     assert!(pos("started side") < pos("started init2"));
     assert!(pos("exited app 0") < pos("exited side 7"));
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));

@@ -75,12 +75,7 @@ fn a_refused_init_container_keeps_the_app_containers_from_starting() {
     let o = run(&p);
     check(&o);
     let kinds = o.kinds();
-    let pos = |k: &str| {
-        kinds
-            .iter()
-            .position(|x| x.starts_with(k))
-            .unwrap_or_else(|| panic!("{k} in {kinds:#?}"))
-    };
+    let pos = |k: &str| o.position(k);
     // Its turn comes once the first init container has succeeded.
     assert!(pos("exited first 0") < pos("waiting second"), "{kinds:#?}");
     assert_eq!(waiting(&o).len(), 1);

@@ -133,6 +133,12 @@ impl Ran {
             .collect()
     }
 
+    /// Whether a VM was started (pod1 says which accelerator it chose
+    /// just before it starts QEMU).
+    pub fn booted(&self) -> bool {
+        self.stderr.contains("pod1: using TCG") || self.stderr.contains("pod1: using KVM")
+    }
+
     /// The lines container `name` printed on stdout (`name | line`, the
     /// name padded to the longest one seen before).
     pub fn lines_of(&self, name: &str) -> Vec<&str> {

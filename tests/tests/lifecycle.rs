@@ -2,11 +2,22 @@
 //! kernels: `activeDeadlineSeconds`, and OOM kills reported as such.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-use pod1_tests::{kernels, pod1_run, pod_dir};
+use std::path::Path;
+
+use pod1_tests::{kernels, pod1_run, pod_dir, Ran};
 use serde_json::{json, Value};
 
-fn status(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// `pod1 run` of the pod in `dir` on `kernel` (named `name`), and the
+/// status it wrote.
+fn run_with_status(dir: &Path, name: &str, kernel: &Path) -> (Ran, Value) {
+    let file = dir.join(format!("status-{name}.json"));
+    let r = pod1_run(
+        &dir.join("pod.json"),
+        kernel,
+        &["--status", file.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{name}: {e}: {}", r.stderr));
+    (r, serde_json::from_str(&text).unwrap())
 }
 
 #[test]
@@ -21,16 +32,10 @@ fn a_deadline_stops_the_pod_gracefully() {
     });
     let dir = pod_dir("deadline", &manifest.to_string());
     for (name, kernel) in kernels() {
-        let file = dir.join(format!("status-{name}.json"));
-        let r = pod1_run(
-            &dir.join("pod.json"),
-            &kernel,
-            &["--status", file.to_str().unwrap()],
-        );
+        let (r, s) = run_with_status(&dir, name, &kernel);
         assert_eq!(r.code, 124, "{name}: {}", r.stderr);
         assert_eq!(r.lines_of("c"), ["up", "got TERM"], "{name}: {}", r.stderr);
         assert!(r.stderr.contains("activeDeadlineSeconds"), "{name}: {}", r.stderr);
-        let s = status(&file);
         assert_eq!(
             (&s["phase"], &s["reason"]),
             (&json!("Failed"), &json!("DeadlineExceeded")),
@@ -58,12 +63,7 @@ fn an_oom_kill_of_a_child_takes_the_whole_container() {
     });
     let dir = pod_dir("oom", &manifest.to_string());
     for (name, kernel) in kernels() {
-        let file = dir.join(format!("status-{name}.json"));
-        let r = pod1_run(
-            &dir.join("pod.json"),
-            &kernel,
-            &["--status", file.to_str().unwrap()],
-        );
+        let (r, s) = run_with_status(&dir, name, &kernel);
         assert_eq!(r.code, 137, "{name}: {}", r.stderr);
         assert_eq!(r.lines_of("c"), ["start"], "{name}: {}", r.stderr);
         assert!(
@@ -71,7 +71,7 @@ fn an_oom_kill_of_a_child_takes_the_whole_container() {
             "{name}: {}",
             r.stderr
         );
-        let c = &status(&file)["containerStatuses"][0]["state"]["terminated"];
+        let c = &s["containerStatuses"][0]["state"]["terminated"];
         assert_eq!(
             (&c["exitCode"], &c["reason"]),
             (&json!(137), &json!("OOMKilled")),
@@ -101,14 +101,8 @@ fn termination_messages_as_the_kubelet_reads_them() {
     });
     let dir = pod_dir("messages", &manifest.to_string());
     for (name, kernel) in kernels() {
-        let file = dir.join(format!("status-{name}.json"));
-        let r = pod1_run(
-            &dir.join("pod.json"),
-            &kernel,
-            &["--status", file.to_str().unwrap()],
-        );
+        let (r, s) = run_with_status(&dir, name, &kernel);
         assert_eq!(r.code, 3, "{name}: {}", r.stderr);
-        let s = status(&file);
         let message = |i: usize| s["containerStatuses"][i]["state"]["terminated"]["message"].clone();
         assert_eq!(message(0), json!("ran 42 tests\n"), "{name}");
         assert_eq!(message(1), json!("disk full"), "{name}");
@@ -177,12 +171,7 @@ fn a_sidecar_ends_when_the_main_container_ends() {
     });
     let dir = pod_dir("sidecar", &manifest.to_string());
     for (name, kernel) in kernels() {
-        let file = dir.join(format!("status-{name}.json"));
-        let r = pod1_run(
-            &dir.join("pod.json"),
-            &kernel,
-            &["--status", file.to_str().unwrap()],
-        );
+        let (r, s) = run_with_status(&dir, name, &kernel);
         // The main container's code decides; the sidecar stopped well.
         assert_eq!(r.code, 5, "{name}: {}", r.stderr);
         assert_eq!(
@@ -192,7 +181,6 @@ fn a_sidecar_ends_when_the_main_container_ends() {
             r.stderr
         );
         assert_eq!(r.lines_of("db"), ["db stopping"], "{name}: {}", r.stderr);
-        let s = status(&file);
         let db = &s["initContainerStatuses"][0];
         assert_eq!(db["state"]["terminated"]["exitCode"], 0, "{name}: {s}");
         assert_eq!(db["ready"], false, "{name}");

@@ -294,6 +294,15 @@ impl Outcome {
     pub fn kinds(&self) -> Vec<String> {
         self.events.iter().map(|r| describe(&r.event)).collect()
     }
+
+    /// Where the first event described as `kind` (or starting so) is.
+    pub fn position(&self, kind: &str) -> usize {
+        let kinds = self.kinds();
+        kinds
+            .iter()
+            .position(|x| x.starts_with(kind))
+            .unwrap_or_else(|| panic!("{kind} in {kinds:#?}"))
+    }
 }
 
 pub fn describe(e: &Event) -> String {
