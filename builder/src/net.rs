@@ -127,13 +127,19 @@ pub fn check_addresses(net: &NetworkPlan, forwards: &[PortPlan]) -> Result<()> {
 /// and port cannot be bound here (taken, not an address of this machine,
 /// privileged). QEMU would fail the same way, with a vaguer message.
 pub fn check_free(forwards: &[PortPlan]) -> Result<()> {
-    let mut seen = std::collections::BTreeMap::new();
-    for p in forwards {
-        let key = (p.protocol.lower(), p.host_ip.as_str(), p.host_port);
-        if let Some(first) = seen.insert(key, describe(p)) {
+    for (i, p) in forwards.iter().enumerate() {
+        // One address, or the wildcard and any address, cannot both listen
+        // on a port.
+        let clash = forwards[..i].iter().find(|q| {
+            q.protocol == p.protocol
+                && q.host_port == p.host_port
+                && (q.host_ip == p.host_ip || q.host_ip == "0.0.0.0" || p.host_ip == "0.0.0.0")
+        });
+        if let Some(first) = clash {
             bail!(
-                "cannot publish {}: {first} already publishes that host port",
-                describe(p)
+                "cannot publish {}: {} already publishes that host port",
+                describe(p),
+                describe(first)
             );
         }
         let addr = (p.host_ip.as_str(), p.host_port);
@@ -293,8 +299,22 @@ mod tests {
         );
         drop(held);
         check_free(std::slice::from_ref(&fwd)).unwrap();
-        let err = check_free(&[fwd.clone(), fwd]).unwrap_err().to_string();
+        let err = check_free(&[fwd.clone(), fwd.clone()]).unwrap_err().to_string();
         assert!(err.contains("already publishes that host port"), "{err}");
+        let everywhere = PortPlan {
+            host_ip: "0.0.0.0".into(),
+            ..fwd.clone()
+        };
+        assert!(check_free(&[fwd.clone(), everywhere]).is_err());
+        let other = PortPlan {
+            host_ip: "127.0.0.2".into(),
+            ..fwd
+        };
+        let third = PortPlan {
+            host_ip: "127.0.0.3".into(),
+            ..other.clone()
+        };
+        check_free(&[other, third]).unwrap();
         // UDP is checked apart from TCP.
         let held = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();

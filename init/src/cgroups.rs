@@ -111,11 +111,12 @@ impl Cgroups {
             if let Some(p) = limits.pids {
                 write(&sys::join(&dir, "pids.max"), &p.to_string())?;
             }
-            // One process's OOM kills the whole container, as the kubelet
-            // sets it on cgroup v2 (1.28 on): no half-dead container.
-            write(&sys::join(&dir, "memory.oom.group"), "1")?;
             Ok::<(), String>(())
-        })();
+        })()
+        // One process's OOM kills the whole container, as the kubelet sets
+        // it on cgroup v2 (1.28 on): no half-dead container. Whatever
+        // became of the limits above.
+        .and(write(&sys::join(&dir, "memory.oom.group"), "1"));
         if let Err(e) = res {
             console::log(&format!("cgroup of {container}: {e}"));
         }

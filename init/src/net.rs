@@ -233,8 +233,13 @@ impl Nic {
     /// The first network device that is not loopback, if any.
     pub fn find() -> Result<Option<Nic>, String> {
         let names = sys::read_dir("/sys/class/net").map_err(|e| format!("listing /sys/class/net: {e}"))?;
-        // The first by name: pod1 gives the VM one NIC (eth0).
-        let Some(name) = names.into_iter().filter(|n| n != "lo").min() else {
+        // The first Ethernet device by name (ARPHRD_ETHER, `type` 1): pod1
+        // gives the VM one NIC; other entries (bonding_masters, tunnels a
+        // kernel may make) are not it.
+        let ether = |n: &String| {
+            sys::read_to_string(&format!("/sys/class/net/{n}/type")).is_ok_and(|t| t.trim() == "1")
+        };
+        let Some(name) = names.into_iter().filter(ether).min() else {
             return Ok(None);
         };
         let path = format!("/sys/class/net/{name}/ifindex");

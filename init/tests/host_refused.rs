@@ -95,3 +95,23 @@ fn a_refused_container_behind_a_failed_init_container_is_never_reported() {
     assert!(waiting(&o).is_empty(), "{:#?}", o.kinds());
     assert_eq!(o.pod_exit(), (Phase::Failed, 3));
 }
+
+#[test]
+fn a_refused_sidecar_keeps_everything_after_it_from_starting() {
+    let mut side = refused("side");
+    side.sidecar = true;
+    let mut p = pod(vec![sh("app", "echo app ran")]);
+    p.init_containers = vec![side, sh("next", "echo next ran")];
+    let o = run(&p);
+    check(&o);
+    assert_eq!(waiting(&o).len(), 1);
+    assert!(!ever_created(&o, "side"), "{:#?}", o.kinds());
+    for c in ["next", "app"] {
+        assert!(
+            !o.kinds().iter().any(|k| k == &format!("started {c}")),
+            "{c}: {:#?}",
+            o.kinds()
+        );
+    }
+    assert_eq!(o.pod_exit(), (Phase::Failed, 126));
+}

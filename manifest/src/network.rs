@@ -110,8 +110,12 @@ pub fn validate(spec: &PodSpec) -> Result<(), Error> {
                     ));
                 }
             }
-            let Some(host_port) = p.host_port.filter(|p| *p != 0) else {
-                continue;
+            // As the API server defaults them: hostPort from containerPort
+            // under hostNetwork, protocol TCP.
+            let host_port = match p.host_port.filter(|p| *p != 0) {
+                Some(h) => h,
+                None if spec.host_network => p.container_port,
+                None => continue,
             };
             port_number(&format!("{at}.hostPort"), host_port)?;
             if spec.host_network && host_port != p.container_port {
@@ -120,7 +124,8 @@ pub fn validate(spec: &PodSpec) -> Result<(), Error> {
                     "must match containerPort when hostNetwork is true",
                 ));
             }
-            let key = (p.protocol.clone().unwrap_or_default(), host_ip(p), host_port);
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".to_string());
+            let key = (protocol, host_ip(p), host_port);
             if !taken.insert(key) {
                 return Err(Error::new(
                     format!("{at}.hostPort"),
@@ -287,6 +292,13 @@ mod tests {
         assert!(err(
             serde_json::json!([{"containerPort": 1, "hostPort": 9}, {"containerPort": 2, "hostPort": 9}]),
             false
+        )
+        .contains("published twice"));
+        assert!(err(serde_json::json!([{"containerPort": 1, "hostPort": 9}, {"containerPort": 2, "hostPort": 9, "protocol": "TCP"}]), false)
+            .contains("published twice"));
+        assert!(err(
+            serde_json::json!([{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}]),
+            true
         )
         .contains("published twice"));
         // The same host port for TCP and UDP, or on two addresses, is fine.

@@ -12,9 +12,9 @@
 //! SIGTERM gives 143.
 //!
 //! Restart backoff, as the kubelet's (`policy::backoff`): the first
-//! restart at once, then each waits until the previous restart plus a
-//! delay of `backoff.initial_ms` doubling to `backoff.max_ms`; after
-//! `backoff.reset_ms` without a restart it starts over. The plan's
+//! restart at once, then each waits from the exit a delay of
+//! `backoff.initial_ms` doubling to `backoff.max_ms`; an exit
+//! `backoff.reset_ms` or more after the previous one starts it over. The plan's
 //! `backoff` comes from the annotations `pod1/restart-backoff-ms` and
 //! `pod1/restart-backoff-max-ms`.
 //!
@@ -121,7 +121,7 @@ struct Ctr {
     init: bool,
     state: State,
     restarts: u32,
-    /// Its backoff: when it was last restarted, with the delay set then.
+    /// Its backoff: when it last exited, with the delay its next exit waits.
     backoff: Option<(u64, u64)>,
     attempt: u32,
     /// The exit code of its last run.
@@ -148,7 +148,10 @@ impl Ctr {
             init: self.init,
             status,
             refused: self.plan.refused.is_some(),
-            failed: status == Status::Done && self.last_code != 0 && !self.plan.sidecar,
+            // A sidecar's exit never fails the pod; its refusal does.
+            failed: status == Status::Done
+                && self.last_code != 0
+                && (!self.plan.sidecar || self.plan.refused.is_some()),
             sidecar: self.plan.sidecar,
             started: self.started,
         }
@@ -279,7 +282,7 @@ impl Supervisor {
             // next init container start at once, with nothing to wake the
             // loop in between. Each action moves a container out of
             // Created or Pending, so this ends.
-            loop {
+            while !self.init_failed {
                 let actions = policy::turn(&self.slots());
                 if actions.is_empty() {
                     break;
@@ -419,9 +422,10 @@ impl Supervisor {
             false => policy::restarts(policy, c.init, code, stopping, restarted, limit),
         };
         if restarts {
-            let (at, delay) = policy::backoff(backoff, c.backoff, now_ms());
+            let now = now_ms();
+            let (at, delay) = policy::backoff(backoff, c.backoff, now);
             c.state = State::Backoff { until: at };
-            c.backoff = Some((at, delay));
+            c.backoff = Some((now, delay));
         } else {
             c.state = State::Done;
             // A sidecar's code never decides the pod's result.

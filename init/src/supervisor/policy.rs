@@ -136,18 +136,18 @@ pub fn restarts(
 }
 
 /// The kubelet's restart backoff (its `flowcontrol.Backoff` per
-/// container): a container that exits at `now` restarts at the returned
-/// time, after which its delay is the returned one. Its `last` restart
-/// (with the delay then set) is what it waits from: the first exit, and
-/// the first after `reset_ms` without a restart, restart at once and set
-/// the delay to `initial_ms`; any other waits until `last + delay` (at
-/// once if that has passed) and doubles it, capped at `max_ms` (never
-/// below `initial_ms`). So a container that keeps failing at once
-/// restarts after 0, 10, 20, 40 ... 300 s.
+/// container, keyed on the container's exit time): a container that exits
+/// at `now` restarts at the returned time, and its next exit waits the
+/// returned delay. `last` is its previous exit with the delay set then.
+/// The first exit, and the first `reset_ms` or more after the previous
+/// one, restart at once and set the delay to `initial_ms`; any other waits
+/// its delay from the exit and doubles it, capped at `max_ms` (never below
+/// `initial_ms`). So a container that keeps failing restarts after 0, 10,
+/// 20, 40 ... 300 s.
 pub fn backoff(b: Backoff, last: Option<(u64, u64)>, now: u64) -> (u64, u64) {
     match last {
-        Some((at, delay)) if now.saturating_sub(at) <= b.reset_ms => (
-            now.max(at.saturating_add(delay)),
+        Some((exit, delay)) if now.saturating_sub(exit) <= b.reset_ms => (
+            now.saturating_add(delay),
             delay.saturating_mul(2).min(b.max_ms.max(b.initial_ms)),
         ),
         _ => (now, b.initial_ms),
@@ -236,6 +236,19 @@ mod tests {
         // Waiting to restart, it does not hold the next one up.
         let slots = [sidecar(Status::Backoff, true), slot(true, Created)];
         assert_eq!(turn(&slots), [Action::Start(1)]);
+    }
+
+    #[test]
+    fn a_refused_sidecar_holds_everything_after_it() {
+        let refused_sidecar = Slot {
+            refused: true,
+            failed: true,
+            ..sidecar(Done, false)
+        };
+        assert_eq!(
+            turn(&[refused_sidecar, slot(true, Created), slot(false, Created)]),
+            []
+        );
     }
 
     #[test]
@@ -336,20 +349,20 @@ mod tests {
             max_ms: 35,
             reset_ms: 1000,
         };
-        // A container that fails as soon as it starts, from t=100.
+        // A container that fails 1 ms after each start, from t=100.
         let (mut last, mut now, mut waits) = (None, 100, Vec::new());
         for _ in 0..6 {
             let (at, delay) = backoff(b, last, now);
             waits.push(at - now);
-            last = Some((at, delay));
+            last = Some((now, delay));
             now = at + 1;
         }
-        assert_eq!(waits, [0, 9, 19, 34, 34, 34]);
-        // A run longer than the delay restarts at once, and the delay still grows.
-        assert_eq!(backoff(b, Some((100, 10)), 150), (150, 20));
-        // Past reset_ms since the last restart: as new.
+        assert_eq!(waits, [0, 10, 20, 35, 35, 35]);
+        // The wait counts from the exit, however long the run was.
+        assert_eq!(backoff(b, Some((100, 20)), 150), (170, 35));
+        // Past reset_ms since the previous exit: as new.
         assert_eq!(backoff(b, Some((100, 35)), 1101), (1101, 10));
-        assert_eq!(backoff(b, Some((100, 35)), 1100), (1100, 35));
+        assert_eq!(backoff(b, Some((100, 35)), 1100), (1135, 35));
         // A cap below the first delay keeps the first delay.
         let low = Backoff { max_ms: 1, ..b };
         assert_eq!(backoff(low, Some((0, 10)), 0), (10, 10));
