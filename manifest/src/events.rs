@@ -45,6 +45,39 @@ pub enum Phase {
     Failed,
 }
 
+/// A container's probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// `livenessProbe`.
+    Liveness,
+    /// `readinessProbe`.
+    Readiness,
+    /// `startupProbe`.
+    Startup,
+}
+
+impl ProbeKind {
+    /// As the kubelet's messages name it (`Liveness probe failed: ...`).
+    pub fn title(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => "Liveness",
+            ProbeKind::Readiness => "Readiness",
+            ProbeKind::Startup => "Startup",
+        }
+    }
+}
+
+/// A container's lifecycle hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    /// `lifecycle.postStart`.
+    PostStart,
+    /// `lifecycle.preStop`.
+    PreStop,
+}
+
 /// An event, tagged by `"event"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -112,6 +145,40 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A probe's result changed (its threshold of successes or failures
+    /// was reached): a startup probe passed, the container became ready or
+    /// unready, a liveness or startup probe failed.
+    ContainerProbe {
+        /// Container name.
+        container: String,
+        /// Which probe.
+        probe: ProbeKind,
+        /// Its new result.
+        success: bool,
+        /// What the last check said (a failure's reason, an exec check's output).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        message: String,
+    },
+    /// A lifecycle hook failed (the kubelet's FailedPostStartHook and
+    /// FailedPreStopHook events). A failed postStart kills the container.
+    HookFailed {
+        /// Container name.
+        container: String,
+        /// Which hook.
+        hook: HookKind,
+        /// Why.
+        message: String,
+    },
+    /// The init kills a running container on its own (the kubelet's
+    /// `Killing` event): a failed liveness or startup probe, a failed
+    /// postStart hook. Its exit follows.
+    ContainerKilling {
+        /// Container name.
+        container: String,
+        /// Why, in the kubelet's words (`Container web failed liveness
+        /// probe, will be restarted`).
+        message: String,
+    },
     /// The pod is finished; the VM powers off next.
     PodExited {
         /// Succeeded or Failed.
@@ -171,6 +238,12 @@ impl Event {
             } => {
                 cut(container, max);
                 cut(reason, max);
+                cut(message, max);
+            }
+            Event::ContainerProbe { container, message, .. }
+            | Event::HookFailed { container, message, .. }
+            | Event::ContainerKilling { container, message } => {
+                cut(container, max);
                 cut(message, max);
             }
             Event::Error { message } => cut(message, max),

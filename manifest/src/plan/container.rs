@@ -255,6 +255,7 @@ pub(super) fn resolve_container(
         refused,
         // The device program is the plan's first (see `resolve_all`).
         devices: (!privileged).then_some(0),
+        checks: Checks::default(),
     };
     Ok((plan, built))
 }

@@ -315,6 +315,9 @@ pub struct ContainerPlan {
     /// [`Plan::programs`], eBPF instructions in little-endian order.
     /// `None`: every device (privileged).
     pub devices: Option<usize>,
+    /// Probes and lifecycle hooks (absent from the plan when none).
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
 }
 
 /// A container's seccomp filter.
@@ -441,10 +444,12 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(feature = "std")]
 mod container;
+mod probe;
 #[cfg(feature = "std")]
 mod resolve;
 #[cfg(feature = "std")]
 pub use container::{capability_name, sub_path_ok, TERMINATION_LOG};
+pub use probe::{Checks, Handler, ProbePlan};
 #[cfg(feature = "std")]
 pub use resolve::{resolve, resolve_all, Inputs, PlanFile, Resolved, POD1_DIR};
 

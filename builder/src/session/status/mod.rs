@@ -365,7 +365,12 @@ impl Fold {
             Event::Error { message } => {
                 self.error.get_or_insert_with(|| (message.clone(), ms));
             }
-            Event::InitStarted { .. } | Event::ContainerCreated { .. } | Event::Log { .. } => {}
+            Event::InitStarted { .. }
+            | Event::ContainerCreated { .. }
+            | Event::Log { .. }
+            | Event::ContainerProbe { .. }
+            | Event::HookFailed { .. }
+            | Event::ContainerKilling { .. } => {}
         }
         let all_running =
             !self.app.is_empty() && self.app.iter().all(|t| matches!(t.run, Run::Running { .. }));
