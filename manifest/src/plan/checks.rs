@@ -21,6 +21,8 @@ pub(super) fn checks(c: &Container, pod_ip: &str) -> Checks {
                 .ok()
                 .map(|seconds| Handler::Sleep { seconds });
         }
+        // Validation refuses a tcpSocket hook (a node's kubelet cannot run
+        // one); were it allowed, it would map as a probe's does.
         handler(
             c,
             pod_ip,
@@ -29,11 +31,11 @@ pub(super) fn checks(c: &Container, pod_ip: &str) -> Checks {
             h.tcp_socket.as_ref(),
         )
     };
-    let probe = |p: &Option<Probe>| p.as_ref().and_then(|p| probe(c, pod_ip, p));
+    let plan = |p: &Option<Probe>| p.as_ref().and_then(|p| probe(c, pod_ip, p));
     Checks {
-        liveness: probe(&c.liveness_probe),
-        readiness: probe(&c.readiness_probe),
-        startup: probe(&c.startup_probe),
+        liveness: plan(&c.liveness_probe),
+        readiness: plan(&c.readiness_probe),
+        startup: plan(&c.startup_probe),
         post_start: hook(lifecycle.and_then(|l| l.post_start.as_ref())),
         pre_stop: hook(lifecycle.and_then(|l| l.pre_stop.as_ref())),
     }

@@ -30,9 +30,9 @@ pub(super) fn container(at: &str, c: &Container, runs_to_completion: bool, grace
         ("startupProbe", &c.startup_probe, Kind::Startup),
     ];
     if runs_to_completion {
-        let set = core::iter::once(("lifecycle", c.lifecycle.is_some()))
+        let mut set = core::iter::once(("lifecycle", c.lifecycle.is_some()))
             .chain(probes.iter().map(|(field, p, _)| (*field, p.is_some())));
-        return match set.into_iter().find(|(_, set)| *set) {
+        return match set.find(|(_, set)| *set) {
             Some((field, _)) => Err(Error::new(format!("{at}.{field}"), NOT_ON_INIT)),
             None => Ok(()),
         };
@@ -81,7 +81,7 @@ fn probe(at: &str, c: &Container, p: &Probe, kind: Kind) -> Result<(), Error> {
     if kind != Kind::Readiness && success != 1 {
         return Err(Error::new(
             format!("{at}.successThreshold"),
-            format!("{success}: must be 1 (one success ends a liveness or startup probe's failure)"),
+            format!("{success}: must be 1 for a liveness or startup probe"),
         ));
     }
     if let Some(g) = p.termination_grace_period_seconds {
@@ -249,13 +249,11 @@ fn port(at: &str, c: &Container, port: &IntOrString) -> Result<(), Error> {
             at,
             format!("{name:?} must be a port number, or a name of at most 15 lowercase letters, digits and '-', with a letter, not starting or ending with '-' nor with '--'"),
         )),
-        IntOrString::String(name) => match c.ports.iter().any(|p| p.name.as_deref() == Some(name)) {
-            true => Ok(()),
-            false => Err(Error::new(
-                at,
-                format!("no port named {name:?} in this container's ports: the check would fail every time; name one in ports[] or give the number"),
-            )),
-        },
+        IntOrString::String(name) if !c.ports.iter().any(|p| p.name.as_deref() == Some(name)) => Err(Error::new(
+            at,
+            format!("no port named {name:?} in this container's ports: the check would fail every time; name one in ports[] or give the number"),
+        )),
+        IntOrString::String(_) => Ok(()),
     }
 }
 
