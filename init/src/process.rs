@@ -449,7 +449,7 @@ fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, St
 
 /// An error's description as Go spells it: glibc's, first letter lowercased
 /// (`no such file or directory`).
-fn go_desc(e: Errno) -> String {
+pub(crate) fn go_desc(e: Errno) -> String {
     let desc = e.desc();
     let mut chars = desc.chars();
     match chars.next() {

@@ -45,6 +45,8 @@ use rustix::process::Signal;
 mod launch;
 mod logs;
 mod message;
+#[allow(dead_code)] // until the probes and hooks use it
+mod netcheck;
 mod policy;
 
 use self::logs::{LogPipe, CHUNK};
