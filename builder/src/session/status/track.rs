@@ -101,7 +101,7 @@ pub(super) struct Track {
     ever_started: bool,
     /// Why the postStart hook of the run being started failed, until that
     /// run's exit takes it (or a later run starts).
-    post_start_failed: Option<String>,
+    post_start_error: Option<String>,
 }
 
 impl Track {
@@ -119,7 +119,7 @@ impl Track {
             startup_passed: false,
             readiness_passed: false,
             ever_started: false,
-            post_start_failed: None,
+            post_start_error: None,
         }
     }
 
@@ -153,7 +153,7 @@ impl Track {
     /// A new run started at guest time `ms` (its postStart hook, if any,
     /// succeeded): its probes start over.
     pub fn start(&mut self, ms: u64) {
-        self.post_start_failed = None;
+        self.post_start_error = None;
         self.startup_passed = false;
         self.readiness_passed = false;
         if let Run::Exited(e) = std::mem::replace(&mut self.run, Run::Running { since: ms }) {
@@ -165,7 +165,7 @@ impl Track {
 
     /// The current run ended (`exit`, its postStart failure added here).
     pub fn exit(&mut self, mut exit: Exit) {
-        exit.post_start = self.post_start_failed.take();
+        exit.post_start = self.post_start_error.take();
         if let Run::Exited(e) = std::mem::replace(&mut self.run, Run::Exited(exit)) {
             self.last = Some(e);
         }
@@ -188,7 +188,7 @@ impl Track {
     /// running container, whose hook already succeeded.
     pub fn post_start_failed(&mut self, message: String) {
         if !matches!(self.run, Run::Running { .. }) {
-            self.post_start_failed = Some(message);
+            self.post_start_error = Some(message);
         }
     }
 }
