@@ -130,6 +130,13 @@ impl Cgroups {
         write(&sys::join(&dir, "cgroup.procs"), &pid.to_string())
     }
 
+    /// The `cgroup.procs` of a container's cgroup (made by [`Cgroups::add`]),
+    /// if the pod has cgroups.
+    pub fn procs(&self, container: &str) -> Option<String> {
+        let base = self.base.as_ref()?;
+        Some(sys::join(&sys::join(base, container), "cgroup.procs"))
+    }
+
     /// The loaded device program `index` (its hex text is `program`).
     fn load(&mut self, index: usize, program: &str) -> Result<&OwnedFd, String> {
         if let Some(at) = self.loaded.iter().position(|(i, _)| *i == index) {

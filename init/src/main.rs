@@ -39,6 +39,7 @@ mod cgroups;
 mod channel;
 mod cmdline;
 mod console;
+mod exec;
 mod host;
 mod hostpath;
 mod kmod;

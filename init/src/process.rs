@@ -275,7 +275,7 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
         rootfs::mount_cgroup_ro(ctx.plan.privileged);
     }
     // A successful execve closes `exec` (close-on-exec) unwritten.
-    let code = match run(ctx.plan, ctx.programs) {
+    let code = match run(ctx.plan, &ctx.plan.argv, ctx.programs) {
         Ok(never) => match never {},
         Err((code, msg)) => {
             let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
@@ -399,10 +399,15 @@ fn take(step: Step, plan: &ContainerPlan, programs: &[String], caps: u64) -> Res
     }
 }
 
-/// After start: the container's identity ([`identity_steps`]), then exec.
-/// Returns only on failure, with the exit code and the message for the
-/// container's stderr.
-fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, String)> {
+/// After start: the container's identity ([`identity_steps`]), then exec
+/// `argv` (the container's command, or one run in it: see `exec`) with its
+/// environment. Returns only on failure, with the exit code and the
+/// message for the container's stderr.
+pub(crate) fn run(
+    plan: &ContainerPlan,
+    argv: &[String],
+    programs: &[String],
+) -> Result<Infallible, (i32, String)> {
     let fail = |m: String| (power::INIT_FAILED, m);
     let caps = caps::mask(&plan.capabilities).map_err(|e| fail(e.to_string()))?;
     let seccomp = plan.seccomp.is_some();
@@ -415,13 +420,12 @@ fn run(plan: &ContainerPlan, programs: &[String]) -> Result<Infallible, (i32, St
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    let argv0 = plan
-        .argv
+    let argv0 = argv
         .first()
         .ok_or_else(|| (NOT_FOUND, "the container has no command".to_string()))?;
     let prog = look_path(argv0, path_var, &plan.working_dir)?;
     let cstr = |s: &str| CString::new(s).map_err(|_| fail(format!("{s:?} contains a NUL byte")));
-    let argv = plan.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let mut env = plan.env.clone();
     // runc's rule: HOME from the image's /etc/passwd when the pod sets none.
     if !env.iter().any(|e| e.starts_with("HOME=")) {

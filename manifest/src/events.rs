@@ -240,8 +240,12 @@ impl Event {
                 cut(reason, max);
                 cut(message, max);
             }
-            Event::ContainerProbe { container, message, .. }
-            | Event::HookFailed { container, message, .. }
+            Event::ContainerProbe {
+                container, message, ..
+            }
+            | Event::HookFailed {
+                container, message, ..
+            }
             | Event::ContainerKilling { container, message } => {
                 cut(container, max);
                 cut(message, max);

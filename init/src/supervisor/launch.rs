@@ -7,6 +7,7 @@ use alloc::string::ToString;
 use pod1_manifest::events::{Event, Stream};
 use pod1_manifest::plan::oom_score_adj;
 
+use super::checks::Purpose;
 use super::logs::LogPipe;
 use super::message::{self, Tail};
 use super::{Error, State, Supervisor};
@@ -113,8 +114,23 @@ impl Supervisor {
         if let Err(e) = process::start(start) {
             console::log(&format!("starting container {name}: {e}"));
         }
-        self.ctrs[i].started = true;
-        channel::event(Event::ContainerStarted { container: name, pid });
+        let c = &mut self.ctrs[i];
+        c.run_started_ms = crate::console::now_ms();
+        // Started once its postStart hook succeeds (the kubelet runs the
+        // hook before it reports the start).
+        match c.plan.checks.post_start.clone() {
+            Some(hook) => {
+                c.post_starting = true;
+                self.begin(i, Purpose::PostStart, &hook, None);
+            }
+            None => self.running(i),
+        }
+    }
+
+    /// Container `i`'s oom_score_adj, as the kubelet computes it.
+    pub(super) fn oom_score_adj(&self, i: usize) -> i32 {
+        let c = &self.ctrs[i].plan;
+        oom_score_adj(self.pod.plan.qos_class, c.memory_request_bytes, memory_capacity())
     }
 }
 

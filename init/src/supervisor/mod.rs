@@ -42,13 +42,18 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
 use rustix::process::Signal;
 
+mod checks;
 mod launch;
 mod logs;
 mod message;
+mod netcheck;
 mod policy;
+mod prober;
 
+use self::checks::Check;
 use self::logs::{LogPipe, CHUNK};
 use self::policy::{Action, Slot, Status, REFUSED_EXIT_CODE};
+use self::prober::Prober;
 use crate::cgroups::Cgroups;
 use crate::channel::{self, Requests};
 use crate::console::{self, now_ms};
@@ -130,8 +135,30 @@ struct Ctr {
     oom_kills: u64,
     /// Its run's output, kept for a termination message from the log.
     tail: Option<message::Tail>,
-    /// Its command has run at least once.
+    /// It has been started at least once (its command ran, its postStart
+    /// hook succeeded, its startup probe passed): a sidecar then lets the
+    /// next init container start.
     started: bool,
+    /// When its current run was released.
+    run_started_ms: u64,
+    /// Its postStart hook runs: it is not started yet.
+    post_starting: bool,
+    /// Its probes over the current run (from its start on).
+    probers: Vec<Prober>,
+    /// Being stopped by the init: SIGKILL when the grace period ends.
+    stopping: Option<Stopping>,
+    /// Killed for a failed liveness or startup probe under a restartPolicy
+    /// that restarts it: it restarts whatever its exit code.
+    restart_after_kill: bool,
+}
+
+/// A container the init is stopping.
+#[derive(Debug, Clone, Copy)]
+struct Stopping {
+    /// When SIGKILL follows.
+    kill_at: u64,
+    /// It was sent.
+    killed: bool,
 }
 
 impl Ctr {
@@ -154,6 +181,8 @@ impl Ctr {
                 && (!self.plan.sidecar || self.plan.refused.is_some()),
             sidecar: self.plan.sidecar,
             started: self.started,
+            post_start: self.plan.checks.post_start.is_some(),
+            post_starting: self.post_starting,
         }
     }
 }
@@ -175,13 +204,16 @@ pub struct Supervisor {
     /// The host's side of the channel hung up: stop polling it.
     requests_closed: bool,
     /// Set once stopping (the pod, or its sidecars after the app
-    /// containers ended): when SIGKILL follows.
+    /// containers ended): when the grace period ends.
     stop_deadline: Option<u64>,
+    /// Probes and hooks under way.
+    checks: Vec<Check>,
+    /// Checks begun so far (each gets the next number as its id).
+    checks_made: u64,
     /// The pod was stopped (a signal, the host, its deadline).
     stopped: bool,
     /// The sidecar last sent its stop signal.
     sidecar_stopping: Option<usize>,
-    killed: bool,
     /// An init container failed for good: the app containers never run.
     init_failed: bool,
     /// The code of every container's last run, in the order they ended.
@@ -221,6 +253,11 @@ impl Supervisor {
                 oom_kills: 0,
                 tail: None,
                 started: false,
+                run_started_ms: 0,
+                post_starting: false,
+                probers: Vec::new(),
+                stopping: None,
+                restart_after_kill: false,
             })
             .collect();
         Ok(Supervisor {
@@ -234,9 +271,10 @@ impl Supervisor {
             requests: Requests::default(),
             requests_closed: false,
             stop_deadline: None,
+            checks: Vec::new(),
+            checks_made: 0,
             stopped: false,
             sidecar_stopping: None,
-            killed: false,
             init_failed: false,
             finals: Vec::new(),
             deadline,
@@ -328,10 +366,10 @@ impl Supervisor {
             // Sidecars waiting to restart never run again.
             self.abort_waiting();
         }
-        if let Some(i) = policy::sidecar_to_stop(&self.slots()) {
+        if let (Some(i), Some(kill_at)) = (policy::sidecar_to_stop(&self.slots()), self.stop_deadline) {
             if self.sidecar_stopping != Some(i) {
                 self.sidecar_stopping = Some(i);
-                self.signal(&self.ctrs[i], None);
+                self.stop_container(i, kill_at);
             }
         }
     }
@@ -390,6 +428,8 @@ impl Supervisor {
             .map(|c| c.restarts)
             .sum();
         let oom_kills = self.pod.cgroups.oom_kills(&self.ctrs[i].plan.name);
+        // Its probes and hooks end with the run.
+        self.cancel_checks(i);
         let root = &self.pod.root;
         let c = &mut self.ctrs[i];
         // A run that ran has a termination message (a container that
@@ -403,6 +443,10 @@ impl Supervisor {
             }
         };
         c.last_code = code;
+        c.probers.clear();
+        c.post_starting = false;
+        c.stopping = None;
+        let killed_to_restart = core::mem::take(&mut c.restart_after_kill);
         // Only a run that ran: a container that never started has no kills.
         let oom_killed = reason.is_none() && oom_kills > c.oom_kills;
         c.oom_kills = oom_kills;
@@ -419,6 +463,7 @@ impl Supervisor {
         // until the pod stops.
         let restarts = match c.plan.sidecar {
             true => !stopping,
+            false if killed_to_restart => policy::restarts(policy, c.init, 1, stopping, restarted, limit),
             false => policy::restarts(policy, c.init, code, stopping, restarted, limit),
         };
         if restarts {
@@ -449,7 +494,7 @@ impl Supervisor {
                 _ => None,
             })
             .min();
-        if let (Some(d), false) = (self.stop_deadline, self.killed) {
+        if let Some(d) = self.checks_due() {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
         if let (Some(d), false) = (self.deadline, self.stopped) {
@@ -460,6 +505,7 @@ impl Supervisor {
             (Some(r), false) => Some(r),
             _ => None,
         };
+        let listening = requests.is_some();
         let mut fds = vec![PollFd::new(&self.sigfd, PollFlags::IN)];
         fds.extend(requests.map(|r| PollFd::new(r, PollFlags::IN)));
         // Bytes waiting for the host: wake when the port takes more.
@@ -472,6 +518,20 @@ impl Supervisor {
         if reading {
             fds.extend(self.pipes.iter().map(|p| PollFd::new(&p.fd, PollFlags::IN)));
         }
+        // Then the checks with a descriptor, in order.
+        let first_check = fds.len();
+        let polled: Vec<u64> = self
+            .checks
+            .iter()
+            .filter(|c| c.poll_fd().is_some())
+            .map(|c| c.id)
+            .collect();
+        fds.extend(
+            self.checks
+                .iter()
+                .filter_map(Check::poll_fd)
+                .map(|(fd, flags)| PollFd::from_borrowed_fd(fd, flags)),
+        );
         if let Err(e) = rustix::event::poll(&mut fds, timeout.as_ref()) {
             if e != rustix::io::Errno::INTR {
                 return Err(Error::Poll(e.into()));
@@ -491,7 +551,15 @@ impl Supervisor {
             }
         }
         self.pipes.retain(|p| !p.eof);
-        if requests.is_some() && ready[1] {
+        // By id: a check's end may end or begin others.
+        for (n, id) in polled.iter().enumerate() {
+            if ready[first_check + n] {
+                if let Some(k) = self.checks.iter().position(|c| c.id == *id) {
+                    self.check_ready(k);
+                }
+            }
+        }
+        if listening && ready[1] {
             self.read_requests();
         }
         if ready[0] {
@@ -501,12 +569,7 @@ impl Supervisor {
             self.deadline_exceeded = true;
             self.stop("activeDeadlineSeconds ran out");
         }
-        if let (Some(d), false) = (self.stop_deadline, self.killed) {
-            if now_ms() >= d {
-                self.kill_running(Signal::KILL);
-                self.killed = true;
-            }
-        }
+        self.run_checks();
         Ok(())
     }
 
@@ -568,15 +631,11 @@ impl Supervisor {
         self.stop_deadline
             .get_or_insert(now_ms().saturating_add(grace.saturating_mul(1000)));
         self.abort_waiting();
-        for c in self.ctrs.iter().filter(|c| !c.plan.sidecar) {
-            self.signal(c, None);
-        }
-    }
-
-    /// Sends every running container `sig`.
-    fn kill_running(&self, sig: Signal) {
-        for c in &self.ctrs {
-            self.signal(c, Some(sig));
+        let kill_at = self.stop_deadline.unwrap_or_default();
+        for i in 0..self.ctrs.len() {
+            if !self.ctrs[i].plan.sidecar {
+                self.stop_container(i, kill_at);
+            }
         }
     }
 
@@ -625,6 +684,9 @@ impl Supervisor {
     fn attribute(&mut self, pid: i32, code: i32, signal: Option<i32>) {
         if let Some(k) = self.aborted.iter().position(|p| *p == pid) {
             self.aborted.swap_remove(k);
+            return;
+        }
+        if self.check_exited(pid, code, signal) {
             return;
         }
         // A parked child that died before its start (killed from outside).

@@ -46,8 +46,13 @@ pub struct Slot {
     pub failed: bool,
     /// An init container with `restartPolicy: Always`.
     pub sidecar: bool,
-    /// Its command has run at least once.
+    /// It has been started at least once: its command ran, its postStart
+    /// hook succeeded and its startup probe passed.
     pub started: bool,
+    /// It has a postStart hook.
+    pub post_start: bool,
+    /// Its postStart hook runs now.
+    pub post_starting: bool,
 }
 
 /// What to do now with container `usize`.
@@ -63,7 +68,9 @@ pub enum Action {
 /// init container not done yet, alone (a sidecar counts as done once it
 /// has started: it keeps running beside what follows); once every init
 /// container has succeeded (or, a sidecar, started), every app container
-/// at once. A parked container starts; a refused one is refused when its
+/// in order, each as soon as the one before it is past its postStart hook
+/// (the kubelet runs a postStart hook before it starts the next
+/// container). A parked container starts; a refused one is refused when its
 /// turn comes (so a refused app container behind a failing init container
 /// is never reported). A restarted sidecar starts again whenever it is
 /// parked. A failed init container ends every turn: the app containers
@@ -88,12 +95,20 @@ pub fn turn(slots: &[Slot]) -> Vec<Action> {
     let waiting = |s: &&Slot| s.init && s.status != Status::Done && !(s.sidecar && s.started);
     let turn: Vec<Action> = match slots.iter().position(|s| waiting(&s)) {
         Some(i) => act((i, &slots[i])).into_iter().collect(),
-        None => slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.init)
-            .filter_map(act)
-            .collect(),
+        None => {
+            let mut actions = Vec::new();
+            for (i, s) in slots.iter().enumerate().filter(|(_, s)| !s.init) {
+                if s.post_starting {
+                    break;
+                }
+                let action = act((i, s));
+                actions.extend(action);
+                if s.post_start && matches!(action, Some(Action::Start(_))) {
+                    break;
+                }
+            }
+            actions
+        }
     };
     restarted.chain(turn).collect()
 }
@@ -178,6 +193,8 @@ mod tests {
             failed: false,
             sidecar: false,
             started: false,
+            post_start: false,
+            post_starting: false,
         }
     }
 
@@ -236,6 +253,37 @@ mod tests {
         // Waiting to restart, it does not hold the next one up.
         let slots = [sidecar(Status::Backoff, true), slot(true, Created)];
         assert_eq!(turn(&slots), [Action::Start(1)]);
+    }
+
+    #[test]
+    fn app_containers_start_in_order_each_after_the_post_start_hook_before_it() {
+        let hooked = Slot {
+            post_start: true,
+            ..slot(false, Created)
+        };
+        let mut slots = [slot(false, Created), hooked, slot(false, Created)];
+        // The first two at once; the third waits for the second's hook.
+        assert_eq!(turn(&slots), [Action::Start(0), Action::Start(1)]);
+        slots[0].status = Running;
+        slots[1].status = Running;
+        slots[1].post_starting = true;
+        assert_eq!(turn(&slots), []);
+        slots[1].post_starting = false;
+        assert_eq!(turn(&slots), [Action::Start(2)]);
+        // A hook that failed killed its container: the next starts anyway.
+        slots[1].status = Done;
+        assert_eq!(turn(&slots), [Action::Start(2)]);
+    }
+
+    #[test]
+    fn a_sidecar_not_started_yet_holds_the_next_init_container() {
+        // Running, but its postStart hook or startup probe has not passed.
+        let slots = [sidecar(Running, false), slot(true, Created), slot(false, Created)];
+        assert_eq!(turn(&slots), []);
+        // Restarted before it ever started (its startup probe failed): it
+        // starts again, and still holds the next one.
+        let slots = [sidecar(Created, false), slot(true, Created)];
+        assert_eq!(turn(&slots), [Action::Start(0)]);
     }
 
     #[test]

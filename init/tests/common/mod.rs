@@ -74,6 +74,7 @@ pub fn sh(name: &str, script: &str) -> ContainerPlan {
         termination_message_max: 4096,
         refused: None,
         devices: None,
+        checks: Default::default(),
     }
 }
 
@@ -320,6 +321,14 @@ pub fn describe(e: &Event) -> String {
         } => format!("exited {container} {exit_code}"),
         Event::PodExited { exit_code, .. } => format!("pod_exited {exit_code}"),
         Event::Error { message } => format!("error {message}"),
+        Event::ContainerProbe {
+            container,
+            probe,
+            success,
+            ..
+        } => format!("probe {container} {} {success}", probe.title()),
+        Event::HookFailed { container, hook, .. } => format!("hook_failed {container} {hook:?}"),
+        Event::ContainerKilling { container, message } => format!("killing {container}: {message}"),
     }
 }
 

@@ -255,7 +255,7 @@ pub(super) fn resolve_container(
         refused,
         // The device program is the plan's first (see `resolve_all`).
         devices: (!privileged).then_some(0),
-        checks: Checks::default(),
+        checks: super::checks::checks(c, inputs.node.pod_ip()),
     };
     Ok((plan, built))
 }

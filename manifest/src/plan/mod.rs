@@ -442,6 +442,7 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+mod checks;
 #[cfg(feature = "std")]
 mod container;
 mod probe;

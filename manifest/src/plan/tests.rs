@@ -117,8 +117,7 @@ mod resolving {
         assert!(err(r#"{"stopSignal":"SIGUSR1"}"#, "").contains("spec.os.name must be set"));
         assert!(err(r#"{"stopSignal":"USR1"}"#, r#""os":{"name":"linux"},"#)
             .contains("not a signal Kubernetes supports"));
-        assert!(err(r#"{"preStop":{"exec":{"command":["x"]}}}"#, "")
-            .contains("lifecycle.preStop: lifecycle hooks are not supported"));
+        assert!(err(r#"{"preStop":{"exec":{"command":[]}}}"#, "").contains("lifecycle.preStop.exec.command"));
         let bad = ImageConfig {
             stop_signal: "SIGNOPE".into(),
             ..cfg

@@ -227,8 +227,14 @@ pub struct Container {
     /// Ports; those with a `hostPort` are published to the host.
     #[serde(default)]
     pub ports: Vec<ContainerPort>,
-    /// The stop signal (hooks are refused).
+    /// The stop signal and the postStart and preStop hooks.
     pub lifecycle: Option<Lifecycle>,
+    /// Failing, the container is killed and restarted per `restartPolicy`.
+    pub liveness_probe: Option<Probe>,
+    /// The container's `ready`.
+    pub readiness_probe: Option<Probe>,
+    /// Holds the other two back until it succeeds; failing, as liveness.
+    pub startup_probe: Option<Probe>,
     /// `Always` on an init container: a sidecar (a native sidecar, as
     /// Kubernetes 1.29 on runs it); not allowed on app containers.
     pub restart_policy: Option<String>,
@@ -241,10 +247,160 @@ pub struct Container {
 pub struct Lifecycle {
     /// The signal a stop sends instead of the image's StopSignal or SIGTERM.
     pub stop_signal: Option<String>,
-    /// Refused: hooks are not supported yet.
-    pub post_start: Option<serde_json::Value>,
-    /// Refused: hooks are not supported yet.
-    pub pre_stop: Option<serde_json::Value>,
+    /// Run once the command started; the container is not started until it succeeds.
+    pub post_start: Option<LifecycleHandler>,
+    /// Run before the stop signal, within the grace period.
+    pub pre_stop: Option<LifecycleHandler>,
+}
+
+/// `livenessProbe`, `readinessProbe`, `startupProbe`: one handler and
+/// its timing (0 or absent takes the API server's default).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Probe {
+    /// Run a command in the container; exit code 0 is success.
+    pub exec: Option<ExecAction>,
+    /// `GET` a URL; 200..=399 is success.
+    pub http_get: Option<HttpGetAction>,
+    /// Connect to a port; connecting is success.
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Refused: the init has no HTTP/2 client.
+    pub grpc: Option<GrpcAction>,
+    /// Seconds from the start to the first check (default 0).
+    pub initial_delay_seconds: Option<i32>,
+    /// Seconds a check may take (default 1).
+    pub timeout_seconds: Option<i32>,
+    /// Seconds between checks (default 10).
+    pub period_seconds: Option<i32>,
+    /// Successes in a row that make a failed probe succeed (default 1).
+    pub success_threshold: Option<i32>,
+    /// Failures in a row that make a probe fail (default 3).
+    pub failure_threshold: Option<i32>,
+    /// The grace period when this probe's failure kills the container.
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// `lifecycle.postStart`, `lifecycle.preStop`: one handler.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LifecycleHandler {
+    /// Run a command in the container.
+    pub exec: Option<ExecAction>,
+    /// `GET` a URL.
+    pub http_get: Option<HttpGetAction>,
+    /// Refused: deprecated, and a node's kubelet fails such a hook.
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Wait.
+    pub sleep: Option<SleepAction>,
+}
+
+/// `exec` of a probe or hook.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecAction {
+    /// argv, run without a shell; required.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// `httpGet` of a probe or hook.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpGetAction {
+    /// The request's path and query (default `/`).
+    pub path: Option<String>,
+    /// A number, or the name of one of the container's `ports`.
+    pub port: IntOrString,
+    /// An IPv4 address; default the pod's IP.
+    pub host: Option<String>,
+    /// `HTTP` (the default); `HTTPS` is refused.
+    pub scheme: Option<String>,
+    /// Request headers, in order.
+    #[serde(default)]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// `httpGet.httpHeaders[]`.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHeader {
+    /// Letters, digits and `-`.
+    pub name: String,
+    /// Sent as it is.
+    pub value: String,
+}
+
+/// `tcpSocket` of a probe or hook.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSocketAction {
+    /// A number, or the name of one of the container's `ports`.
+    pub port: IntOrString,
+    /// An IPv4 address; default the pod's IP.
+    pub host: Option<String>,
+}
+
+/// `grpc` of a probe (refused).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcAction {
+    /// The port number.
+    pub port: i32,
+    /// The service name the health check asks about.
+    pub service: Option<String>,
+}
+
+/// `sleep` of a hook.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SleepAction {
+    /// How long, at most the pod's `terminationGracePeriodSeconds`.
+    #[serde(default)]
+    pub seconds: i64,
+}
+
+/// A port given by number or by name, as Kubernetes' `IntOrString`: a JSON
+/// number is a number, a string a name (`"8080"` is a name, and not a valid one).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrString {
+    /// A number.
+    Int(i32),
+    /// A name.
+    String(String),
+}
+
+#[cfg(feature = "std")]
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a port number or name")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrString, E> {
+                let n = i32::try_from(v).map_err(|_| E::custom(format_args!("{v} is out of range")))?;
+                Ok(IntOrString::Int(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrString, E> {
+                let n = i32::try_from(v).map_err(|_| E::custom(format_args!("{v} is out of range")))?;
+                Ok(IntOrString::Int(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IntOrString, E> {
+                Ok(IntOrString::String(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `ports[]` of a container.
@@ -291,8 +447,7 @@ pub const KUBERNETES_FIELDS: &[&str] = &[
     "ephemeralContainers", "hostPID", "hostUsers", "overhead", "resourceClaims",
     "runtimeClassName", "resources", "hostnameOverride",
     // Container
-    "livenessProbe", "readinessProbe", "resizePolicy",
-    "startupProbe", "stdin", "stdinOnce", "tty", "volumeDevices",
+    "resizePolicy", "stdin", "stdinOnce", "tty", "volumeDevices",
     // EnvVarSource
     "fileKeyRef",
     // Volume sources, VolumeMount
@@ -425,8 +580,8 @@ mod tests {
             ["spec.nodeSelector"]
         );
         let e = err(r#"{"metadata":{"name":"p"},"spec":{"containers":[
-            {"name":"a","image":"dir:x","livenessProbe":{}}]}}"#);
-        assert_eq!(e.path, "spec.containers[0].livenessProbe");
+            {"name":"a","image":"dir:x","tty":true}]}}"#);
+        assert_eq!(e.path, "spec.containers[0].tty");
     }
 
     #[test]

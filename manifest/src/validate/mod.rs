@@ -8,6 +8,7 @@ use crate::plan::{capability_name, ANNOTATIONS, CAPABILITIES};
 use crate::pod::{Container, Pod, SeccompProfile, SeccompProfileType};
 
 mod fields;
+mod probes;
 
 /// Checks `pod`; the first problem found is returned with its JSON path.
 pub fn validate(pod: &Pod) -> Result<(), Error> {
@@ -100,7 +101,6 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
         for (i, c) in list.iter().enumerate() {
             let at = format!("spec.{field}[{i}]");
             container(&at, c, &volumes)?;
-            lifecycle(&at, c, spec.os.is_some())?;
             match (c.restart_policy.as_deref(), field) {
                 (None, _) | (Some("Always"), "initContainers") => {}
                 (Some(_), "initContainers") => {
@@ -116,6 +116,10 @@ pub fn validate(pod: &Pod) -> Result<(), Error> {
                     ))
                 }
             }
+            let runs_to_completion = field == "initContainers" && c.restart_policy.is_none();
+            let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+            probes::container(&at, c, runs_to_completion, grace)?;
+            lifecycle(&at, c, spec.os.is_some())?;
             if !names.insert(c.name.as_str()) {
                 return Err(Error::new(
                     format!("{at}.name"),
@@ -220,21 +224,10 @@ fn container(at: &str, c: &Container, volumes: &BTreeSet<&str>) -> Result<(), Er
     Ok(())
 }
 
-/// `lifecycle`: a `stopSignal` Kubernetes knows, with `spec.os.name` set
-/// as the API server requires; hooks are refused (not supported yet).
+/// `lifecycle.stopSignal`: a signal Kubernetes knows, with `spec.os.name`
+/// set as the API server requires (the hooks are checked in [`probes`]).
 fn lifecycle(at: &str, c: &Container, os_named: bool) -> Result<(), Error> {
     let Some(l) = &c.lifecycle else { return Ok(()) };
-    for (field, set) in [
-        ("postStart", l.post_start.is_some()),
-        ("preStop", l.pre_stop.is_some()),
-    ] {
-        if set {
-            return Err(Error::new(
-                format!("{at}.lifecycle.{field}"),
-                "lifecycle hooks are not supported by pod1 yet; remove it",
-            ));
-        }
-    }
     let Some(sig) = &l.stop_signal else { return Ok(()) };
     let at = format!("{at}.lifecycle.stopSignal");
     if !os_named {
