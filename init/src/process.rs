@@ -453,7 +453,7 @@ pub(crate) fn run(
 
 /// An error's description as Go spells it: glibc's, first letter lowercased
 /// (`no such file or directory`).
-fn go_desc(e: Errno) -> String {
+pub(crate) fn go_desc(e: Errno) -> String {
     let desc = e.desc();
     let mut chars = desc.chars();
     match chars.next() {

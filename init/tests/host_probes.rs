@@ -313,3 +313,43 @@ fn a_sidecar_with_a_startup_probe_holds_the_next_init_container_until_it_passes(
     assert!(o.position("probe side Startup true") < o.position("started init2"));
     assert_eq!(o.pod_exit(), (Phase::Succeeded, 0));
 }
+
+#[test]
+fn tcp_and_http_checks_reach_the_pod_from_inside_its_network() {
+    // The startup probe (TCP) waits for the server; readiness (HTTP 200)
+    // then passes; liveness on a missing page fails with its status and
+    // kills the server.
+    let mut c = sh(
+        "web",
+        "mkdir /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www",
+    );
+    let http = |path: &str| Handler::Http {
+        host: "127.0.0.1".into(),
+        port: 8080,
+        path: path.into(),
+        headers: vec![],
+    };
+    c.checks.startup = Some(ProbePlan {
+        failure_threshold: 30,
+        ..probe(Handler::Tcp {
+            host: "127.0.0.1".into(),
+            port: 8080,
+        })
+    });
+    c.checks.readiness = Some(probe(http("/index.html")));
+    c.checks.liveness = Some(ProbePlan {
+        failure_threshold: 2,
+        ..probe(http("/missing"))
+    });
+    let o = run(&pod(vec![c]));
+    check(&o);
+    assert_eq!(results(&o, "web", "Startup"), [true]);
+    assert_eq!(results(&o, "web", "Readiness"), [true]);
+    assert_eq!(results(&o, "web", "Liveness"), [false]);
+    let message = o.events.iter().find_map(|r| match &r.event {
+        Event::ContainerProbe { message, .. } if !message.is_empty() => Some(message.clone()),
+        _ => None,
+    });
+    assert_eq!(message.as_deref(), Some("HTTP probe failed with statuscode: 404"));
+    assert_eq!(o.exits("web"), [(137, Some(9))]);
+}

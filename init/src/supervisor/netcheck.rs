@@ -1,25 +1,1128 @@
-//! Provisional: replaced by the real non-blocking HTTP/TCP check.
-use alloc::string::String;
+//! `httpGet` and `tcpSocket` checks (probes and lifecycle hooks), run by
+//! the init itself from inside the pod's network namespace, as the
+//! kubelet's prober runs them from the node: a non-blocking socket the
+//! supervisor's poll(2) loop drives, so a slow or silent server never
+//! holds PID 1.
+//!
+//! What the kubelet does, and where this differs (pkg/probe/tcp,
+//! pkg/probe/http and Go's net/http client):
+//! - tcp: connecting is success; the socket is closed at once.
+//! - http: one `GET` over HTTP/1.1 with `Connection: close`; the status
+//!   line decides: 200..=399 is success, anything else fails with
+//!   `HTTP probe failed with statuscode: N`. Only the status line is read
+//!   (the kubelet reads headers and up to 10 KiB of body, which it only
+//!   logs). A redirect is not followed: any 3xx is success (the kubelet
+//!   follows a redirect to the same host and judges the answer it ends
+//!   at; one to another host it reports as a warning, which also counts as
+//!   success). A 1xx answer fails (Go's client skips 100..=199 but 101 and
+//!   reads the next answer).
+//! - The request carries the kubelet's headers (`Host`, `User-Agent:
+//!   kube-probe/1.34`, `Accept: */*`, `Connection: close`) and then the
+//!   handler's, in the manifest's order (Go's client sorts them by name;
+//!   servers do not care), names in Go's canonical case (`x-id` is sent as
+//!   `X-Id`).
+//! - Failures are worded as the kubelet reports them (Go's error strings:
+//!   `dial tcp 10.0.2.15:8080: connect: connection refused`, prefixed with
+//!   `Get "URL": ` for http). The timeout is the caller's: it drops a
+//!   check that is still going and reports [`NetCheck::timed_out`].
+//! - IPv4 addresses only (the plan gives the pod's IP when the manifest
+//!   names no host; no DNS in the init).
+//! - The kubelet's dialer sets `SO_LINGER` to 1 s, which would make
+//!   close(2) wait for the peer: not here, a close must never block PID 1.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
 use pod1_manifest::plan::Handler;
 use rustix::event::PollFlags;
-use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::OFlags;
+use rustix::io::Errno as RawErrno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::thread::LinkNameSpaceType;
 
+use crate::process::go_desc;
+use crate::sys::{self, Errno};
+
+/// The `User-Agent` the kubelet sends (`kube-probe/MAJOR.MINOR`): the
+/// Kubernetes version whose Pod API pod1 follows.
+const USER_AGENT: &str = "kube-probe/1.34";
+/// The most of the answer kept while looking for the end of its status
+/// line (the kubelet allows 10 MB of headers; a status line is a few
+/// dozen bytes).
+const MAX_STATUS_LINE: usize = 4096;
+/// What an answer that has been read but not needed may still give at
+/// the end (see [`NetCheck::drain`]).
+const DRAIN: usize = 16 * 1024;
+/// Go's prefix for an error after the request went out on a connection
+/// that then broke.
+const BROKEN: &str = "net/http: HTTP/1.x transport connection broken: ";
+
+/// Where a check is.
+#[derive(Debug)]
+enum Stage {
+    /// connect(2) is under way: POLLOUT and SO_ERROR tell how it went.
+    Connecting,
+    /// Writing the request (it may take several POLLOUTs).
+    Sending,
+    /// Reading the answer up to the end of its status line.
+    Receiving,
+    /// Finished, with the outcome.
+    Done(Result<(), String>),
+}
+
+/// One `httpGet` or `tcpSocket` check in progress (see the module's
+/// documentation). Dropping it closes its socket.
 #[derive(Debug)]
 pub struct NetCheck {
-    fd: OwnedFd,
+    sock: OwnedFd,
+    /// The address dialled, as Go prints it: `10.0.2.15:8080`.
+    addr: String,
+    /// The URL of an http check (Go's client starts its errors with
+    /// `Get "URL": `); `None` for tcp.
+    url: Option<String>,
+    /// The request, and how much of it has gone out.
+    request: Vec<u8>,
+    sent: usize,
+    /// The answer's first bytes ([`MAX_STATUS_LINE`] of room), and how
+    /// many have come.
+    answer: Vec<u8>,
+    got: usize,
+    stage: Stage,
 }
 
 impl NetCheck {
-    pub fn start(_handler: &Handler, _netns: Option<&str>) -> Result<NetCheck, String> {
-        Err("not yet".into())
+    /// Begins checking `handler` (`Handler::Http` or `Handler::Tcp`; any
+    /// other is an error). The socket is made in the network namespace
+    /// pinned at `netns` (`None`: this process's own): setns there,
+    /// socket(2), setns back; a socket keeps the namespace it was made
+    /// in, and the init is single-threaded, so nothing else runs in the
+    /// other namespace meanwhile. `Err` ends the check at once as a
+    /// failure, with its message (a host that is not an IPv4 address,
+    /// socket(2) failing, a connection refused at once).
+    pub fn start(handler: &Handler, netns: Option<&str>) -> Result<NetCheck, String> {
+        let (host, port, http) = match handler {
+            Handler::Tcp { host, port } => (host, *port, None),
+            Handler::Http {
+                host,
+                port,
+                path,
+                headers,
+            } => (host, *port, Some((path, headers))),
+            _ => return Err("only an httpGet or a tcpSocket check runs over the network".to_string()),
+        };
+        // Go's net.JoinHostPort: an IPv6 literal goes in brackets. (Numbers
+        // are printed as u32 throughout: the init has that code already.)
+        let addr = if host.contains(':') {
+            format!("[{host}]:{}", u32::from(port))
+        } else {
+            format!("{host}:{}", u32::from(port))
+        };
+        let (url, request) = match http {
+            None => (None, Vec::new()),
+            Some((path, headers)) => {
+                let target = request_target(path);
+                // Go's URL shows no path when the manifest gives none.
+                let shown = if path.is_empty() { "" } else { target.as_str() };
+                let url = format!("http://{addr}{shown}");
+                match request(&target, &addr, headers) {
+                    Ok(r) => (Some(url), r),
+                    Err(e) => return Err(with_url(Some(&url), e)),
+                }
+            }
+        };
+        let Some(ip) = ipv4(host) else {
+            let cause = format!(
+                "dial tcp {addr}: the host is not an IPv4 address (pod1 connects to IPv4 addresses only)"
+            );
+            return Err(with_url(url.as_deref(), cause));
+        };
+        let sock = match socket_in(netns) {
+            Ok(s) => s,
+            Err(Failure::Setup(e)) => return Err(e),
+            Err(Failure::Socket(e)) => {
+                let cause = format!("dial tcp {addr}: socket: {}", go_desc(e));
+                return Err(with_url(url.as_deref(), cause));
+            }
+        };
+        let answer = match url {
+            Some(_) => alloc::vec![0; MAX_STATUS_LINE],
+            None => Vec::new(),
+        };
+        let check = NetCheck {
+            sock,
+            addr,
+            url,
+            request,
+            sent: 0,
+            answer,
+            got: 0,
+            stage: Stage::Connecting,
+        };
+        match rustix::net::connect(&check.sock, &SocketAddrV4::new(ip, port)) {
+            // Connected (or under way): `advance` finds out which, the
+            // same way in both cases.
+            Ok(()) | Err(RawErrno::INPROGRESS) | Err(RawErrno::INTR) => Ok(check),
+            Err(e) => Err(check.fail(check.dial_error(e))),
+        }
     }
+
+    /// The descriptor to poll and the events it waits for now.
     pub fn poll_fd(&self) -> (BorrowedFd<'_>, PollFlags) {
-        (rustix::fd::AsFd::as_fd(&self.fd), PollFlags::IN)
+        let events = match self.stage {
+            Stage::Receiving => PollFlags::IN,
+            // (A finished check's socket is ready at once: `advance` then
+            // repeats the outcome.)
+            Stage::Connecting | Stage::Sending | Stage::Done(_) => PollFlags::OUT,
+        };
+        (self.sock.as_fd(), events)
     }
+
+    /// Moves the check on; call it when poll(2) reported the descriptor
+    /// ready (any revents, errors and hangups included). `None`: not
+    /// finished, poll again (with [`NetCheck::poll_fd`]'s events, which may
+    /// have changed). `Some`: the outcome; the caller drops the check.
     pub fn advance(&mut self) -> Option<Result<(), String>> {
-        None
+        loop {
+            let next = match &self.stage {
+                Stage::Connecting => self.connecting(),
+                Stage::Sending => self.sending(),
+                Stage::Receiving => self.receiving(),
+                Stage::Done(outcome) => return Some(outcome.clone()),
+            };
+            self.stage = next?;
+        }
     }
+
+    /// The failure message for a check that outlived its timeout, as the
+    /// kubelet words it.
     pub fn timed_out(&self) -> String {
-        "timed out".into()
+        match &self.url {
+            None => format!("dial tcp {}: i/o timeout", self.addr),
+            Some(url) => format!(
+                "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            ),
+        }
+    }
+
+    /// Whether the connection is made: the next stage, or `None` while
+    /// it is still under way (poll woke for something else).
+    fn connecting(&self) -> Option<Stage> {
+        let failed = match rustix::net::sockopt::socket_error(&self.sock) {
+            Ok(Ok(())) => match rustix::net::getpeername(&self.sock) {
+                Ok(_) => None,
+                Err(RawErrno::NOTCONN) => return None,
+                Err(e) => Some(e),
+            },
+            Ok(Err(e)) | Err(e) => Some(e),
+        };
+        Some(match (failed, &self.url) {
+            (Some(e), _) => Stage::Done(Err(self.fail(self.dial_error(e)))),
+            (None, None) => Stage::Done(Ok(())),
+            (None, Some(_)) => Stage::Sending,
+        })
+    }
+
+    /// Writes what is left of the request: the next stage once it has all
+    /// gone, `None` while the socket's buffer is full.
+    fn sending(&mut self) -> Option<Stage> {
+        while self.sent < self.request.len() {
+            // NOSIGNAL: a peer that has gone is an error here, not SIGPIPE.
+            match rustix::net::send(&self.sock, &self.request[self.sent..], SendFlags::NOSIGNAL) {
+                Ok(0) | Err(RawErrno::AGAIN) => return None,
+                Ok(n) => self.sent += n,
+                Err(RawErrno::INTR) => {}
+                Err(e) => return Some(Stage::Done(Err(self.fail(self.io_error("write", e))))),
+            }
+        }
+        Some(Stage::Receiving)
+    }
+
+    /// Reads the answer: the outcome once its status line is complete (or
+    /// the answer fails), `None` while more is to come.
+    fn receiving(&mut self) -> Option<Stage> {
+        loop {
+            let start = self.got;
+            let room = &mut self.answer[start..];
+            let cause = match rustix::net::recv(&self.sock, room, RecvFlags::empty()) {
+                Ok((0, _)) if start == 0 => "EOF".to_string(),
+                Ok((0, _)) => format!("{BROKEN}unexpected EOF"),
+                Ok((n, _)) => {
+                    self.got += n;
+                    let Some(end) = self.answer[start..self.got].iter().position(|b| *b == b'\n') else {
+                        if self.got < self.answer.len() {
+                            continue;
+                        }
+                        let cause =
+                            format!("{BROKEN}net/http: server response headers exceeded {MAX_STATUS_LINE} bytes; aborted");
+                        return Some(Stage::Done(Err(self.fail(cause))));
+                    };
+                    let outcome = match status_code(&self.answer[..start + end]) {
+                        Ok(code) if (200..=399).contains(&code) => Ok(()),
+                        Ok(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
+                        Err(e) => Err(self.fail(format!("{BROKEN}{e}"))),
+                    };
+                    self.drain();
+                    return Some(Stage::Done(outcome));
+                }
+                Err(RawErrno::AGAIN) => return None,
+                Err(RawErrno::INTR) => continue,
+                // Go reports a read error before the first byte as it is,
+                // one after it as a broken connection.
+                Err(e) if start == 0 => self.io_error("read", e),
+                Err(e) => format!("{BROKEN}{}", self.io_error("read", e)),
+            };
+            return Some(Stage::Done(Err(self.fail(cause))));
+        }
+    }
+
+    /// Reads (and drops) what has already come of the rest of the answer,
+    /// a bounded amount: a socket closed with unread data resets the
+    /// connection, which the server may log as an error; drained, it ends
+    /// with a FIN as the kubelet's does.
+    fn drain(&mut self) {
+        let mut left = DRAIN;
+        while left > 0 {
+            match rustix::net::recv(&self.sock, &mut self.answer[..], RecvFlags::DONTWAIT) {
+                Ok((0, _)) | Err(_) => return,
+                Ok((n, _)) => left = left.saturating_sub(n),
+            }
+        }
+    }
+
+    /// `cause` as the kubelet reports it: behind `Get "URL": ` for http.
+    fn fail(&self, cause: String) -> String {
+        with_url(self.url.as_deref(), cause)
+    }
+
+    /// A failed connect, as Go's dialer words it.
+    fn dial_error(&self, e: RawErrno) -> String {
+        format!("dial tcp {}: connect: {}", self.addr, go_desc(Errno::from(e)))
+    }
+
+    /// A failed read or write on the connection, as Go's net.OpError
+    /// words it: `read tcp 10.0.2.15:41234->10.0.2.15:8080: read:
+    /// connection reset by peer`.
+    fn io_error(&self, op: &str, e: RawErrno) -> String {
+        let local = rustix::net::getsockname(&self.sock)
+            .ok()
+            .and_then(|a| SocketAddrV4::try_from(a).ok());
+        let desc = go_desc(Errno::from(e));
+        match local {
+            Some(l) => {
+                // (Octets by hand: core's address printing costs the init
+                // more than these few bytes.)
+                let [a, b, c, d] = l.ip().octets().map(u32::from);
+                let port = u32::from(l.port());
+                format!("{op} tcp {a}.{b}.{c}.{d}:{port}->{}: {op}: {desc}", self.addr)
+            }
+            None => format!("{op} tcp {}: {op}: {desc}", self.addr),
+        }
+    }
+}
+
+/// `cause` behind `Get "URL": ` (Go's url.Error) when there is a URL.
+fn with_url(url: Option<&str>, cause: String) -> String {
+    match url {
+        Some(url) => format!("Get {url:?}: {cause}"),
+        None => cause,
+    }
+}
+
+/// Why no socket was made.
+#[derive(Debug)]
+enum Failure {
+    /// Entering or leaving the namespace failed (the init's problem).
+    Setup(String),
+    /// socket(2) failed (reported as Go's dialer would).
+    Socket(Errno),
+}
+
+/// A non-blocking TCP socket of the network namespace pinned at `netns`
+/// (`None`: the current one).
+fn socket_in(netns: Option<&str>) -> Result<OwnedFd, Failure> {
+    let socket = || {
+        rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| Failure::Socket(e.into()))
+    };
+    let Some(path) = netns else {
+        return socket();
+    };
+    let open = |path: &str| {
+        sys::open(path, OFlags::RDONLY, 0)
+            .map_err(|e| Failure::Setup(format!("opening the network namespace {path}: {e}")))
+    };
+    let setns = |ns: &OwnedFd, path: &str, what: &str| {
+        rustix::thread::move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| Failure::Setup(format!("{what} the network namespace {path}: {}", Errno::from(e))))
+    };
+    // This thread's namespace, to come back to.
+    let home_path = "/proc/thread-self/ns/net";
+    let home = open(home_path)?;
+    let there = open(path)?;
+    setns(&there, path, "entering")?;
+    let sock = socket();
+    // Back whatever socket() did (were this to fail, the init would make
+    // its other sockets in the pod's namespace: it says so).
+    setns(&home, home_path, "returning to")?;
+    sock
+}
+
+/// `a.b.c.d` as Go's parser takes it: four decimal numbers up to 255,
+/// without leading zeros. Hand-written, as in `net`: core's parser costs
+/// the init about 1 KB more.
+fn ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in &mut octets {
+        let p = parts.next()?.as_bytes();
+        let digits = !p.is_empty() && p.len() <= 3 && p.iter().all(u8::is_ascii_digit);
+        if !digits || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let n = p.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        *o = u8::try_from(n).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+/// The request target for `path`: with a leading `/` if it has none (Go
+/// adds it in the URL), cut at a fragment (`#`, never sent), and with the
+/// bytes a request line cannot carry percent-encoded (control bytes,
+/// space, non-ASCII and `"<>\^`{|}`, which Go's URL escapes too).
+fn request_target(path: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let path = path.split('#').next().unwrap_or_default();
+    let mut t = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        t.push('/');
+    }
+    for b in path.bytes() {
+        if b <= b' ' || b >= 0x7f || b"\"<>\\^`{|}".contains(&b) {
+            t.push('%');
+            t.push(char::from(HEX[usize::from(b >> 4)]));
+            t.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            t.push(char::from(b));
+        }
+    }
+    t
+}
+
+/// A header name in Go's canonical form (`x-request-id` →
+/// `X-Request-Id`), or Go's error for a name that is not an HTTP token.
+fn canonical(name: &str) -> Result<String, String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("net/http: invalid header field name {name:?}"));
+    }
+    let mut upper = true;
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        out.push(char::from(if upper {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        }));
+        upper = b == b'-';
+    }
+    Ok(out)
+}
+
+/// `s` without leading and trailing spaces and tabs (Go's
+/// textproto.TrimString), by bytes.
+fn trim(s: &str) -> &str {
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.bytes().take_while(ws).count();
+    let end = s.len() - s.bytes().rev().take_while(ws).count();
+    s.get(start..end).unwrap_or_default()
+}
+
+/// The request, as the kubelet's prober sends it:
+///
+/// ```text
+/// GET {target} HTTP/1.1
+/// Host: {host:port, or the handler's Host}
+/// User-Agent: kube-probe/1.34      (or the handler's; none if it is empty)
+/// Accept: */*                      (unless the handler has an Accept)
+/// Connection: close
+/// {the handler's other headers, in order}
+/// ```
+///
+/// As Go's client: the first `Host` and `User-Agent` win and are sent in
+/// their place (an empty `Host` leaves the default); an `Accept` whose
+/// first value is empty removes every `Accept`; `Content-Length`,
+/// `Transfer-Encoding` and `Trailer` are never sent from the headers; a
+/// value is trimmed of spaces and tabs; a name that is not a token or a
+/// value with a control byte (CR, LF, ...) is an error, so the request
+/// cannot be split.
+fn request(target: &str, addr: &str, headers: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let mut named = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = canonical(name)?;
+        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            return Err(format!("net/http: invalid header field value for {name:?}"));
+        }
+        named.push((name, trim(value)));
+    }
+    let first = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, v)| *v);
+    let host = first("Host").filter(|h| !h.is_empty()).unwrap_or(addr);
+    let agent = first("User-Agent").unwrap_or(USER_AGENT);
+    let accept = first("Accept");
+    let mut r = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n");
+    if !agent.is_empty() {
+        r.push_str(&format!("User-Agent: {agent}\r\n"));
+    }
+    if accept.is_none() {
+        r.push_str("Accept: */*\r\n");
+    }
+    r.push_str("Connection: close\r\n");
+    for (name, value) in &named {
+        let skip = match name.as_str() {
+            "Host" | "User-Agent" | "Content-Length" | "Transfer-Encoding" | "Trailer" => true,
+            "Accept" => accept == Some(""),
+            _ => false,
+        };
+        if !skip {
+            r.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    r.push_str("\r\n");
+    Ok(r.into_bytes())
+}
+
+/// The status code in an answer's status line (`line`, without its
+/// `\n`), parsed by hand as Go's http.ReadResponse does, in its order:
+/// `PROTO SP CODE [SP REASON]`, the code exactly three digits, the
+/// protocol `HTTP/d.d`; the error is Go's (`malformed HTTP status code
+/// "OK"`).
+fn status_code(line: &[u8]) -> Result<u32, String> {
+    // What Go quotes of the line; cut short (a server may send anything).
+    let quoted = |what: &str, bytes: &[u8]| {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(100)]);
+        format!("{what} {shown:?}")
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(sp) = line.iter().position(|b| *b == b' ') else {
+        return Err(quoted("malformed HTTP response", line));
+    };
+    let (proto, rest) = (&line[..sp], &line[sp + 1..]);
+    let status = &rest[rest.iter().take_while(|b| **b == b' ').count()..];
+    let code = status.split(|b| *b == b' ').next().unwrap_or_default();
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(quoted("malformed HTTP status code", code));
+    }
+    let version = proto.len() == 8
+        && proto.starts_with(b"HTTP/")
+        && proto[5].is_ascii_digit()
+        && proto[6] == b'.'
+        && proto[7].is_ascii_digit();
+    if !version {
+        return Err(quoted("malformed HTTP version", proto));
+    }
+    Ok(code.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::os::fd::FromRawFd;
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    use rustix::event::PollFd;
+
+    /// Drives `check` with poll(2) until it finishes; `None` if `ms` pass
+    /// first.
+    fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ready = {
+                let (fd, events) = check.poll_fd();
+                let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+                let timeout = sys::timespec_ms(left.as_millis() as u64);
+                rustix::event::poll(&mut fds, Some(&timeout)).expect("poll")
+            };
+            if ready == 0 {
+                return None;
+            }
+            if let Some(outcome) = check.advance() {
+                return Some(outcome);
+            }
+        }
+    }
+
+    /// Starts `handler` and drives it to the end (a failure `start`
+    /// reports at once counts as the outcome).
+    fn outcome(handler: &Handler, netns: Option<&str>) -> Result<(), String> {
+        match NetCheck::start(handler, netns) {
+            Ok(mut check) => run(&mut check, 5000).expect("the check finished"),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn tcp(port: u16) -> Handler {
+        Handler::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    fn http(port: u16, headers: &[(&str, &str)]) -> Handler {
+        Handler::Http {
+            host: "127.0.0.1".into(),
+            port,
+            path: "/healthz".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A port of 127.0.0.1 that refuses connections: bound, never
+    /// listening (nothing else can take it while the socket lives).
+    fn refusing_port() -> (OwnedFd, u16) {
+        let s = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        rustix::net::bind(&s, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = SocketAddrV4::try_from(rustix::net::getsockname(&s).unwrap())
+            .unwrap()
+            .port();
+        (s, port)
+    }
+
+    /// What a test server does once it has read the request.
+    enum Then {
+        /// Closes the connection.
+        Close,
+        /// Waits for the client to close it.
+        Hold,
+    }
+
+    /// A server on 127.0.0.1 for one connection: reads the request (up to
+    /// its blank line), sends `pieces` with a pause between them, then
+    /// closes or holds; its thread returns the request it read.
+    fn serve_on(listener: TcpListener, pieces: Vec<Vec<u8>>, then: Then) -> JoinHandle<Vec<u8>> {
+        thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            conn.set_nodelay(true).unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 64 * 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            for (i, p) in pieces.iter().enumerate() {
+                if i > 0 {
+                    thread::sleep(Duration::from_millis(30));
+                }
+                conn.write_all(p).unwrap();
+            }
+            if let Then::Hold = then {
+                // Until the client closes (or the read times out).
+                let _ = conn.read(&mut buf);
+            }
+            request
+        })
+    }
+
+    fn serve(pieces: &[&[u8]], then: Then) -> (u16, JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pieces = pieces.iter().map(|p| p.to_vec()).collect();
+        (port, serve_on(listener, pieces, then))
+    }
+
+    fn answer(status: &str) -> Vec<u8> {
+        format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok").into_bytes()
+    }
+
+    #[test]
+    fn tcp_connected_is_success() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut check = NetCheck::start(&tcp(port), None).unwrap();
+        assert_eq!(run(&mut check, 5000), Some(Ok(())));
+        // It really connected: the listener has the connection, which
+        // ends as soon as the check goes.
+        let (mut conn, _) = listener.accept().unwrap();
+        drop(check);
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(conn.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn tcp_refused() {
+        let (_refuser, port) = refusing_port();
+        assert_eq!(
+            outcome(&tcp(port), None),
+            Err(format!("dial tcp 127.0.0.1:{port}: connect: connection refused"))
+        );
+        assert_eq!(
+            outcome(&http(port, &[]), None),
+            Err(format!(
+                "Get \"http://127.0.0.1:{port}/healthz\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        );
+    }
+
+    #[test]
+    fn http_status_decides() {
+        for (status, ok) in [
+            ("200 OK", true),
+            ("204 No Content", true),
+            ("302 Found", true),
+            ("399 Whatever", true),
+            ("199 Early", false),
+            ("400 Bad Request", false),
+            ("500 Internal Server Error", false),
+        ] {
+            let (port, server) = serve(&[&answer(status)], Then::Close);
+            let code = &status[..3];
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            };
+            assert_eq!(outcome(&http(port, &[]), None), want, "{status}");
+            server.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_answer_in_pieces() {
+        let (port, server) = serve(&[b"HTT", b"P/1.1 2", b"04 No Content\r", b"\n\r\n"], Then::Hold);
+        assert_eq!(outcome(&http(port, &[]), None), Ok(()));
+        server.join().unwrap();
+        let (port, server) = serve(&[b"HTTP/1.1 50", b"3 Unavailable\r\n\r\n"], Then::Hold);
+        assert_eq!(
+            outcome(&http(port, &[]), None),
+            Err("HTTP probe failed with statuscode: 503".into())
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_that_closes_before_the_status_line() {
+        let url = |port: u16| format!("Get \"http://127.0.0.1:{port}/healthz\": ");
+        let (port, server) = serve(&[], Then::Close);
+        assert_eq!(outcome(&http(port, &[]), None), Err(format!("{}EOF", url(port))));
+        server.join().unwrap();
+        let (port, server) = serve(&[b"HTTP/1.1 20"], Then::Close);
+        assert_eq!(
+            outcome(&http(port, &[]), None),
+            Err(format!("{}{BROKEN}unexpected EOF", url(port)))
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_status_line_over_4_kib() {
+        // One that just fits (its \n is the 4096th byte) passes...
+        let reason = "x".repeat(MAX_STATUS_LINE - "HTTP/1.1 200 \r\n".len());
+        let fits = format!("HTTP/1.1 200 {reason}\r\n\r\n");
+        // (In two pieces, the first leaving room for one byte only.)
+        let (first, rest) = fits.as_bytes().split_at(MAX_STATUS_LINE - 1);
+        let (port, server) = serve(&[first, rest], Then::Hold);
+        assert_eq!(outcome(&http(port, &[]), None), Ok(()));
+        server.join().unwrap();
+        // ...one byte more does not.
+        let over = format!("HTTP/1.1 200 {reason}x\r\n\r\n");
+        let (port, server) = serve(&[over.as_bytes()], Then::Hold);
+        assert_eq!(
+            outcome(&http(port, &[]), None),
+            Err(format!(
+                "Get \"http://127.0.0.1:{port}/healthz\": {BROKEN}net/http: server response headers exceeded 4096 bytes; aborted"
+            ))
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_malformed_status_line() {
+        let (port, server) = serve(&[b"SSH-2.0-OpenSSH_9.2\r\n"], Then::Hold);
+        assert_eq!(
+            outcome(&http(port, &[]), None),
+            Err(format!(
+                "Get \"http://127.0.0.1:{port}/healthz\": {BROKEN}malformed HTTP response \"SSH-2.0-OpenSSH_9.2\""
+            ))
+        );
+        server.join().unwrap();
+        let cases: [(&[u8], Result<u32, &str>); 8] = [
+            (b"HTTP/1.1 200 OK\r", Ok(200)),
+            (b"HTTP/1.0 404", Ok(404)),
+            (b"HTTP/2.0   301 Moved", Ok(301)),
+            (b"HTTP/1.1 OK", Err("malformed HTTP status code \"OK\"")),
+            (b"HTTP/1.1 2000 OK", Err("malformed HTTP status code \"2000\"")),
+            (b"HTTP/1.1 +20 OK", Err("malformed HTTP status code \"+20\"")),
+            (b"HTTX/1.1 200 OK", Err("malformed HTTP version \"HTTX/1.1\"")),
+            (b"garbage", Err("malformed HTTP response \"garbage\"")),
+        ];
+        for (line, want) in cases {
+            assert_eq!(status_code(line), want.map_err(String::from), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_request_the_server_receives() {
+        let (port, server) = serve(&[&answer("200 OK")], Then::Close);
+        assert_eq!(outcome(&http(port, &[]), None), Ok(()));
+        assert_eq!(
+            String::from_utf8(server.join().unwrap()).unwrap(),
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.34\r\n\
+                 Accept: */*\r\nConnection: close\r\n\r\n"
+            )
+        );
+        let headers = [
+            ("x-first", "1"),
+            ("host", "example.com"),
+            ("X-Second", " two\t"),
+            ("USER-AGENT", "checker/2"),
+            ("accept", "text/plain"),
+            ("X-First", "again"),
+        ];
+        let (port, server) = serve(&[&answer("200 OK")], Then::Close);
+        assert_eq!(outcome(&http(port, &headers), None), Ok(()));
+        assert_eq!(
+            String::from_utf8(server.join().unwrap()).unwrap(),
+            "GET /healthz HTTP/1.1\r\nHost: example.com\r\nUser-Agent: checker/2\r\nConnection: close\r\n\
+             X-First: 1\r\nX-Second: two\r\nAccept: text/plain\r\nX-First: again\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn request_rules() {
+        let req = |target: &str, headers: &[(&str, &str)]| {
+            let headers: Vec<_> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            request(target, "10.0.2.15:80", &headers).map(|r| String::from_utf8(r).unwrap())
+        };
+        const TAIL: &str = "Connection: close\r\n\r\n";
+        // An empty Accept removes every Accept, an empty User-Agent the
+        // header, an empty Host leaves the default; framing headers never
+        // go out from the list.
+        assert_eq!(
+            req(
+                "/",
+                &[
+                    ("Accept", ""),
+                    ("accept", "x/y"),
+                    ("User-Agent", ""),
+                    ("Host", ""),
+                    ("Content-Length", "5"),
+                    ("transfer-encoding", "chunked"),
+                ]
+            ),
+            Ok(format!("GET / HTTP/1.1\r\nHost: 10.0.2.15:80\r\n{TAIL}"))
+        );
+        assert_eq!(
+            req("/", &[("x y", "1")]),
+            Err("net/http: invalid header field name \"x y\"".into())
+        );
+        assert_eq!(
+            req("/", &[("", "1")]).unwrap_err(),
+            "net/http: invalid header field name \"\""
+        );
+        assert_eq!(
+            req("/", &[("x-a", "1\r\nX-Injected: 1")]),
+            Err("net/http: invalid header field value for \"X-A\"".into())
+        );
+        assert!(req("/", &[("x-tab", "a\tb")]).is_ok());
+        // The target: a leading slash, escapes, no fragment.
+        assert_eq!(request_target(""), "/");
+        assert_eq!(request_target("healthz"), "/healthz");
+        assert_eq!(
+            request_target("/a b/\"é\"?q=1&r=[2]#frag"),
+            "/a%20b/%22%C3%A9%22?q=1&r=[2]"
+        );
+        // An invalid header ends the check at once, with the URL.
+        assert_eq!(
+            NetCheck::start(&http(1, &[("bad:name", "1")]), None).unwrap_err(),
+            "Get \"http://127.0.0.1:1/healthz\": net/http: invalid header field name \"bad:name\""
+        );
+    }
+
+    #[test]
+    fn a_large_request_goes_out_in_several_writes() {
+        // The server's receive buffer and the check's send buffer made
+        // small, and the server reads only after a pause: the request
+        // (1 MiB of headers) cannot go out in one write.
+        let l = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&l, 4096).unwrap();
+        rustix::net::bind(&l, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        rustix::net::listen(&l, 1).unwrap();
+        let port = SocketAddrV4::try_from(rustix::net::getsockname(&l).unwrap())
+            .unwrap()
+            .port();
+        // SAFETY: the descriptor is ours and handed over once.
+        let listener = unsafe { TcpListener::from_raw_fd(rustix::fd::IntoRawFd::into_raw_fd(l)) };
+        let big = "y".repeat(64 * 1024);
+        let headers: Vec<(String, &str)> = (0..16).map(|i| (format!("X-Big-{i}"), big.as_str())).collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let server = thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            thread::sleep(Duration::from_millis(200));
+            let mut conn = conn;
+            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 64 * 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            conn.write_all(&answer("200 OK")).unwrap();
+            request.len()
+        });
+        let mut check = NetCheck::start(&http(port, &headers), None).unwrap();
+        rustix::net::sockopt::set_socket_send_buffer_size(&check.sock, 4096).unwrap();
+        let len = check.request.len();
+        assert!(len > 16 * 64 * 1024);
+        assert_eq!(run(&mut check, 10_000), Some(Ok(())));
+        assert_eq!(server.join().unwrap(), len);
+    }
+
+    #[test]
+    fn a_server_that_never_answers() {
+        let (port, server) = serve(&[], Then::Hold);
+        let mut check = NetCheck::start(&http(port, &[]), None).unwrap();
+        // Connected and sent, then nothing more comes: poll times out.
+        assert_eq!(run(&mut check, 300), None);
+        assert!(matches!(check.stage, Stage::Receiving));
+        assert_eq!(check.advance(), None);
+        assert_eq!(check.advance(), None);
+        assert_eq!(
+            check.timed_out(),
+            format!(
+                "Get \"http://127.0.0.1:{port}/healthz\": context deadline exceeded \
+                 (Client.Timeout exceeded while awaiting headers)"
+            )
+        );
+        // Dropping it closes the connection: the server sees its end.
+        drop(check);
+        assert!(server.join().unwrap().starts_with(b"GET /healthz HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn a_connection_still_under_way() {
+        // A listener whose accept queue (backlog 0) is full after one
+        // connection: the kernel drops the next SYN, so the check's
+        // connect stays under way.
+        let l = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        rustix::net::bind(&l, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        rustix::net::listen(&l, 0).unwrap();
+        let port = SocketAddrV4::try_from(rustix::net::getsockname(&l).unwrap())
+            .unwrap()
+            .port();
+        let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut check = NetCheck::start(&tcp(port), None).unwrap();
+        assert_eq!(run(&mut check, 300), None);
+        // Called without poll's word (as after a spurious wake-up), it
+        // finds the connection still under way.
+        assert_eq!(check.advance(), None);
+        assert!(matches!(check.stage, Stage::Connecting));
+        assert_eq!(
+            check.timed_out(),
+            format!("dial tcp 127.0.0.1:{port}: i/o timeout")
+        );
+    }
+
+    #[test]
+    fn only_ipv4_hosts_and_network_handlers() {
+        for host in [
+            "localhost",
+            "10.0.2",
+            "10.0.2.15.1",
+            "256.0.0.1",
+            "010.0.0.1",
+            "",
+            "::1",
+        ] {
+            let handler = Handler::Tcp {
+                host: host.into(),
+                port: 80,
+            };
+            let shown = if host.contains(':') {
+                format!("[{host}]:80")
+            } else {
+                format!("{host}:80")
+            };
+            assert_eq!(
+                NetCheck::start(&handler, None).unwrap_err(),
+                format!(
+                    "dial tcp {shown}: the host is not an IPv4 address (pod1 connects to IPv4 addresses only)"
+                ),
+                "{host}"
+            );
+        }
+        let handler = Handler::Http {
+            host: "web".into(),
+            port: 8080,
+            path: "/".into(),
+            headers: Vec::new(),
+        };
+        assert!(NetCheck::start(&handler, None)
+            .unwrap_err()
+            .starts_with("Get \"http://web:8080/\": dial tcp web:8080: the host is not"));
+        assert_eq!(ipv4("0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(ipv4("10.0.2.255"), Some(Ipv4Addr::new(10, 0, 2, 255)));
+        for other in [
+            Handler::Exec {
+                command: vec!["true".into()],
+            },
+            Handler::Sleep { seconds: 1 },
+        ] {
+            assert!(NetCheck::start(&other, None).is_err());
+        }
+    }
+
+    /// A child process in a network namespace of its own, listening on
+    /// 127.0.0.1:`port` there; killed and reaped on drop.
+    struct Listener(i32);
+
+    impl Listener {
+        fn new(port: u16) -> Listener {
+            let mut fds = [0; 2];
+            // SAFETY: fds has room for the two descriptors.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: the test harness is multi-threaded: the child calls
+            // only async-signal-safe functions (no allocation) until it
+            // is killed or _exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                // SAFETY: in the child, as above.
+                unsafe { listen_in_new_netns(port, fds[1]) }
+            }
+            let child = Listener(pid);
+            // SAFETY: fds[1] is ours; the read end wraps fds[0], ours too.
+            unsafe { libc::close(fds[1]) };
+            // SAFETY: as above.
+            let mut ready = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            let mut byte = [0u8; 1];
+            assert_eq!(ready.read(&mut byte).unwrap(), 1);
+            assert_eq!(
+                byte[0], 1,
+                "the child could not listen in a new network namespace"
+            );
+            child
+        }
+    }
+
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            // SAFETY: kill and waitpid take no pointers but the (null)
+            // status.
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+                libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+
+    /// The forked child: a new network namespace with `lo` up, a listener
+    /// on 127.0.0.1:`port` in it, then 1 (or 0 on failure) written to
+    /// `ready`, then it waits to be killed.
+    ///
+    /// # Safety
+    /// Called only in a child just forked: it never returns, and calls
+    /// only async-signal-safe functions.
+    unsafe fn listen_in_new_netns(port: u16, ready: i32) -> ! {
+        #[repr(C)]
+        struct IfReq {
+            name: [libc::c_char; libc::IFNAMSIZ],
+            flags: libc::c_short,
+            _pad: [u8; 22],
+        }
+        // SAFETY: (the whole body) plain system calls on memory of this
+        // stack frame; see the function's contract.
+        unsafe {
+            // Only `ready` stays open: other tests' sockets, inherited,
+            // must not outlive their owners' close.
+            libc::dup2(ready, 3);
+            libc::close_range(4, u32::MAX, 0);
+            let ok = (|| {
+                if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                    return false;
+                }
+                let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                let mut req = IfReq {
+                    name: [0; libc::IFNAMSIZ],
+                    flags: 0,
+                    _pad: [0; 22],
+                };
+                req.name[0] = b'l' as libc::c_char;
+                req.name[1] = b'o' as libc::c_char;
+                if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) != 0 {
+                    return false;
+                }
+                req.flags |= libc::IFF_UP as libc::c_short;
+                if libc::ioctl(s, libc::SIOCSIFFLAGS, &mut req as *mut IfReq) != 0 {
+                    return false;
+                }
+                let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                let addr = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: port.to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                let len = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                libc::bind(l, &addr as *const libc::sockaddr_in as *const libc::sockaddr, len) == 0
+                    && libc::listen(l, 16) == 0
+            })();
+            libc::write(3, [u8::from(ok)].as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+
+    /// This thread's network namespace (its inode).
+    fn my_netns() -> u64 {
+        std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_socket_is_made_in_the_pinned_namespace() {
+        // The port refuses here; the child listens on it in its own
+        // namespace.
+        let (_refuser, port) = refusing_port();
+        let child = Listener::new(port);
+        let netns = format!("/proc/{}/ns/net", child.0);
+        let before = my_netns();
+        assert_eq!(outcome(&tcp(port), Some(&netns)), Ok(()));
+        assert_eq!(my_netns(), before, "the check came back to its namespace");
+        assert_eq!(
+            outcome(&tcp(port), None),
+            Err(format!("dial tcp 127.0.0.1:{port}: connect: connection refused"))
+        );
+        // A namespace that is not there ends the check at once.
+        assert_eq!(
+            NetCheck::start(&tcp(port), Some("/nonexistent/ns/net")).unwrap_err(),
+            "opening the network namespace /nonexistent/ns/net: No such file or directory (os error 2)"
+        );
+        drop(child);
     }
 }
