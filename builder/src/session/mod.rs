@@ -18,7 +18,7 @@ use std::process::ExitStatus;
 use std::time::{Instant, SystemTime};
 
 use pod1_manifest::channel::LineSplitter;
-use pod1_manifest::events::{Event, Record, Stream};
+use pod1_manifest::events::{Event, HookKind, ProbeKind, Record, Stream};
 
 use crate::cmd::run::exit;
 
@@ -124,6 +124,36 @@ fn printable(text: &str) -> String {
             false => vec![c],
         })
         .collect()
+}
+
+/// Free text from the guest (a probe's output, a hook's error) for one of
+/// pod1's lines: cut as the status cuts a message, its trailing blanks
+/// (a command's last newline) dropped, its control characters escaped,
+/// so that it stays on its line.
+fn guest_text(text: &str) -> String {
+    printable(status::bounded_message(text).trim_end())
+}
+
+/// `what`, then `: ` and the guest's `message` unless it is empty.
+fn with_message(what: &str, message: &str) -> String {
+    match guest_text(message) {
+        m if m.is_empty() => what.to_string(),
+        m => format!("{what}: {m}"),
+    }
+}
+
+/// The line for a probe's new result, in the kubelet's words for a
+/// failure (`Liveness probe failed: ...`, its `Unhealthy` event); none for
+/// a liveness probe that passes, which changes nothing.
+fn probe_line(probe: ProbeKind, success: bool, message: &str) -> Option<String> {
+    let failed = || with_message(&format!("{} probe failed", probe.title()), message);
+    match (probe, success) {
+        (ProbeKind::Readiness, true) => Some("ready".into()),
+        (ProbeKind::Readiness, false) => Some(format!("not ready: {}", failed())),
+        (ProbeKind::Startup, true) => Some("started (startup probe passed)".into()),
+        (ProbeKind::Liveness, true) => None,
+        (ProbeKind::Startup | ProbeKind::Liveness, false) => Some(failed()),
+    }
 }
 
 impl Session {
@@ -263,6 +293,14 @@ impl<O: Write, E: Write> Session<O, E> {
         }
     }
 
+    /// A line of pod1's about `container` on stderr, after everything
+    /// printed before it: `name | text`.
+    fn container_line(&mut self, container: &str, text: &str) {
+        let p = self.prefix(&printable(container));
+        self.stdout.flush();
+        self.err_line(&[p.as_bytes(), b" ", text.as_bytes()]);
+    }
+
     /// The end of every pipe (the VM is gone): unfinished lines are
     /// printed as they are.
     pub fn close_streams(&mut self) {
@@ -333,6 +371,37 @@ impl<O: Write, E: Write> Session<O, E> {
                 );
                 self.stdout.flush();
                 self.stderr.line(&[p.as_bytes(), line.as_bytes()]);
+            }
+            // Probes and hooks: the init sends these only when something
+            // changed, so one line each.
+            Event::ContainerProbe {
+                container,
+                probe,
+                success,
+                message,
+            } if !self.display.json => {
+                if let Some(line) = probe_line(probe, success, &message) {
+                    self.container_line(&container, &line);
+                }
+            }
+            Event::HookFailed {
+                container,
+                hook,
+                message,
+            } if !self.display.json => {
+                let hook = match hook {
+                    HookKind::PostStart => "postStart",
+                    HookKind::PreStop => "preStop",
+                };
+                self.container_line(
+                    &container,
+                    &with_message(&format!("{hook} hook failed"), &message),
+                );
+            }
+            // The kubelet's `Killing` event: its message is a sentence
+            // (`Container web failed liveness probe, will be restarted`).
+            Event::ContainerKilling { container, message } if !self.display.json => {
+                self.container_line(&container, &with_message("killing", &message));
             }
             // The pod ends once: a later report cannot change its code.
             Event::PodExited {
@@ -511,6 +580,105 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    /// The events of probes and hooks, one for each kind of line they
+    /// give (and one that gives none).
+    fn probe_and_hook_events() -> Vec<Event> {
+        let probe = |probe, success, message: &str| Event::ContainerProbe {
+            container: "web".into(),
+            probe,
+            success,
+            message: message.into(),
+        };
+        vec![
+            probe(ProbeKind::Startup, true, ""),
+            probe(ProbeKind::Readiness, true, ""),
+            // A command's output: its last newline dropped, the others
+            // and any other control character escaped.
+            probe(ProbeKind::Readiness, false, "not yet\nreally\x1b[2J\n"),
+            probe(
+                ProbeKind::Liveness,
+                false,
+                "HTTP probe failed with statuscode: 500",
+            ),
+            Event::ContainerKilling {
+                container: "web".into(),
+                message: "Container web failed liveness probe, will be restarted".into(),
+            },
+            // Passing again changes nothing: no line.
+            probe(ProbeKind::Liveness, true, ""),
+            Event::HookFailed {
+                container: "web".into(),
+                hook: HookKind::PostStart,
+                message: "é".repeat(3_000),
+            },
+            probe(ProbeKind::Startup, false, ""),
+            Event::HookFailed {
+                container: "web".into(),
+                hook: HookKind::PreStop,
+                message: "exit status 1".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn probes_and_hooks_get_one_line_each() {
+        let mut s = session(false);
+        s.output("web", Stream::Stdout, 1, b"listening\n", 1);
+        for event in probe_and_hook_events() {
+            s.event(Record { event, ms: 2 });
+        }
+        s.idle();
+        let (out, err) = text(&s);
+        assert_eq!(out, "web | listening\n");
+        let lines: Vec<&str> = err.lines().collect();
+        // The hook's message is cut at 4 KiB, at a character boundary.
+        let post_start = format!("web | postStart hook failed: {}", "é".repeat(2_048));
+        assert_eq!(
+            lines,
+            [
+                "web | started (startup probe passed)",
+                "web | ready",
+                "web | not ready: Readiness probe failed: not yet\\nreally\\u{1b}[2J",
+                "web | Liveness probe failed: HTTP probe failed with statuscode: 500",
+                "web | killing: Container web failed liveness probe, will be restarted",
+                &post_start,
+                "web | Startup probe failed",
+                "web | preStop hook failed: exit status 1",
+            ]
+        );
+        // In one file, they come in order with the container's lines.
+        let mut s = session(true);
+        s.output("web", Stream::Stdout, 1, b"a\n", 1);
+        s.event(Record {
+            event: probe_and_hook_events().swap_remove(1),
+            ms: 2,
+        });
+        s.output("web", Stream::Stdout, 1, b"b\n", 3);
+        s.idle();
+        assert_eq!(
+            text(&s),
+            ("web | a\nweb | ready\nweb | b\n".into(), String::new())
+        );
+    }
+
+    #[test]
+    fn json_shows_probes_and_hooks_as_events() {
+        let display = Display {
+            json: true,
+            console: false,
+        };
+        let mut s = Session::with((Vec::new(), false), (Vec::new(), false), false, display);
+        let events = probe_and_hook_events();
+        for event in events.clone() {
+            s.event(Record { event, ms: 2 });
+        }
+        s.idle();
+        let (out, err) = text(&s);
+        assert_eq!(err, "");
+        let lines: Vec<Record> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.into_iter().map(|r| r.event).collect::<Vec<_>>(), events);
     }
 
     #[test]

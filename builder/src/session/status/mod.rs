@@ -12,11 +12,33 @@
 //! its condition rules (`pkg/kubelet/status/generate.go`), its reasons, and
 //! its `TerminatePod` rule that a container still running when the pod ends
 //! is `terminated` with reason `ContainerStatusUnknown` and exit code 137.
-//! Where pod1 knows more than the kubelet would, it says so: such a
-//! container keeps its `startedAt`, ends when the VM did, and its message
-//! says why; a container that never started stays `waiting` with the
-//! kubelet's reason for it (`TerminatePod` would call it unknown as well
-//! once the pod had initialized).
+//! Such a container keeps its `started` and `ready` as they were then, as
+//! `TerminatePod` replaces only the state. Where pod1 knows more than the
+//! kubelet would, it says so: the container keeps its `startedAt`, ends
+//! when the VM did, and its message says why; a container that never
+//! started stays `waiting` with the kubelet's reason for it
+//! (`TerminatePod` would call it unknown as well once the pod had
+//! initialized).
+//!
+//! **Probes and hooks.** Each container's `started` and `ready` follow its
+//! run and its probes' results as the kubelet's prober sets them (see
+//! `track.rs`); the `Ready` and `ContainersReady` conditions follow the
+//! readiness of the containers `generate.go` counts (the app containers
+//! and the sidecars), and a sidecar completes its step of the init
+//! sequence once it is started, so only once its startup probe passed. A
+//! failed postStart hook: the kubelet kills the container and, until it
+//! starts it again, shows it `waiting` with reason `PostStartHookError`
+//! and the hook's message, the killed run in `lastState` (then
+//! `CrashLoopBackOff` while the backoff holds the restart). A pod1 status
+//! is made once the pod has ended, when no restart is pending any more
+//! (the init gives them up when the pod ends, as the kubelet does for a
+//! deleted pod), so the killed run is the container's `terminated` state,
+//! as for any container that ended. Two things pod1 cannot give as the
+//! kubelet would: that run has no `startedAt` (the init reports a run as
+//! started only once its postStart hook succeeded), and, with no
+//! termination message of its own, its `message` is the hook's, after
+//! `PostStartHookError: `, so that the status still says why it ended
+//! (the kubelet shows the hook's message only in that `waiting` state).
 //!
 //! **Time.** Events carry the guest's CLOCK_BOOTTIME in milliseconds; the
 //! status needs wall-clock time. One anchor links the two clocks: the first
@@ -36,13 +58,15 @@
 mod k8s;
 #[cfg(test)]
 mod tests;
+mod track;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use pod1_manifest::events::{Event, Phase, Record};
-use pod1_manifest::plan::{ContainerPlan, Plan, QosClass};
+use pod1_manifest::events::{Event, HookKind, Phase, Record};
+use pod1_manifest::plan::{Plan, QosClass};
 use serde::Serialize;
+use track::{Exit, Run, Track};
 
 pub use k8s::{
     ConditionStatus, ConditionType, ContainerState, ContainerStatus, Ip, PodCondition, PodStatus, Terminated,
@@ -103,89 +127,6 @@ pub fn bounded_message(m: &str) -> String {
     m[..end].to_string()
 }
 
-/// Where one container is.
-#[derive(Debug, Clone, PartialEq)]
-enum Run {
-    /// Never started (perhaps created).
-    NotStarted,
-    /// Refused by the init (`container_waiting`).
-    Refused { reason: String, message: String },
-    /// Running since this guest time.
-    Running { since: u64 },
-    /// Ended.
-    Exited(Exit),
-}
-
-/// One end of a container's run.
-#[derive(Debug, Clone, PartialEq)]
-struct Exit {
-    code: i32,
-    signal: Option<i32>,
-    /// Why it never got to run its command (the init's words).
-    why: Option<String>,
-    /// The OOM killer killed in its cgroup during the run.
-    oom_killed: bool,
-    /// Its termination message.
-    message: Option<String>,
-    /// Guest times; no start when it never started.
-    started: Option<u64>,
-    finished: u64,
-}
-
-impl Exit {
-    fn reason(&self) -> &'static str {
-        match (self.code, &self.why) {
-            (_, Some(_)) => "ContainerCannotRun",
-            _ if self.oom_killed => "OOMKilled",
-            (0, None) => "Completed",
-            _ => "Error",
-        }
-    }
-}
-
-/// What is known of one container of the plan.
-#[derive(Debug, Clone)]
-struct Track {
-    name: String,
-    image: String,
-    image_id: String,
-    run: Run,
-    /// The end before the current run.
-    last: Option<Exit>,
-    restarts: u32,
-    /// An init container with `restartPolicy: Always`.
-    sidecar: bool,
-}
-
-impl Track {
-    fn new(c: &ContainerPlan) -> Self {
-        Track {
-            name: c.name.clone(),
-            image: c.image.clone(),
-            image_id: c.image_id.clone(),
-            run: Run::NotStarted,
-            last: None,
-            restarts: 0,
-            sidecar: c.sidecar,
-        }
-    }
-
-    /// Ended with exit code 0 (a sidecar: started): an init container has
-    /// then done its part of the initialisation.
-    fn completed(&self) -> bool {
-        match self.sidecar {
-            true => self.ran(),
-            false => matches!(&self.run, Run::Exited(e) if e.code == 0),
-        }
-    }
-
-    /// It has a `running` or `terminated` state (the kubelet's
-    /// `HasAnyRegularContainerStarted`).
-    fn ran(&self) -> bool {
-        matches!(self.run, Run::Running { .. } | Run::Exited(_))
-    }
-}
-
 /// The guest's clock against the host's (see the module's notes on time).
 #[derive(Debug, Clone, Copy)]
 struct Clock {
@@ -231,9 +172,10 @@ pub struct Fold {
     sandbox_ready: Option<u64>,
     /// When the last init container completed.
     initialized: Option<u64>,
-    /// Every app container runs.
-    all_running: bool,
-    /// When `all_running` last changed.
+    /// Every container that counts for the pod's readiness is ready
+    /// ([`Fold::containers_ready`]).
+    all_ready: bool,
+    /// When `all_ready` last changed.
     readiness_changed: Option<u64>,
     /// The first `pod_exited`: its phase, time, and whether the pod's
     /// deadline ended it.
@@ -267,7 +209,7 @@ impl Fold {
             index,
             sandbox_ready: None,
             initialized: None,
-            all_running: false,
+            all_ready: false,
             readiness_changed: None,
             exited: None,
             error: None,
@@ -291,14 +233,7 @@ impl Fold {
             }
             Event::ContainerStarted { container, .. } => {
                 if let Some(t) = self.track(container) {
-                    if let Run::Exited(e) = std::mem::replace(&mut t.run, Run::Running { since: ms }) {
-                        t.last = Some(e);
-                        t.restarts = t.restarts.saturating_add(1);
-                    }
-                }
-                // A sidecar's start may be the last step of the init sequence.
-                if self.init.iter().all(Track::completed) && !self.init.is_empty() {
-                    self.initialized.get_or_insert(ms);
+                    t.start(ms);
                 }
             }
             Event::ContainerWaiting {
@@ -337,22 +272,39 @@ impl Fold {
                     // startedAt, as for a container that failed before.
                     Run::Running { .. } if reason.is_some() => None,
                     Run::Running { since } => Some(since),
+                    // Never reported started: it failed before, or its
+                    // postStart hook failed (the init reports a start
+                    // only once that hook succeeded).
                     Run::NotStarted | Run::Exited(_) => None,
                 };
-                let exit = Exit {
+                t.exit(Exit {
                     code: *exit_code,
                     signal: *signal,
                     why: reason.clone(),
                     oom_killed: *oom_killed,
                     message: message.as_deref().map(bounded_message),
+                    post_start: None,
                     started,
                     finished: ms,
-                };
-                if let Run::Exited(e) = std::mem::replace(&mut t.run, Run::Exited(exit)) {
-                    t.last = Some(e);
+                });
+            }
+            Event::ContainerProbe {
+                container,
+                probe,
+                success,
+                ..
+            } => {
+                if let Some(t) = self.track(container) {
+                    t.probe(*probe, *success);
                 }
-                if self.init.iter().all(Track::completed) && !self.init.is_empty() {
-                    self.initialized.get_or_insert(ms);
+            }
+            Event::HookFailed {
+                container,
+                hook: HookKind::PostStart,
+                message,
+            } => {
+                if let Some(t) = self.track(container) {
+                    t.post_start_failed(bounded_message(message));
                 }
             }
             Event::PodExited {
@@ -365,19 +317,37 @@ impl Fold {
             Event::Error { message } => {
                 self.error.get_or_insert_with(|| (message.clone(), ms));
             }
+            // A preStop hook's failure changes nothing (the container is
+            // stopped all the same), nor does the kill's announcement
+            // (its exit follows).
             Event::InitStarted { .. }
             | Event::ContainerCreated { .. }
             | Event::Log { .. }
-            | Event::ContainerProbe { .. }
-            | Event::HookFailed { .. }
+            | Event::HookFailed {
+                hook: HookKind::PreStop,
+                ..
+            }
             | Event::ContainerKilling { .. } => {}
         }
-        let all_running =
-            !self.app.is_empty() && self.app.iter().all(|t| matches!(t.run, Run::Running { .. }));
-        if all_running != self.all_running {
-            self.all_running = all_running;
+        // A sidecar's start (or its startup probe's success) may be the
+        // last step of the init sequence.
+        if !self.init.is_empty() && self.init.iter().all(Track::completed) {
+            self.initialized.get_or_insert(ms);
+        }
+        let all_ready = self.containers_ready();
+        if all_ready != self.all_ready {
+            self.all_ready = all_ready;
             self.readiness_changed = Some(ms);
         }
+    }
+
+    /// Whether the pod's containers are ready, as `generate.go`'s
+    /// `GenerateContainersReadyCondition` counts them: every app container
+    /// and every sidecar (a restartable init container); the other init
+    /// containers do not count.
+    fn containers_ready(&self) -> bool {
+        let sidecars = self.init.iter().filter(|t| t.sidecar);
+        !self.app.is_empty() && sidecars.chain(&self.app).all(Track::ready)
     }
 
     /// The guest time of wall time `t`, by the same anchor.
@@ -478,9 +448,14 @@ impl Fold {
                 .because("ContainersNotInitialized")
                 .saying(message)
         };
-        // Ready while every app container runs (none has a readiness
-        // probe); false from the end on if they still ran then.
-        let readiness_changed = match (self.all_running, self.readiness_changed) {
+        // Ready and ContainersReady: a finished pod's are false whatever
+        // its containers' readiness (`generate.go`: reason PodCompleted or
+        // PodFailed, never ContainersNotReady, which is a running pod's).
+        // Their time is when that status last changed, as the status
+        // manager keeps it: when the containers stopped being all ready
+        // (a readiness probe failed, a container exited), or the end if
+        // they were all ready until then.
+        let readiness_changed = match (self.all_ready, self.readiness_changed) {
             (true, _) => end,
             (false, Some(ms)) => wall(ms),
             (false, None) => start,
@@ -508,7 +483,7 @@ fn container_status(
         terminated: Some(Terminated {
             exit_code: e.code,
             finished_at: Some(Time(wall(e.finished))),
-            message: e.why.clone().or_else(|| e.message.clone()),
+            message: e.message(),
             reason: Some(e.reason().into()),
             signal: e.signal,
             started_at: e.started.map(|ms| Time(wall(ms))),
@@ -545,11 +520,17 @@ fn container_status(
         image_id: t.image_id.clone(),
         last_state: t.last.as_ref().map(terminated).unwrap_or_default(),
         name: t.name.clone(),
-        // An init container is ready once it completed; an app container
-        // is not ready once the pod has ended.
-        ready: init && !t.sidecar && t.completed(),
+        // An init container (not a sidecar) is ready once it completed;
+        // the others are ready and started only while they run. The only
+        // ones still running are those the pod's end cut short (above):
+        // they keep what they were then, as the kubelet's `TerminatePod`
+        // replaces only the state.
+        ready: match init && !t.sidecar {
+            true => t.completed(),
+            false => t.ready(),
+        },
         restart_count: t.restarts,
-        started: false,
+        started: t.started(),
         state,
     }
 }

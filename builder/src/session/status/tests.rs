@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use pod1_manifest::events::{Event, Phase, Record};
-use pod1_manifest::plan::{resolve, ImageInfo, Plan};
+use pod1_manifest::events::{Event, HookKind, Phase, ProbeKind, Record};
+use pod1_manifest::plan::{resolve, Handler, ImageInfo, Plan, ProbePlan};
 use pod1_manifest::Pod;
 use serde_json::{json, Value};
 
@@ -641,4 +641,427 @@ fn an_exec_failure_is_container_cannot_run_and_a_commands_own_127_an_error() {
             "exitCode": 127, "finishedAt": ts(4), "reason": "Error", "startedAt": ts(2),
         }})
     );
+}
+
+/// A probe as the API server defaults it (the check itself does not matter
+/// here: the init runs it and reports the results).
+fn probe_plan() -> ProbePlan {
+    ProbePlan {
+        handler: Handler::Exec {
+            command: vec!["true".into()],
+        },
+        initial_delay_seconds: 0,
+        period_seconds: 10,
+        timeout_seconds: 1,
+        success_threshold: 1,
+        failure_threshold: 3,
+        termination_grace_period_seconds: None,
+    }
+}
+
+/// `plan` with these probes on container `name`.
+fn with_probes(mut plan: Plan, name: &str, probes: &[ProbeKind]) -> Plan {
+    let c = plan
+        .init_containers
+        .iter_mut()
+        .chain(&mut plan.containers)
+        .find(|c| c.name == name)
+        .unwrap();
+    for probe in probes {
+        let slot = match probe {
+            ProbeKind::Liveness => &mut c.checks.liveness,
+            ProbeKind::Readiness => &mut c.checks.readiness,
+            ProbeKind::Startup => &mut c.checks.startup,
+        };
+        *slot = Some(probe_plan());
+    }
+    plan
+}
+
+fn probe(c: &str, probe: ProbeKind, success: bool, message: &str) -> Event {
+    Event::ContainerProbe {
+        container: c.into(),
+        probe,
+        success,
+        message: message.into(),
+    }
+}
+
+fn hook_failed(c: &str, hook: HookKind, message: &str) -> Event {
+    Event::HookFailed {
+        container: c.into(),
+        hook,
+        message: message.into(),
+    }
+}
+
+fn killing(c: &str, message: &str) -> Event {
+    Event::ContainerKilling {
+        container: c.into(),
+        message: message.into(),
+    }
+}
+
+/// `(started, ready)` of container `name` as the fold has it now.
+fn live(f: &Fold, name: &str) -> (bool, bool) {
+    let t = f.init.iter().chain(&f.app).find(|t| t.name == name).unwrap();
+    (t.started(), t.ready())
+}
+
+/// The `Ready` condition's time once the run is cut at `now_ms` after the
+/// first `n` events; `ContainersReady` must say the same.
+fn ready_since(p: &Plan, events: &[(u64, Event)], n: usize, now_ms: u64) -> Value {
+    let s = status(&fold(p, &events[..n]), now_ms, Some(Cut::Interrupted));
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "PodFailed");
+    let containers = condition(&s, "ContainersReady");
+    assert_eq!(
+        ready["lastTransitionTime"], containers["lastTransitionTime"],
+        "{s}"
+    );
+    ready["lastTransitionTime"].clone()
+}
+
+#[test]
+fn without_probes_a_container_is_started_and_ready_while_it_runs() {
+    let p = plan(&[], &["web"]);
+    let events = [
+        (500, init_started()),
+        (1_000, Event::SandboxReady {}),
+        (2_500, started("web")),
+        (5_500, exited("web", 0, 0)),
+        (5_600, pod_exited(Phase::Succeeded, 0)),
+    ];
+    assert_eq!(live(&fold(&p, &events[..2]), "web"), (false, false));
+    assert_eq!(live(&fold(&p, &events[..3]), "web"), (true, true));
+    assert_eq!(live(&fold(&p, &events), "web"), (false, false));
+    // Cut short while it ran: it keeps what it was, and the pod was ready
+    // until the end.
+    let s = status(&fold(&p, &events[..3]), 9_000, Some(Cut::Interrupted));
+    let c = &s["containerStatuses"][0];
+    assert_eq!((&c["started"], &c["ready"]), (&json!(true), &json!(true)));
+    assert_eq!(c["state"]["terminated"]["reason"], "ContainerStatusUnknown");
+    assert_eq!(ready_since(&p, &events, 3, 9_000), json!(ts(9)));
+    // Ended: neither, and the pod stopped being ready when it exited.
+    let s = status(&fold(&p, &events), 9_000, None);
+    let c = &s["containerStatuses"][0];
+    assert_eq!((&c["started"], &c["ready"]), (&json!(false), &json!(false)));
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready["reason"], "PodCompleted");
+    assert_eq!(ready["lastTransitionTime"], ts(6));
+}
+
+#[test]
+fn a_readiness_probe_makes_a_container_ready_and_unready() {
+    let p = with_probes(plan(&[], &["web"]), "web", &[ProbeKind::Readiness]);
+    let events = [
+        (500, init_started()),
+        (1_500, started("web")),
+        (3_500, probe("web", ProbeKind::Readiness, true, "")),
+        (
+            5_500,
+            probe(
+                "web",
+                ProbeKind::Readiness,
+                false,
+                "HTTP probe failed with statuscode: 503",
+            ),
+        ),
+        (7_500, probe("web", ProbeKind::Readiness, true, "")),
+        (10_500, exited("web", 0, 0)),
+        (10_600, pod_exited(Phase::Succeeded, 0)),
+    ];
+    // Started, but not ready before its readiness probe passed.
+    assert_eq!(live(&fold(&p, &events[..2]), "web"), (true, false));
+    assert_eq!(live(&fold(&p, &events[..3]), "web"), (true, true));
+    assert_eq!(live(&fold(&p, &events[..4]), "web"), (true, false));
+    assert_eq!(live(&fold(&p, &events[..5]), "web"), (true, true));
+    // The Ready condition's time, the run cut at 9 s after each event:
+    // never ready (the pod's start), ready until the cut, unready since
+    // the failure at 6 s, ready again until the cut.
+    assert_eq!(ready_since(&p, &events, 2, 9_000), json!(ts(0)));
+    assert_eq!(ready_since(&p, &events, 3, 9_000), json!(ts(9)));
+    assert_eq!(ready_since(&p, &events, 4, 9_000), json!(ts(6)));
+    assert_eq!(ready_since(&p, &events, 5, 9_000), json!(ts(9)));
+    let s = status(&fold(&p, &events[..4]), 9_000, Some(Cut::Interrupted));
+    let c = &s["containerStatuses"][0];
+    assert_eq!((&c["started"], &c["ready"]), (&json!(true), &json!(false)));
+    // To the end: ready until it exited at 11 s.
+    let s = status(&fold(&p, &events), 14_000, None);
+    assert_eq!(condition(&s, "Ready")["lastTransitionTime"], ts(11));
+    assert_eq!(condition(&s, "ContainersReady")["lastTransitionTime"], ts(11));
+}
+
+#[test]
+fn a_startup_probe_gates_started_and_ready() {
+    let p = with_probes(
+        plan(&[], &["slow"]),
+        "slow",
+        &[ProbeKind::Startup, ProbeKind::Readiness],
+    );
+    let events = [
+        (500, init_started()),
+        (1_500, started("slow")),
+        (
+            2_500,
+            probe("slow", ProbeKind::Startup, false, "dial tcp: connection refused"),
+        ),
+        (4_500, probe("slow", ProbeKind::Startup, true, "")),
+        (5_500, probe("slow", ProbeKind::Readiness, true, "")),
+    ];
+    assert_eq!(live(&fold(&p, &events[..2]), "slow"), (false, false));
+    assert_eq!(live(&fold(&p, &events[..3]), "slow"), (false, false));
+    assert_eq!(live(&fold(&p, &events[..4]), "slow"), (true, false));
+    assert_eq!(live(&fold(&p, &events), "slow"), (true, true));
+    let s = status(&fold(&p, &events[..2]), 9_000, Some(Cut::Interrupted));
+    let c = &s["containerStatuses"][0];
+    assert_eq!((&c["started"], &c["ready"]), (&json!(false), &json!(false)));
+    assert_eq!(ready_since(&p, &events, 4, 9_000), json!(ts(0)));
+    assert_eq!(ready_since(&p, &events, 5, 9_000), json!(ts(9)));
+
+    // Only a startup probe: ready as soon as it passed.
+    let p = with_probes(plan(&[], &["slow"]), "slow", &[ProbeKind::Startup]);
+    assert_eq!(live(&fold(&p, &events[..3]), "slow"), (false, false));
+    assert_eq!(live(&fold(&p, &events[..4]), "slow"), (true, true));
+}
+
+#[test]
+fn a_sidecar_initializes_the_pod_once_started_and_counts_for_readiness() {
+    let mut p = plan(&["setup", "proxy"], &["app"]);
+    p.init_containers[1].sidecar = true;
+    let p = with_probes(p, "proxy", &[ProbeKind::Startup, ProbeKind::Readiness]);
+    let events = [
+        (500, init_started()),
+        (1_000, started("setup")),
+        (1_500, exited("setup", 0, 0)),
+        (2_500, started("proxy")),
+        (3_500, probe("proxy", ProbeKind::Startup, true, "")),
+        (4_500, started("app")),
+        (5_500, probe("proxy", ProbeKind::Readiness, true, "")),
+        (7_500, probe("proxy", ProbeKind::Readiness, false, "not yet")),
+    ];
+    // The init sequence went on once the proxy's startup probe passed.
+    let s = status(&fold(&p, &events[..3]), 9_000, Some(Cut::Interrupted));
+    assert_eq!(condition(&s, "Initialized")["status"], "False");
+    let s = status(&fold(&p, &events[..4]), 9_000, Some(Cut::Interrupted));
+    assert_eq!(condition(&s, "Initialized")["status"], "False");
+    let s = status(&fold(&p, &events[..5]), 9_000, Some(Cut::Interrupted));
+    let init = condition(&s, "Initialized");
+    assert_eq!(
+        (&init["status"], &init["lastTransitionTime"]),
+        (&json!("True"), &json!(ts(4)))
+    );
+    // The app is ready from 5 s, the proxy from 6 s: the pod from 6 s
+    // until its readiness failed at 8 s. The completed `setup` does not
+    // count (it does not run, so it would never be ready).
+    assert_eq!(ready_since(&p, &events, 6, 9_000), json!(ts(0)));
+    assert_eq!(ready_since(&p, &events, 7, 9_000), json!(ts(9)));
+    assert_eq!(ready_since(&p, &events, 8, 9_000), json!(ts(8)));
+    let s = status(&fold(&p, &events), 9_000, Some(Cut::Interrupted));
+    let setup = &s["initContainerStatuses"][0];
+    assert_eq!(
+        (&setup["ready"], &setup["started"]),
+        (&json!(true), &json!(false))
+    );
+    let proxy = &s["initContainerStatuses"][1];
+    assert_eq!(
+        (&proxy["ready"], &proxy["started"]),
+        (&json!(false), &json!(true))
+    );
+}
+
+#[test]
+fn a_liveness_failure_then_the_restart_starts_unready() {
+    let p = with_probes(
+        plan(&[], &["web"]),
+        "web",
+        &[ProbeKind::Liveness, ProbeKind::Readiness],
+    );
+    let events = [
+        (500, init_started()),
+        (1_500, started("web")),
+        (2_500, probe("web", ProbeKind::Readiness, true, "")),
+        (
+            5_500,
+            probe(
+                "web",
+                ProbeKind::Liveness,
+                false,
+                "HTTP probe failed with statuscode: 500",
+            ),
+        ),
+        (
+            5_500,
+            killing("web", "Container web failed liveness probe, will be restarted"),
+        ),
+        (
+            6_500,
+            Event::ContainerExited {
+                container: "web".into(),
+                exit_code: 143,
+                signal: Some(15),
+                restarts: 0,
+                reason: None,
+                oom_killed: false,
+                message: None,
+            },
+        ),
+        // A result of the ended run, late: it counts for nothing.
+        (7_000, probe("web", ProbeKind::Readiness, true, "")),
+        (8_500, started("web")),
+        (9_500, probe("web", ProbeKind::Readiness, true, "")),
+        (11_500, exited("web", 0, 1)),
+        (11_600, pod_exited(Phase::Succeeded, 0)),
+    ];
+    // The failure itself changes nothing; the exit does.
+    assert_eq!(live(&fold(&p, &events[..5]), "web"), (true, true));
+    assert_eq!(live(&fold(&p, &events[..6]), "web"), (false, false));
+    assert_eq!(live(&fold(&p, &events[..7]), "web"), (false, false));
+    // The new run starts unready: its readiness result starts over.
+    assert_eq!(live(&fold(&p, &events[..8]), "web"), (true, false));
+    assert_eq!(live(&fold(&p, &events[..9]), "web"), (true, true));
+    assert_eq!(ready_since(&p, &events, 5, 9_000), json!(ts(9)));
+    assert_eq!(ready_since(&p, &events, 8, 9_000), json!(ts(7)));
+    let s = status(&fold(&p, &events[..8]), 9_000, Some(Cut::Interrupted));
+    let c = &s["containerStatuses"][0];
+    assert_eq!((&c["restartCount"], &c["ready"]), (&json!(1), &json!(false)));
+    let s = status(&fold(&p, &events), 14_000, None);
+    let c = &s["containerStatuses"][0];
+    assert_eq!(c["restartCount"], 1);
+    assert_eq!(
+        c["lastState"],
+        json!({"terminated": {
+            "exitCode": 143, "finishedAt": ts(7), "reason": "Error", "signal": 15, "startedAt": ts(2),
+        }})
+    );
+    assert_eq!(
+        c["state"],
+        json!({"terminated": {"exitCode": 0, "finishedAt": ts(12), "reason": "Completed", "startedAt": ts(9)}})
+    );
+    assert_eq!(condition(&s, "Ready")["lastTransitionTime"], ts(12));
+}
+
+#[test]
+fn a_failed_post_start_hook_ends_the_run_and_says_why() {
+    let p = plan(&[], &["web"]);
+    let why = r#"Exec lifecycle hook ([/bin/false]) for Container "web" in Pod "p" failed - error: exit status 1, message: """#;
+    let killed = |restarts| Event::ContainerExited {
+        container: "web".into(),
+        exit_code: 143,
+        signal: Some(15),
+        restarts,
+        reason: None,
+        oom_killed: false,
+        message: None,
+    };
+    let events = [
+        (500, init_started()),
+        (
+            1_000,
+            Event::ContainerCreated {
+                container: "web".into(),
+            },
+        ),
+        (2_500, hook_failed("web", HookKind::PostStart, why)),
+        (2_500, killing("web", "FailedPostStartHook")),
+        (3_500, killed(0)),
+        // Restarted: the hook passed this time, so the run started.
+        (5_500, started("web")),
+        (7_500, exited("web", 0, 1)),
+        (7_600, pod_exited(Phase::Succeeded, 0)),
+    ];
+    // Never started, so never ready.
+    assert_eq!(live(&fold(&p, &events[..4]), "web"), (false, false));
+    let killed_run = json!({"terminated": {
+        "exitCode": 143, "finishedAt": ts(4), "message": format!("PostStartHookError: {why}"),
+        "reason": "Error", "signal": 15, "startedAt": null,
+    }});
+    // The pod ended there (restartPolicy: Never).
+    let s = status(&fold(&p, &events[..5]), 9_000, None);
+    let c = &s["containerStatuses"][0];
+    assert_eq!(c["state"], killed_run);
+    assert_eq!((&c["started"], &c["ready"]), (&json!(false), &json!(false)));
+    assert_eq!(condition(&s, "Ready")["lastTransitionTime"], ts(0));
+    // Or it went on: the killed run is the last state, and the next run's
+    // end says nothing of the hook.
+    let s = status(&fold(&p, &events), 9_000, None);
+    let c = &s["containerStatuses"][0];
+    assert_eq!(c["restartCount"], 1);
+    assert_eq!(c["lastState"], killed_run);
+    assert_eq!(
+        c["state"],
+        json!({"terminated": {"exitCode": 0, "finishedAt": ts(8), "reason": "Completed", "startedAt": ts(6)}})
+    );
+    // A termination message of its own comes first.
+    let mut with_message = events[..5].to_vec();
+    if let Event::ContainerExited { message, .. } = &mut with_message[4].1 {
+        *message = Some("shutting down".into());
+    }
+    let s = status(&fold(&p, &with_message), 9_000, None);
+    assert_eq!(
+        s["containerStatuses"][0]["state"]["terminated"]["message"],
+        "shutting down"
+    );
+    // A running container's hook already passed: a postStart failure
+    // reported for it, or a preStop failure, leave its end alone.
+    let s = status(
+        &fold(
+            &p,
+            &[
+                (500, init_started()),
+                (1_500, started("web")),
+                (2_500, hook_failed("web", HookKind::PostStart, "late")),
+                (3_000, hook_failed("web", HookKind::PreStop, "preStop failed")),
+                (3_500, exited("web", 0, 0)),
+            ],
+        ),
+        9_000,
+        Some(Cut::Interrupted),
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["state"],
+        json!({"terminated": {"exitCode": 0, "finishedAt": ts(4), "reason": "Completed", "startedAt": ts(2)}})
+    );
+}
+
+#[test]
+fn probes_and_hooks_for_containers_outside_the_plan_are_ignored() {
+    let p = plan(&[], &["c"]);
+    let mut events = vec![(500, init_started()), (1_500, started("c"))];
+    for i in 0..1000 {
+        let ghost = format!("ghost-{i}");
+        events.push((1_600, probe(&ghost, ProbeKind::Readiness, false, "x")));
+        events.push((1_600, hook_failed(&ghost, HookKind::PostStart, "x")));
+        events.push((1_600, killing(&ghost, "x")));
+    }
+    // A result for a probe `c` does not have changes nothing either.
+    events.push((1_700, probe("c", ProbeKind::Readiness, false, "x")));
+    events.push((1_700, probe("c", ProbeKind::Startup, false, "x")));
+    let f = fold(&p, &events);
+    assert_eq!((f.index.len(), f.init.len(), f.app.len()), (1, 0, 1));
+    assert_eq!(live(&f, "c"), (true, true));
+    let s = status(&f, 9_000, Some(Cut::Interrupted));
+    assert_eq!(s["containerStatuses"].as_array().unwrap().len(), 1);
+    assert_eq!(condition(&s, "Ready")["lastTransitionTime"], ts(9));
+}
+
+#[test]
+fn a_hooks_message_is_bounded() {
+    let p = plan(&[], &["web"]);
+    let f = fold(
+        &p,
+        &[
+            (500, init_started()),
+            (1_500, hook_failed("web", HookKind::PostStart, &"é".repeat(5_000))),
+            (2_500, exited("web", 137, 0)),
+        ],
+    );
+    let s = status(&f, 9_000, Some(Cut::Interrupted));
+    let message = s["containerStatuses"][0]["state"]["terminated"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Cut to 4 KiB at a character boundary, as a termination message.
+    assert_eq!(message, format!("PostStartHookError: {}", "é".repeat(2_048)));
 }
