@@ -212,7 +212,7 @@ fn post_start_runs_before_the_start_is_reported_and_the_container_sees_it() {
         "/data",
     );
     c.user.uid = 1000;
-    c.checks.post_start = Some(exec("sleep 1; id -u > /data/hook"));
+    c.checks.post_start = Some(exec("sleep 1; id -u > /data/h.tmp && mv /data/h.tmp /data/hook"));
     let mut p = pod(vec![c]);
     volume(&mut p, "data");
     let o = run(&p);

@@ -131,7 +131,7 @@ fn startup_gates_liveness_readiness_flips_post_start_comes_first() {
                 "command": ["sh", "-c", "while [ ! -f /data/hook ]; do sleep 0.1; done; cat /data/hook; \
                     sleep 1; touch /data/up /data/ready; while [ ! -f /data/seen-ready ]; do sleep 0.1; done; \
                     rm /data/ready; while [ ! -f /data/seen-unready ]; do sleep 0.1; done; sleep 1; echo done"],
-                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "id -u > /data/hook"]}}},
+                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "id -u > /data/h.tmp && mv /data/h.tmp /data/hook"]}}},
                 "startupProbe": {"periodSeconds": 1, "failureThreshold": 60,
                                  "exec": {"command": ["test", "-f", "/data/up"]}},
                 "livenessProbe": {"periodSeconds": 1, "failureThreshold": 1,
