@@ -353,3 +353,50 @@ fn tcp_and_http_checks_reach_the_pod_from_inside_its_network() {
     assert_eq!(message.as_deref(), Some("HTTP probe failed with statuscode: 404"));
     assert_eq!(o.exits("web"), [(137, Some(9))]);
 }
+
+#[test]
+fn an_http_hook_succeeds_with_any_answer_and_fails_without_one() {
+    // The server answers 404: the preStop hook still succeeds (the
+    // kubelet's hook handler looks only for an answer); the postStart hook
+    // of the second container finds no server and fails.
+    let http = |port: u16| Handler::Http {
+        host: "127.0.0.1".into(),
+        port,
+        path: "/nothing-here".into(),
+        headers: vec![],
+    };
+    let mut web = sh(
+        "web",
+        "mkdir /www; httpd -p 8090 -h /www; trap 'echo got TERM; exit 0' TERM; echo ready; \
+         while :; do sleep 0.05; done",
+    );
+    web.checks.pre_stop = Some(http(8090));
+    let mut p = pod(vec![web]);
+    p.termination_grace_period_seconds = 10;
+    let mut r = spawn(&p);
+    r.wait_for("ready", |ev| logs(ev, "web", None).iter().any(|l| l == "ready"));
+    r.signal(libc::SIGTERM);
+    let o = r.finish();
+    check(&o);
+    assert_eq!(o.stdout("web"), ["ready", "got TERM"]);
+    assert!(
+        !o.kinds().iter().any(|k| k.starts_with("hook_failed")),
+        "{:?}",
+        o.kinds()
+    );
+
+    let mut lonely = sh("lonely", "trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    lonely.checks.post_start = Some(http(8091));
+    let o = run(&pod(vec![lonely]));
+    check(&o);
+    let failed = o.events.iter().find_map(|r| match &r.event {
+        Event::HookFailed { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        failed.as_deref(),
+        Some(
+            r#"Get "http://127.0.0.1:8091/nothing-here": dial tcp 127.0.0.1:8091: connect: connection refused"#
+        )
+    );
+}

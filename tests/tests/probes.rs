@@ -46,7 +46,9 @@ fn each_handler_s_liveness_failure_restarts_its_container_once() {
     let live = |handler: Value, delay: u32| {
         let mut p = json!({"periodSeconds": 1, "failureThreshold": 1, "terminationGracePeriodSeconds": 1,
                             "initialDelaySeconds": delay});
-        p.as_object_mut().unwrap().extend(handler.as_object().unwrap().clone());
+        p.as_object_mut()
+            .unwrap()
+            .extend(handler.as_object().unwrap().clone());
         p
     };
     let data = json!([{"name": "data", "mountPath": "/data"}]);
@@ -87,14 +89,25 @@ fn each_handler_s_liveness_failure_restarts_its_container_once() {
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         let events = r.events();
         for c in ["ex", "tc", "ht"] {
-            assert_eq!(results(&events, c, ProbeKind::Liveness), [false], "{name} {c}: {}", r.stderr);
+            assert_eq!(
+                results(&events, c, ProbeKind::Liveness),
+                [false],
+                "{name} {c}: {}",
+                r.stderr
+            );
         }
-        assert_eq!(results(&events, "ok", ProbeKind::Liveness), Vec::<bool>::new(), "{name}");
+        assert_eq!(
+            results(&events, "ok", ProbeKind::Liveness),
+            Vec::<bool>::new(),
+            "{name}"
+        );
         // ht's server answers: ok's TCP readiness check reached it.
         assert_eq!(results(&events, "ok", ProbeKind::Readiness), [true], "{name}");
         let message = |c: &str| {
             events.iter().find_map(|e| match e {
-                Event::ContainerProbe { container, message, .. } if container == c => Some(message.clone()),
+                Event::ContainerProbe {
+                    container, message, ..
+                } if container == c => Some(message.clone()),
                 _ => None,
             })
         };
@@ -113,7 +126,11 @@ fn each_handler_s_liveness_failure_restarts_its_container_once() {
         for (c, restarts) in [("ex", 1), ("tc", 1), ("ht", 1), ("ok", 0)] {
             assert_eq!(status_of(&s, c)["restartCount"], restarts, "{name} {c}: {s}");
         }
-        assert_eq!(status_of(&s, "ex")["lastState"]["terminated"]["exitCode"], 137, "{name}: {s}");
+        assert_eq!(
+            status_of(&s, "ex")["lastState"]["terminated"]["exitCode"],
+            137,
+            "{name}: {s}"
+        );
     }
 }
 
@@ -154,8 +171,16 @@ fn startup_gates_liveness_readiness_flips_post_start_comes_first() {
             .collect();
         assert_eq!(logs, ["1000", "done"], "{name}: {}", r.stderr);
         assert_eq!(results(&events, "app", ProbeKind::Startup), [true], "{name}");
-        assert_eq!(results(&events, "app", ProbeKind::Liveness), Vec::<bool>::new(), "{name}");
-        assert_eq!(results(&events, "app", ProbeKind::Readiness), [true, false], "{name}");
+        assert_eq!(
+            results(&events, "app", ProbeKind::Liveness),
+            Vec::<bool>::new(),
+            "{name}"
+        );
+        assert_eq!(
+            results(&events, "app", ProbeKind::Readiness),
+            [true, false],
+            "{name}"
+        );
     }
 }
 

@@ -242,8 +242,14 @@ impl Supervisor {
 
     /// Check `k`'s descriptor was ready.
     pub(super) fn check_ready(&mut self, k: usize) {
+        let hook = !matches!(self.checks[k].purpose, Purpose::Probe(_));
         let outcome = match &mut self.checks[k].work {
-            Work::Net(n) => n.advance(),
+            // A hook's request succeeds once answered, whatever the status
+            // (the kubelet's HTTP hook handler does not look at it).
+            Work::Net(n) => n.advance().map(|o| match (o, n.status()) {
+                (Err(_), Some(_)) if hook => Ok(()),
+                (o, _) => o,
+            }),
             Work::Exec { output, kept, .. } => {
                 if let Some(fd) = output {
                     if read_output(fd, kept) {

@@ -40,7 +40,6 @@ use pod1_manifest::events::{Event, Phase};
 use pod1_manifest::{ContainerPlan, Plan};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
-use rustix::process::Signal;
 
 mod checks;
 mod launch;
@@ -49,6 +48,8 @@ mod message;
 mod netcheck;
 mod policy;
 mod prober;
+mod reap;
+mod stop;
 
 use self::checks::Check;
 use self::logs::{LogPipe, CHUNK};
@@ -60,7 +61,7 @@ use crate::console::{self, now_ms};
 use crate::namespaces::Sandbox;
 use crate::process;
 use crate::signals::{handled_signals, read_signal, signalfd};
-use crate::sys::{self, Errno, Sig, WaitStatus};
+use crate::sys::{self, Errno, Sig};
 use crate::volumes;
 
 /// A supervisor step that failed.
@@ -348,32 +349,6 @@ impl Supervisor {
         self.ctrs.iter().map(Ctr::slot).collect()
     }
 
-    /// Once every other container is done, the sidecars stop, last first,
-    /// each with its stop signal once the one after it is done; the pod's
-    /// grace period bounds them all (SIGKILL after it).
-    fn stop_sidecars(&mut self) {
-        let slots = self.slots();
-        let mains_done = slots.iter().all(|s| s.sidecar || s.status == Status::Done);
-        if !mains_done || slots.iter().all(|s| !s.sidecar || s.status == Status::Done) {
-            return;
-        }
-        if self.stop_deadline.is_none() {
-            let grace = self.pod.plan.termination_grace_period_seconds;
-            console::log(&format!(
-                "the app containers have ended: stopping the sidecars (grace period {grace} s)"
-            ));
-            self.stop_deadline = Some(now_ms().saturating_add(grace.saturating_mul(1000)));
-            // Sidecars waiting to restart never run again.
-            self.abort_waiting();
-        }
-        if let (Some(i), Some(kill_at)) = (policy::sidecar_to_stop(&self.slots()), self.stop_deadline) {
-            if self.sidecar_stopping != Some(i) {
-                self.sidecar_stopping = Some(i);
-                self.stop_container(i, kill_at);
-            }
-        }
-    }
-
     /// Container `i`, which the plan refuses, has its turn: it is reported
     /// waiting (the kubelet's CreateContainerConfigError) and counts as
     /// failed with [`REFUSED_EXIT_CODE`]. It is never created and never
@@ -616,191 +591,5 @@ impl Supervisor {
         }
         // A SIGCHLD may have been merged with one already consumed.
         self.reap();
-    }
-
-    /// Stops the pod: SIGTERM now, SIGKILL after the grace period.
-    /// The sidecars follow once the other containers are done.
-    fn stop(&mut self, why: &str) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let grace = self.pod.plan.termination_grace_period_seconds;
-        console::log(&format!("{why}: stopping the pod (grace period {grace} s)"));
-        // The sidecars' own shutdown may have begun: its deadline stands.
-        self.stop_deadline
-            .get_or_insert(now_ms().saturating_add(grace.saturating_mul(1000)));
-        self.abort_waiting();
-        let kill_at = self.stop_deadline.unwrap_or_default();
-        for i in 0..self.ctrs.len() {
-            if !self.ctrs[i].plan.sidecar {
-                self.stop_container(i, kill_at);
-            }
-        }
-    }
-
-    /// Sends container `c`, if it runs, `sig`, or with `None` its own stop
-    /// signal (`lifecycle.stopSignal`, the image's, or SIGTERM).
-    fn signal(&self, c: &Ctr, sig: Option<Signal>) {
-        let State::Running { pid, .. } = c.state else {
-            return;
-        };
-        // A number outside Linux's signals (a plan pod1 did not write)
-        // stops with SIGTERM.
-        let raw = match sig {
-            Some(s) => s.as_raw(),
-            None if (1..=64).contains(&c.plan.stop_signal) => c.plan.stop_signal,
-            None => libc::SIGTERM,
-        };
-        // A container's command is PID 1 of its PID namespace: it gets a
-        // signal only if it handles it (as under Docker), and SIGKILL ends
-        // its whole namespace. kill(2) through libc: rustix takes only the
-        // signals it names, not the real-time ones a stop signal may be.
-        // SAFETY: kill(2) takes no pointers.
-        if pid > 0 && unsafe { libc::kill(pid, raw) } != 0 {
-            let e = Errno::last();
-            console::debug(&format!("kill({pid}, {}): {e}", Sig(raw)));
-        }
-    }
-
-    /// Reaps every child that has ended, attributing each exit.
-    fn reap(&mut self) {
-        loop {
-            let (pid, code, signal) = match sys::waitpid(None, true) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code, None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig.0, Some(sig.0)),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
-                Err(Errno::EINTR) => continue,
-                Ok(_) => continue,
-                Err(e) => {
-                    console::log(&format!("waitpid: {e}"));
-                    return;
-                }
-            };
-            self.attribute(pid, code, signal);
-        }
-    }
-
-    fn attribute(&mut self, pid: i32, code: i32, signal: Option<i32>) {
-        if let Some(k) = self.aborted.iter().position(|p| *p == pid) {
-            self.aborted.swap_remove(k);
-            return;
-        }
-        if self.check_exited(pid, code, signal) {
-            return;
-        }
-        // A parked child that died before its start (killed from outside).
-        if let Some(i) = self
-            .ctrs
-            .iter()
-            .position(|c| matches!(c.state, State::Created { pid: p, .. } if p == pid))
-        {
-            let reason = format!("the container process ended (exit {code}) before it was started");
-            self.exited(i, code, signal, Some(reason));
-            return;
-        }
-        let found = self.ctrs.iter().position(|c| match c.state {
-            State::Running { pid: p, .. } => p == pid,
-            _ => false,
-        });
-        let Some(i) = found else {
-            self.orphans += 1;
-            console::debug(&format!("reaped orphan {pid} (exit {code})"));
-            return;
-        };
-        // What failed between its start and execve, if anything did: the
-        // container never ran its command (ContainerCannotRun).
-        let reason = match &self.ctrs[i].state {
-            State::Running { exec, .. } => process::exec_failure(exec),
-            _ => None,
-        };
-        // Everything the process wrote is in its pipes by now: it goes
-        // ahead of the exit event.
-        let name = self.ctrs[i].plan.name.clone();
-        for p in self.pipes.iter_mut().filter(|p| p.container == name) {
-            p.read_now(&mut self.buf);
-        }
-        self.pipes.retain(|p| !p.eof);
-        if let Some(why) = &reason {
-            console::debug(&format!("container {name}: did not run its command: {why}"));
-        }
-        self.exited(i, code, signal, reason);
-    }
-
-    /// The end: no container will run again. Kill what is left (orphans in a
-    /// shared PID namespace), reap everything, drain all output, report.
-    fn finish(mut self) -> (Phase, i32) {
-        if rustix::process::getpid().is_init() {
-            // PID 1 of the pod's PID namespace (or the VM): -1 means
-            // everything in it but us.
-            // SAFETY: kill(2) takes no pointers (rustix has no kill(-1)).
-            let _ = unsafe { libc::kill(-1, libc::SIGKILL) };
-        }
-        // Reap everything; a child that outlives the SIGKILL by 10 s (stuck
-        // in the kernel) is given up. Waits on the signalfd for SIGCHLD, so
-        // the give-up holds (a blocking waitpid would never return).
-        let give_up = now_ms() + 10_000;
-        loop {
-            match sys::waitpid(None, true) {
-                Ok(WaitStatus::Exited(pid, code)) => self.attribute(pid, code, None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => self.attribute(pid, 128 + sig.0, Some(sig.0)),
-                Ok(WaitStatus::StillAlive) => {
-                    let now = now_ms();
-                    if now >= give_up {
-                        console::log("children still alive 10 s after SIGKILL: not waiting for them");
-                        break;
-                    }
-                    let mut fds = [PollFd::new(&self.sigfd, PollFlags::IN)];
-                    let _ = rustix::event::poll(&mut fds, Some(&sys::timespec_ms(give_up - now)));
-                    while read_signal(&self.sigfd).is_some() {}
-                }
-                Err(Errno::EINTR) | Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        // All writers are gone: read every pipe to its end, as fast as the
-        // host takes it. A pipe that yields nothing for 5 s (a writer that
-        // escaped the kill) is given up, and so is a host that takes
-        // nothing for a minute.
-        let mut idle_since = now_ms();
-        while !self.pipes.is_empty() && now_ms() < idle_since + 5_000 {
-            if !channel::has_room() {
-                // A host that reads nothing for that long will not read
-                // the rest either: stop waiting for it.
-                if !channel::wait_room(crate::power::HOST_WAIT_MS) {
-                    break;
-                }
-                idle_since = now_ms();
-                continue;
-            }
-            let mut got = 0;
-            for p in &mut self.pipes {
-                got += p.read(&mut self.buf);
-            }
-            self.pipes.retain(|p| !p.eof);
-            if got > 0 {
-                idle_since = now_ms();
-            } else if !self.pipes.is_empty() {
-                sys::sleep_ms(5);
-            }
-        }
-        if self.orphans > 0 {
-            console::debug(&format!("reaped {} orphaned processes", self.orphans));
-        }
-        self.pod.cgroups.remove();
-        let (phase, code) = policy::result(&self.finals, self.stopped);
-        // Whatever the containers' codes after SIGTERM: a pod ended by its
-        // deadline did not finish (124, as `pod1 run --timeout`).
-        let code = if self.deadline_exceeded {
-            policy::DEADLINE_EXIT_CODE
-        } else {
-            code
-        };
-        channel::event(Event::PodExited {
-            phase,
-            exit_code: code,
-            deadline_exceeded: self.deadline_exceeded,
-        });
-        (phase, code)
     }
 }
