@@ -400,3 +400,35 @@ fn an_http_hook_succeeds_with_any_answer_and_fails_without_one() {
         )
     );
 }
+
+#[test]
+fn checks_leak_no_descriptor_and_no_process() {
+    // The pod's init is PID 1 of the shared PID namespace; a privileged
+    // container may look at its descriptors and at every process. Between
+    // the 3rd and the 12th exec check (and as many refused TCP checks)
+    // the init holds no more descriptors and no zombie stays. Each count is
+    // the least of five looks, so a check under way at one look is missed.
+    let look = "least() { m=999; for i in 1 2 3 4 5; do n=$(eval \"$1\"); [ $n -lt $m ] && m=$n; sleep 0.1; done; echo $m; }; \
+                fds='ls /proc/1/fd | wc -l'; \
+                zombies='cat /proc/[0-9]*/stat 2>/dev/null | grep -c \"^[0-9]* ([^)]*) Z\"'; \
+                upto() { while [ $(cat /data/n 2>/dev/null | wc -l) -lt $1 ]; do sleep 0.1; done; }; \
+                upto 3; a=$(least \"$fds\"); upto 12; b=$(least \"$fds\"); z=$(least \"$zombies\"); \
+                [ $b -le $a ] && echo no fd leak || echo fds $a then $b; echo zombies $z";
+    let mut c = mount(sh("app", look), "data", "/data");
+    c.privileged = true;
+    c.capabilities = pod1_manifest::plan::CAPABILITIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    c.checks.liveness = Some(probe(exec("echo x >> /data/n")));
+    c.checks.readiness = Some(probe(Handler::Tcp {
+        host: "127.0.0.1".into(),
+        port: 9,
+    }));
+    let mut p = pod(vec![c]);
+    p.share_process_namespace = true;
+    volume(&mut p, "data");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("app"), ["no fd leak", "zombies 0"]);
+}
