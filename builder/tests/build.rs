@@ -548,6 +548,39 @@ fn secrets_from_extra_files_are_used_and_not_printed() {
 }
 
 #[test]
+fn plan_shows_probes_and_hooks_as_resolved() {
+    // The pod's IP for an empty host, a named port's number, the defaults;
+    // without --network the pod's IP is loopback.
+    fixtures();
+    let dir = pod_dir(
+        "plan-probes",
+        r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"web","image":"oci:../busybox",
+            "ports":[{"name":"http","containerPort":80}],
+            "livenessProbe":{"httpGet":{"path":"healthz","port":"http","httpHeaders":[{"name":"x-a","value":"1"}]}},
+            "readinessProbe":{"tcpSocket":{"port":80},"periodSeconds":2,"successThreshold":2},
+            "startupProbe":{"exec":{"command":["cat","/ready"]},"failureThreshold":30,"terminationGracePeriodSeconds":5},
+            "lifecycle":{"postStart":{"sleep":{"seconds":1}},"preStop":{"exec":{"command":["sh","-c","kill 1"]}}}}]}}"#,
+    );
+    let manifest = dir.join("pod.json");
+    let plan = |args: &[&str]| {
+        let o = pod1(&[&["plan", manifest.to_str().unwrap()], args].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let out = plan(&[]);
+    for want in [
+        "  startup   exec [\"cat\",\"/ready\"] after 0s, every 10s (timeout 1s, 1 to succeed, 30 to fail, grace 5s)\n",
+        "  liveness  httpGet http://10.0.2.15:80/healthz [X-A: 1] after 0s, every 10s (timeout 1s, 1 to succeed, 3 to fail)\n",
+        "  readiness tcpSocket 10.0.2.15:80 after 0s, every 2s (timeout 1s, 2 to succeed, 3 to fail)\n",
+        "  postStart sleep 1s\n",
+        "  preStop   exec [\"sh\",\"-c\",\"kill 1\"]\n",
+    ] {
+        assert!(out.contains(want), "no {want:?} in {out}");
+    }
+    assert!(plan(&["--network", "none"]).contains("  readiness tcpSocket 127.0.0.1:80 "));
+}
+
+#[test]
 fn plan_shows_the_network_and_the_published_ports() {
     fixtures();
     let dir = pod_dir(

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use pod1_manifest::plan::{Checks, Handler};
 use pod1_manifest::ContainerPlan;
 
 use crate::build::Manifest;
@@ -99,6 +100,9 @@ pub fn run(args: &Args) -> Result<()> {
             },
         };
         writeln!(out, "  seccomp  {seccomp}")?;
+        for line in checks(&c.checks) {
+            writeln!(out, "  {line}")?;
+        }
         // A Secret's value is not printed (--json holds the plan as is).
         let secret = assembled.secret_env.get(&c.name);
         for e in &c.env {
@@ -117,4 +121,56 @@ pub fn run(args: &Args) -> Result<()> {
         show("container", c)?;
     }
     crate::print(&out)
+}
+
+/// A handler as `pod1 plan` shows it.
+fn handler(h: &Handler) -> String {
+    match h {
+        Handler::Exec { command } => format!("exec {}", serde_json::to_string(command).unwrap_or_default()),
+        Handler::Http {
+            host,
+            port,
+            path,
+            headers,
+        } => {
+            let extra: String = headers.iter().map(|(k, v)| format!(" [{k}: {v}]")).collect();
+            format!("httpGet http://{host}:{port}{path}{extra}")
+        }
+        Handler::Tcp { host, port } => format!("tcpSocket {host}:{port}"),
+        Handler::Sleep { seconds } => format!("sleep {seconds}s"),
+    }
+}
+
+/// One line per probe and hook: `liveness httpGet http://10.0.2.15:80/ every 10s ...`.
+fn checks(c: &Checks) -> Vec<String> {
+    let probes = [
+        ("startup", &c.startup),
+        ("liveness", &c.liveness),
+        ("readiness", &c.readiness),
+    ];
+    let mut lines: Vec<String> = probes
+        .into_iter()
+        .filter_map(|(kind, p)| p.as_ref().map(|p| (kind, p)))
+        .map(|(kind, p)| {
+            let grace = p
+                .termination_grace_period_seconds
+                .map(|g| format!(", grace {g}s"))
+                .unwrap_or_default();
+            format!(
+                "{kind:<9} {} after {}s, every {}s (timeout {}s, {} to succeed, {} to fail{grace})",
+                handler(&p.handler),
+                p.initial_delay_seconds,
+                p.period_seconds,
+                p.timeout_seconds,
+                p.success_threshold,
+                p.failure_threshold
+            )
+        })
+        .collect();
+    for (kind, h) in [("postStart", &c.post_start), ("preStop", &c.pre_stop)] {
+        if let Some(h) = h {
+            lines.push(format!("{kind:<9} {}", handler(h)));
+        }
+    }
+    lines
 }
