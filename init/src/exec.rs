@@ -3,8 +3,10 @@
 //!
 //! The process joins everything the container's own process has: its
 //! cgroup, its namespaces (mount, PID, cgroup, and the pod's network, IPC
-//! and UTS), then takes its identity (user, groups, capabilities, no_new_privs,
-//! seccomp filter) and environment and execs in its working directory.
+//! and UTS), then takes its identity (user, groups, capabilities,
+//! no_new_privs, seccomp filter), enters its working directory (after the
+//! identity, as runc does, and only if it lies inside the root) and execs
+//! with its environment.
 //!
 //! Two processes, because a PID namespace is entered only by a new child:
 //! the init forks a helper, which joins the cgroup and the namespaces
@@ -12,16 +14,20 @@
 //! the VM's PID numbers, not the pod's, so /proc/PID/ns cannot name them),
 //! then clones the command's process with CLONE_PARENT, so that it is the
 //! init's own child (reaped and timed like any other), reports its pid
-//! and exits. The helper's work is a few system calls: the init reads its
-//! report at once.
+//! and exits. Nothing here waits for either: the report comes through a
+//! non-blocking pipe the supervisor polls (a helper stopped by a process of
+//! the pod must not stop the init).
 //!
-//! After `setns` into the mount namespace the root is that namespace's
-//! root, which the container's `pivot_root` made its image: the same root
-//! `nsenter` finds.
+//! Both copies of the init are made non-dumpable at once (as runc's
+//! nsexec does), so no process of the pod can read their memory (the whole
+//! plan) or reach their descriptors through /proc; the command's process
+//! closes every descriptor it inherited but its own before it does anything
+//! in the container. After `setns` into the mount namespace the root is
+//! that namespace's root, which the container's `pivot_root` made its
+//! image: the same root `nsenter` finds.
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 
 use pod1_manifest::ContainerPlan;
 use rustix::fd::{AsRawFd, OwnedFd};
@@ -47,15 +53,19 @@ pub struct Target<'a> {
     pub oom_score_adj: i32,
 }
 
-/// A command started in a container.
+/// A command being started in a container. Every descriptor is
+/// non-blocking.
 #[derive(Debug)]
 pub struct Exec {
-    /// The command's process, the init's child.
-    pub pid: i32,
-    /// The helper that started it (also the init's child, already ending).
+    /// The helper (the init's child, ending as soon as it has reported).
     pub helper: i32,
-    /// Read end (non-blocking) of the command's stdout and stderr.
+    /// The helper's report: see [`parse_report`].
+    pub report: OwnedFd,
+    /// The command's stdout and stderr.
     pub output: OwnedFd,
+    /// What failed before the command's execve, if anything (closed
+    /// unwritten by a successful execve, as a container's exec pipe).
+    pub failure: OwnedFd,
 }
 
 /// The namespaces the command joins: all the container's but the user
@@ -67,8 +77,26 @@ const NAMESPACES: i32 = libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWPID;
 
-/// Starts `argv` in the container; an error says why it could not start
-/// (the check then fails with it).
+/// The descriptor the command's process keeps its failure pipe at (all
+/// others but 0-2 are closed).
+const FAILURE_FD: i32 = 3;
+
+/// The helper's report, once whole: the command's pid, or why it could not
+/// be started. `None` while it is incomplete. One line, written at once.
+pub fn parse_report(bytes: &[u8]) -> Option<Result<i32, String>> {
+    let line = &bytes[..bytes.iter().position(|b| *b == b'\n')?];
+    let text = String::from_utf8_lossy(line);
+    Some(match text.split_at_checked(1) {
+        Some(("P", pid)) => pid
+            .parse()
+            .map_err(|_| format!("the exec helper reported {text:?}")),
+        Some(("E", why)) => Err(why.to_string()),
+        _ => Err(format!("the exec helper reported {text:?}")),
+    })
+}
+
+/// Forks the helper that starts `argv` in the container. Fails only if
+/// the init cannot even fork it.
 pub fn spawn(t: &Target, argv: &[String]) -> Result<Exec, String> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(t.pid).ok_or("no container process")?,
@@ -77,10 +105,16 @@ pub fn spawn(t: &Target, argv: &[String]) -> Result<Exec, String> {
     .map_err(|e| format!("pidfd_open({}): {}", t.pid, Errno::from(e)))?;
     let pipe =
         || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {}", Errno::from(e)));
+    let nonblocking = |fd: &OwnedFd| {
+        rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK).map_err(|e| format!("fcntl: {}", Errno::from(e)))
+    };
+    // Only the init's ends are non-blocking: the command's stdout is not.
     let (out_r, out_w) = pipe()?;
-    // Only the init's end: the command's stdout stays blocking.
-    rustix::fs::fcntl_setfl(&out_r, OFlags::NONBLOCK).map_err(|e| format!("fcntl: {}", Errno::from(e)))?;
     let (report_r, report_w) = pipe()?;
+    let (failure_r, failure_w) = pipe()?;
+    for fd in [&out_r, &report_r, &failure_r] {
+        nonblocking(fd)?;
+    }
     // SAFETY: the init is single-threaded, so the child may run any code.
     let helper = match unsafe { sys::fork() } {
         Err(e) => return Err(format!("fork: {e}")),
@@ -88,42 +122,49 @@ pub fn spawn(t: &Target, argv: &[String]) -> Result<Exec, String> {
         Ok(None) => {
             power::set_role(Role::Child);
             crate::channel::forget();
-            drop((out_r, report_r));
-            let msg = match helper_main(t, argv, &pidfd, out_w) {
-                Ok(pid) => format!("P{pid}"),
-                Err(e) => format!("E{e}"),
+            let msg = match helper_main(t, argv, &pidfd, out_w, &failure_w) {
+                Ok(pid) => format!("P{pid}\n"),
+                Err(e) => format!("E{}\n", e.replace('\n', " ")),
             };
+            // One write of at most PIPE_BUF bytes into an empty pipe: whole.
+            let msg = cut(&msg, rustix::pipe::PIPE_BUF - 1);
             let _ = sys::write_fd(&report_w, msg.as_bytes());
+            let _ = sys::write_fd(&report_w, b"\n");
             power::end_now(0)
         }
     };
-    drop((out_w, report_w, pidfd));
-    // The helper writes one short report and exits: this read ends at once.
-    let mut report = Vec::new();
-    let _ = sys::read_fd(&report_r, &mut report);
-    let report = String::from_utf8_lossy(&report);
-    match report.split_at_checked(1) {
-        Some(("P", pid)) => match pid.parse() {
-            Ok(pid) => Ok(Exec {
-                pid,
-                helper,
-                output: out_r,
-            }),
-            Err(_) => Err(format!("the exec helper reported {report:?}")),
-        },
-        Some(("E", why)) => Err(why.to_string()),
-        _ => Err("the exec helper died".to_string()),
-    }
-    .map_err(|e| {
-        // The helper is reaped by the caller either way; say whose it was.
-        console::debug(&format!("exec in container {}: {e}", t.plan.name));
-        e
+    drop((out_w, report_w, failure_w, pidfd));
+    Ok(Exec {
+        helper,
+        report: report_r,
+        output: out_r,
+        failure: failure_r,
     })
+}
+
+/// `msg` without its newline, cut to at most `max` bytes at a character
+/// boundary.
+fn cut(msg: &str, max: usize) -> &str {
+    let msg = msg.trim_end_matches('\n');
+    let mut end = msg.len().min(max);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
 }
 
 /// The helper: join, then clone the command's process as the init's
 /// child. Returns its pid (in the init's PID namespace).
-fn helper_main(t: &Target, argv: &[String], pidfd: &OwnedFd, out: OwnedFd) -> Result<i32, String> {
+fn helper_main(
+    t: &Target,
+    argv: &[String],
+    pidfd: &OwnedFd,
+    out: OwnedFd,
+    failure: &OwnedFd,
+) -> Result<i32, String> {
+    // First: no process of the pod may read this copy of the init.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes no pointers.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     console::keep_console_apart();
     let null = sys::open("/dev/null", OFlags::RDWR, 0).map_err(|e| format!("opening /dev/null: {e}"))?;
     let dup = |res: rustix::io::Result<()>| res.map_err(|e| format!("dup2: {}", Errno::from(e)));
@@ -146,8 +187,6 @@ fn helper_main(t: &Target, argv: &[String], pidfd: &OwnedFd, out: OwnedFd) -> Re
             Errno::last()
         ));
     }
-    rustix::process::chdir(t.plan.working_dir.as_str())
-        .map_err(|e| format!("chdir to {}: {}", t.plan.working_dir, Errno::from(e)))?;
     // SAFETY: as fork(2) (no CLONE_VM, no new stack); the helper is
     // single-threaded. CLONE_PARENT makes the child the init's.
     let ret = unsafe {
@@ -161,17 +200,31 @@ fn helper_main(t: &Target, argv: &[String], pidfd: &OwnedFd, out: OwnedFd) -> Re
         )
     };
     match ret {
-        0 => {
-            let code = match process::run(t.plan, argv, t.programs) {
-                Ok(never) => match never {},
-                Err((code, msg)) => {
-                    let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
-                    code
-                }
-            };
-            power::end_now(code)
-        }
+        0 => command_main(t, argv, failure),
         pid if pid > 0 => Ok(pid as i32),
         _ => Err(format!("clone: {}", Errno::last())),
     }
+}
+
+/// The command's process: keep 0-2 and the failure pipe, then become the
+/// container's process and exec. Never returns.
+fn command_main(t: &Target, argv: &[String], failure: &OwnedFd) -> ! {
+    // SAFETY: dup3/close_range take no pointers; FAILURE_FD is then ours,
+    // and every descriptor above it (the init's, the report pipe) goes.
+    unsafe {
+        if failure.as_raw_fd() != FAILURE_FD {
+            libc::dup3(failure.as_raw_fd(), FAILURE_FD, libc::O_CLOEXEC);
+        }
+        libc::close_range(FAILURE_FD as u32 + 1, u32::MAX, 0);
+    }
+    let code = match process::run(t.plan, argv, t.programs, true) {
+        Ok(never) => match never {},
+        Err((code, msg)) => {
+            // SAFETY: FAILURE_FD is open (above) and stays ours until exit.
+            let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(FAILURE_FD) };
+            let _ = sys::write_fd(fd, cut(&msg, rustix::pipe::PIPE_BUF).as_bytes());
+            code
+        }
+    };
+    power::end_now(code)
 }

@@ -238,6 +238,11 @@ fn cut(msg: &str, max: usize) -> &str {
 
 /// The child: prepare, report, park, exec. Never returns.
 fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedFd, exec: OwnedFd) -> ! {
+    // Until its execve, this is a copy of the init (the whole plan, its
+    // descriptors): no process of the pod may read it through /proc or
+    // ptrace, as runc's nsexec keeps its own. execve makes it dumpable again.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes no pointers.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     console::keep_console_apart();
     // stdout/stderr first, so everything after start lands in the log.
     let stdio = (|| -> Result<(), String> {
@@ -275,7 +280,7 @@ fn child(ctx: &Context, sync: OwnedFd, start: OwnedFd, out: OwnedFd, err: OwnedF
         rootfs::mount_cgroup_ro(ctx.plan.privileged);
     }
     // A successful execve closes `exec` (close-on-exec) unwritten.
-    let code = match run(ctx.plan, &ctx.plan.argv, ctx.programs) {
+    let code = match run(ctx.plan, &ctx.plan.argv, ctx.programs, false) {
         Ok(never) => match never {},
         Err((code, msg)) => {
             let _ = sys::write_fd(sys::stderr(), format!("pod1: {msg}\n").as_bytes());
@@ -401,18 +406,25 @@ fn take(step: Step, plan: &ContainerPlan, programs: &[String], caps: u64) -> Res
 
 /// After start: the container's identity ([`identity_steps`]), then exec
 /// `argv` (the container's command, or one run in it: see `exec`) with its
-/// environment. Returns only on failure, with the exit code and the
-/// message for the container's stderr.
+/// environment. `enter`: chdir to the working directory first, as the new
+/// identity (a container's own process is already there). Returns only on
+/// failure, with the exit code and the message for the container's stderr.
 pub(crate) fn run(
     plan: &ContainerPlan,
     argv: &[String],
     programs: &[String],
+    enter: bool,
 ) -> Result<Infallible, (i32, String)> {
     let fail = |m: String| (power::INIT_FAILED, m);
     let caps = caps::mask(&plan.capabilities).map_err(|e| fail(e.to_string()))?;
     let seccomp = plan.seccomp.is_some();
     for step in identity_steps(plan.no_new_privileges, seccomp) {
         take(step, plan, programs, caps).map_err(fail)?;
+    }
+    if enter {
+        rustix::process::chdir(plan.working_dir.as_str())
+            .map_err(|e| fail(format!("chdir to {}: {}", plan.working_dir, go_desc(e.into()))))?;
+        sys::cwd_within_root().map_err(fail)?;
     }
     let uid = plan.user.uid;
     let path_var = plan

@@ -305,6 +305,13 @@ pub fn enter(spec: &Spec) -> Result<(), Error> {
         path: wd.to_string(),
         source: e.into(),
     })?;
+    // A symlink on the way (in a volume another container wrote, say)
+    // must not lead outside the root.
+    sys::cwd_within_root().map_err(|why| mounts::Error::SwitchRoot {
+        step: "chdir to the working directory",
+        path: format!("{wd}: {why}"),
+        source: Errno::EPERM,
+    })?;
     umask(Mode::from_raw_mode(0o022));
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! `io::Error` did (`No such file or directory (os error 2)`).
 
 use alloc::ffi::CString;
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, CStr};
@@ -182,6 +183,24 @@ pub fn fmt_flags(f: &mut fmt::Formatter<'_>, ty: &str, bits: u64, names: &[(u64,
 }
 
 // ---- paths ---------------------------------------------------------------
+
+/// Whether the working directory is inside the root directory, as runc
+/// checks it after its chdir (CVE-2024-21626): a directory reached through
+/// a path outside the root (a symlink into `/proc/PID/root` of a process
+/// outside, say) has no path from the root, and getcwd(2) says so (glibc
+/// fails with ENOENT, the raw call prefixes `(unreachable)`).
+pub fn cwd_within_root() -> Result<(), String> {
+    match rustix::process::getcwd(Vec::new()) {
+        Ok(p) if p.to_bytes().starts_with(b"/") => Ok(()),
+        Ok(p) => Err(format!(
+            "the working directory {p:?} is outside the container's root"
+        )),
+        Err(e) => Err(format!(
+            "the working directory is outside the container's root (getcwd: {})",
+            Errno::from(e)
+        )),
+    }
+}
 
 /// `base/rel` as `Path::join` makes it: an absolute `rel` replaces `base`.
 pub fn join(base: &str, rel: &str) -> String {

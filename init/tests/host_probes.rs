@@ -344,7 +344,8 @@ fn tcp_and_http_checks_reach_the_pod_from_inside_its_network() {
     let o = run(&pod(vec![c]));
     check(&o);
     assert_eq!(results(&o, "web", "Startup"), [true]);
-    assert_eq!(results(&o, "web", "Readiness"), [true]);
+    // Readiness goes on while the container is killed: it may see it go.
+    assert!(results(&o, "web", "Readiness")[0]);
     assert_eq!(results(&o, "web", "Liveness"), [false]);
     let message = o.events.iter().find_map(|r| match &r.event {
         Event::ContainerProbe { message, .. } if !message.is_empty() => Some(message.clone()),
@@ -431,4 +432,99 @@ fn checks_leak_no_descriptor_and_no_process() {
     let o = run(&p);
     check(&o);
     assert_eq!(o.stdout("app"), ["no fd leak", "zombies 0"]);
+}
+
+#[test]
+fn a_working_directory_leading_out_of_the_root_is_refused_to_the_container() {
+    // In a shared PID namespace /proc/1 is the pod's init. The first run
+    // swaps its working directory (in a volume) for a link to the init's
+    // root; the second run must not start there.
+    let mut c = mount(
+        sh(
+            "escaping",
+            "pwd; rmdir /data/wd && ln -s /proc/1/root /data/wd; exit 1",
+        ),
+        "data",
+        "/data",
+    );
+    c.working_dir = "/data/wd".into();
+    let mut p = pod(vec![c]);
+    p.restart_policy = RestartPolicy::OnFailure;
+    p.backoff_limit = Some(1);
+    p.share_process_namespace = true;
+    volume(&mut p, "data");
+    let o = run(&p);
+    check(&o);
+    assert_eq!(o.stdout("escaping"), ["/data/wd"]);
+    let reasons: Vec<Option<String>> = o
+        .events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ContainerExited { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].is_none());
+    assert!(
+        reasons[1]
+            .as_deref()
+            .unwrap_or("")
+            .contains("outside the container's root"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_working_directory_leading_out_of_the_root_is_refused_to_a_hook() {
+    // The container swaps its working directory for a link to the init's
+    // root; its preStop hook enters the directory as the container's user,
+    // so it cannot follow the link, and fails.
+    let mut c = mount(
+        sh(
+            "swapping",
+            "trap 'exit 0' TERM; rmdir /data/wd && ln -s /proc/1/root /data/wd && echo swapped; \
+             while :; do sleep 0.05; done",
+        ),
+        "data",
+        "/data",
+    );
+    c.working_dir = "/data/wd".into();
+    c.checks.pre_stop = Some(exec("ls > /proc/1/fd/1"));
+    let mut p = pod(vec![c]);
+    p.share_process_namespace = true;
+    p.termination_grace_period_seconds = 5;
+    volume(&mut p, "data");
+    let mut r = spawn(&p);
+    r.wait_for("swapped", |ev| {
+        logs(ev, "swapping", None).iter().any(|l| l == "swapped")
+    });
+    r.signal(libc::SIGTERM);
+    let o = r.finish();
+    check(&o);
+    let failed = o.events.iter().find_map(|r| match &r.event {
+        Event::HookFailed { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    let failed = failed.unwrap_or_default();
+    assert!(
+        failed.contains("chdir to /data/wd") || failed.contains("outside the container's root"),
+        "{failed}"
+    );
+    assert_eq!(o.stdout("swapping"), ["swapped"]);
+}
+
+#[test]
+fn a_command_run_in_a_container_inherits_only_its_standard_descriptors() {
+    // Its output is the check's message: the descriptors the shell holds.
+    let mut c = sh("app", "exec sleep 100");
+    c.checks.startup = Some(probe(exec("ls /proc/self/fd; exit 1")));
+    let o = run(&pod(vec![c]));
+    check(&o);
+    let message = o.events.iter().find_map(|r| match &r.event {
+        Event::ContainerProbe { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    // 0-2 and the directory ls reads.
+    assert_eq!(message.as_deref(), Some("0\n1\n2\n3"));
 }

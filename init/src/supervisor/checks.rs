@@ -10,32 +10,31 @@
 //! startup failure, the stop signal after its preStop hook.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use pod1_manifest::events::{Event, HookKind, ProbeKind};
 use pod1_manifest::plan::{Handler, ProbePlan};
 use pod1_manifest::pod::RestartPolicy;
 use rustix::event::PollFlags;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::BorrowedFd;
 
-use super::netcheck::NetCheck;
+use super::execcheck::ExecCheck;
+use super::netcheck::{self, NetCheck};
 use super::prober::Prober;
 use super::{State, Stopping, Supervisor};
 use crate::channel;
 use crate::console::{self, now_ms};
 use crate::exec;
-use crate::sys::Errno;
 
-/// The most of an exec check's output kept for its message (the kubelet's
-/// exec prober reads 10 KiB); the rest is read and dropped, so a chatty
-/// command never blocks on a full pipe.
-const OUTPUT_MAX: usize = 10 * 1024;
+/// The most exits of unknown children kept for exec checks whose report
+/// has not been read ([`Supervisor::unclaimed_exit`]).
+const UNCLAIMED_MAX: usize = 64;
 
-/// The least time a container gets between its stop signal and SIGKILL
-/// when its preStop hook used up the grace period (the kubelet's
-/// `minimumGracePeriodInSeconds`).
-const MIN_GRACE_AFTER_HOOK_MS: u64 = 2_000;
+/// The least time a container gets between its stop signal and SIGKILL,
+/// whatever the grace period or its preStop hook left of it (the
+/// kubelet's `minimumGracePeriodInSeconds`).
+const MIN_GRACE_MS: u64 = 2_000;
 
 /// What a check is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +46,8 @@ pub(super) enum Purpose {
 
 #[derive(Debug)]
 enum Work {
-    /// A command in the container: its process and output.
-    Exec {
-        pid: i32,
-        output: Option<OwnedFd>,
-        kept: Vec<u8>,
-        command: String,
-    },
+    /// A command in the container.
+    Exec(ExecCheck),
     /// An HTTP or TCP check.
     Net(NetCheck),
     /// A sleep hook: done at its deadline.
@@ -76,7 +70,7 @@ impl Check {
     /// What to poll for it.
     pub(super) fn poll_fd(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
         match &self.work {
-            Work::Exec { output: Some(fd), .. } => Some((fd.as_fd(), PollFlags::IN)),
+            Work::Exec(e) => e.poll_fd(),
             Work::Net(n) => Some(n.poll_fd()),
             _ => None,
         }
@@ -85,7 +79,7 @@ impl Check {
 
 /// How a check ended.
 #[derive(Debug)]
-enum Outcome {
+pub(super) enum Outcome {
     Success,
     Failure(String),
     /// It could not run or was cut short by the container's end (its
@@ -114,16 +108,19 @@ impl Supervisor {
     }
 
     /// Whether container `i`'s `kind` probe may run a check now: the
-    /// container runs, is not being stopped, has no check of that probe
-    /// under way, and (liveness, readiness) its startup probe passed.
+    /// container runs, has no check of that probe under way, and
+    /// (liveness, readiness) its startup probe passed. Once the pod or the
+    /// container is being stopped only readiness goes on, as the kubelet
+    /// stops the other probes of a terminating pod.
     fn may_probe(&self, i: usize, kind: ProbeKind) -> bool {
         let c = &self.ctrs[i];
         let gated = kind != ProbeKind::Startup
             && c.probers
                 .iter()
                 .any(|p| p.kind == ProbeKind::Startup && p.result() != Some(true));
+        let stopping = c.stopping.is_some() || self.stop_deadline.is_some();
         matches!(c.state, State::Running { .. })
-            && c.stopping.is_none()
+            && (kind == ProbeKind::Readiness || !stopping)
             && !gated
             && !self
                 .checks
@@ -148,7 +145,7 @@ impl Supervisor {
                 let outcome = match &check.work {
                     Work::Sleep => Outcome::Success,
                     Work::Net(n) => Outcome::Failure(n.timed_out()),
-                    Work::Exec { command, .. } => Outcome::Failure(format!("command {command:?} timed out")),
+                    Work::Exec(e) => Outcome::Failure(e.timed_out()),
                 };
                 self.drop_check(check.work);
                 self.finished(check.ctr, check.purpose, outcome);
@@ -201,18 +198,17 @@ impl Supervisor {
                 match exec::spawn(&target, command) {
                     Ok(e) => {
                         self.aborted.push(e.helper);
-                        Work::Exec {
-                            pid: e.pid,
-                            output: Some(e.output),
-                            kept: Vec::new(),
-                            command: command.join(" "),
-                        }
+                        Work::Exec(ExecCheck::new(e, command))
                     }
                     Err(why) => return self.finished(i, purpose, Outcome::Error(why)),
                 }
             }
             Handler::Http { .. } | Handler::Tcp { .. } => {
-                match NetCheck::start(handler, self.pod.sandbox.net.as_deref()) {
+                let agent = match purpose {
+                    Purpose::Probe(_) => netcheck::PROBE_AGENT,
+                    _ => netcheck::HOOK_AGENT,
+                };
+                match NetCheck::start(handler, self.pod.sandbox.net.as_deref(), agent) {
                     Ok(n) => Work::Net(n),
                     Err(why) => return self.finished(i, purpose, Outcome::Failure(why)),
                 }
@@ -243,28 +239,27 @@ impl Supervisor {
     /// Check `k`'s descriptor was ready.
     pub(super) fn check_ready(&mut self, k: usize) {
         let hook = !matches!(self.checks[k].purpose, Purpose::Probe(_));
+        let unclaimed = &mut self.unclaimed;
         let outcome = match &mut self.checks[k].work {
             // A hook's request succeeds once answered, whatever the status
             // (the kubelet's HTTP hook handler does not look at it).
             Work::Net(n) => n.advance().map(|o| match (o, n.status()) {
-                (Err(_), Some(_)) if hook => Ok(()),
-                (o, _) => o,
+                (Ok(()), _) => Outcome::Success,
+                (Err(_), Some(_)) if hook => Outcome::Success,
+                (Err(why), _) => Outcome::Failure(why),
             }),
-            Work::Exec { output, kept, .. } => {
-                if let Some(fd) = output {
-                    if read_output(fd, kept) {
-                        *output = None;
-                    }
-                }
-                None
-            }
+            Work::Exec(e) => match e.ready() {
+                Some(o) => Some(o),
+                // The command the report names may have ended already.
+                None => e.pid().and_then(|pid| {
+                    let at = unclaimed.iter().position(|u| u.0 == pid)?;
+                    let (_, code, signal) = unclaimed.swap_remove(at);
+                    Some(e.ended(code, signal))
+                }),
+            },
             Work::Sleep => None,
         };
         if let Some(outcome) = outcome {
-            let outcome = match outcome {
-                Ok(()) => Outcome::Success,
-                Err(why) => Outcome::Failure(why),
-            };
             let check = self.checks.swap_remove(k);
             self.drop_check(check.work);
             self.finished(check.ctr, check.purpose, outcome);
@@ -276,45 +271,48 @@ impl Supervisor {
         let Some(k) = self
             .checks
             .iter()
-            .position(|c| matches!(c.work, Work::Exec { pid: p, .. } if p == pid))
+            .position(|c| matches!(&c.work, Work::Exec(e) if e.pid() == Some(pid)))
         else {
             return false;
         };
-        let check = self.checks.swap_remove(k);
-        let Work::Exec {
-            output,
-            mut kept,
-            command,
-            ..
-        } = check.work
-        else {
-            return true;
-        };
-        // What it wrote before it ended (a child it left behind may hold
-        // the pipe open: nothing more is waited for).
-        if let Some(fd) = output {
-            read_output(&fd, &mut kept);
-        }
-        let text = String::from_utf8_lossy(&kept).trim_end().to_string();
-        let outcome = match (code, signal) {
-            (0, _) => Outcome::Success,
-            // Not ours (a timed-out check is dropped before): the kernel's,
-            // as the container's PID namespace ended under it.
-            (_, Some(libc::SIGKILL)) => Outcome::Error(format!("command {command:?} was killed")),
-            _ if text.is_empty() => Outcome::Failure(format!("command {command:?} exited with code {code}")),
-            _ => Outcome::Failure(text),
+        let mut check = self.checks.swap_remove(k);
+        let outcome = match &mut check.work {
+            Work::Exec(e) => e.ended(code, signal),
+            _ => return true,
         };
         self.finished(check.ctr, check.purpose, outcome);
         true
     }
 
+    /// A child no one claims ended: if an exec check still waits for its
+    /// helper's report, it may be that check's command, which ended before
+    /// the report was read; its exit is kept for the report (the last
+    /// [`UNCLAIMED_MAX`] only: orphans of a shared PID namespace come here
+    /// too).
+    pub(super) fn unclaimed_exit(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        if self
+            .checks
+            .iter()
+            .any(|c| matches!(&c.work, Work::Exec(e) if e.pid().is_none()))
+        {
+            if self.unclaimed.len() >= UNCLAIMED_MAX {
+                self.unclaimed.remove(0);
+            }
+            self.unclaimed.push((pid, code, signal));
+        }
+    }
+
     /// Ends a check's work: an exec check's process is killed and its
     /// exit left to be reaped quietly; sockets and pipes close.
     fn drop_check(&mut self, work: Work) {
-        if let Work::Exec { pid, .. } = work {
-            // SAFETY: kill(2) takes no pointers; `pid` is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            self.aborted.push(pid);
+        if let Work::Exec(e) = work {
+            // A live check's command is never reaped yet (its exit ends
+            // the check), so its pid is still its own.
+            if let Some(pid) = e.pid() {
+                // SAFETY: kill(2) takes no pointers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                self.aborted.push(pid);
+            }
         }
     }
 
@@ -366,7 +364,7 @@ impl Supervisor {
                         message,
                     });
                 }
-                self.send_stop_signal(i, true);
+                self.send_stop_signal(i);
             }
         }
     }
@@ -380,12 +378,13 @@ impl Supervisor {
         let (ok, message) = match outcome {
             Outcome::Success => (true, String::new()),
             Outcome::Failure(why) => (false, why),
+            // Dropped, as the kubelet drops a prober error; said once a run.
             Outcome::Error(why) => {
-                let name = &c.plan.name;
-                console::debug(&format!(
-                    "container {name}: {} probe errored: {why}",
-                    kind.title()
-                ));
+                let line = format!("container {}: {} probe errored: {why}", c.plan.name, kind.title());
+                match p.errored() {
+                    true => console::log(&line),
+                    false => console::debug(&line),
+                }
                 return;
             }
         };
@@ -466,11 +465,17 @@ impl Supervisor {
     }
 
     /// Stops container `i` if it runs: its preStop hook (within the grace
-    /// period), then its stop signal; SIGKILL at `kill_at` (at least
-    /// [`MIN_GRACE_AFTER_HOOK_MS`] after a hook that used it all up).
+    /// period), then its stop signal; SIGKILL at `kill_at`, or at least
+    /// [`MIN_GRACE_MS`] after the stop signal. One already being stopped
+    /// only gets the earlier of the two deadlines (the pod's stop cuts a
+    /// probe's longer grace period short).
     pub(super) fn stop_container(&mut self, i: usize, kill_at: u64) {
         let c = &mut self.ctrs[i];
-        if !matches!(c.state, State::Running { .. }) || c.stopping.is_some() {
+        if !matches!(c.state, State::Running { .. }) {
+            return;
+        }
+        if let Some(s) = &mut c.stopping {
+            s.kill_at = s.kill_at.min(kill_at);
             return;
         }
         c.stopping = Some(Stopping {
@@ -482,36 +487,16 @@ impl Supervisor {
         self.cancel_checks(i);
         match hook {
             Some(h) if kill_at > now_ms() => self.begin(i, Purpose::PreStop, &h, Some(kill_at)),
-            _ => self.send_stop_signal(i, false),
+            _ => self.send_stop_signal(i),
         }
     }
 
     /// The stop signal, after the preStop hook if there was one.
-    fn send_stop_signal(&mut self, i: usize, after_hook: bool) {
+    fn send_stop_signal(&mut self, i: usize) {
         let c = &mut self.ctrs[i];
-        if let Some(s) = c.stopping.as_mut().filter(|_| after_hook) {
-            s.kill_at = s.kill_at.max(now_ms().saturating_add(MIN_GRACE_AFTER_HOOK_MS));
+        if let Some(s) = &mut c.stopping {
+            s.kill_at = s.kill_at.max(now_ms().saturating_add(MIN_GRACE_MS));
         }
         self.signal(&self.ctrs[i], None);
     }
-}
-
-/// Reads what is there of an exec check's output, keeping the first
-/// [`OUTPUT_MAX`] bytes; true at its end (EOF or an error).
-fn read_output(fd: &OwnedFd, kept: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 4096];
-    // Bounded per call: a command writing without pause cannot hold the loop.
-    for _ in 0..16 {
-        match rustix::io::read(fd, &mut buf).map_err(Errno::from) {
-            Ok(0) => return true,
-            Ok(n) => {
-                let room = OUTPUT_MAX.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return false,
-            Err(_) => return true,
-        }
-    }
-    false
 }

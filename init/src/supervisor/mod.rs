@@ -42,6 +42,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::OwnedFd;
 
 mod checks;
+mod execcheck;
 mod launch;
 mod logs;
 mod message;
@@ -211,6 +212,9 @@ pub struct Supervisor {
     checks: Vec<Check>,
     /// Checks begun so far (each gets the next number as its id).
     checks_made: u64,
+    /// Exits no one claimed yet, kept for exec checks awaiting their
+    /// helper's report: (pid, code, signal).
+    unclaimed: Vec<(i32, i32, Option<i32>)>,
     /// The pod was stopped (a signal, the host, its deadline).
     stopped: bool,
     /// The sidecar last sent its stop signal.
@@ -274,6 +278,7 @@ impl Supervisor {
             stop_deadline: None,
             checks: Vec::new(),
             checks_made: 0,
+            unclaimed: Vec::new(),
             stopped: false,
             sidecar_stopping: None,
             init_failed: false,
@@ -526,6 +531,14 @@ impl Supervisor {
             }
         }
         self.pipes.retain(|p| !p.eof);
+        if listening && ready[1] {
+            self.read_requests();
+        }
+        // Exits before checks: a check whose container ended in the same
+        // round is given up with it, not counted against a new run.
+        if ready[0] {
+            self.read_signals();
+        }
         // By id: a check's end may end or begin others.
         for (n, id) in polled.iter().enumerate() {
             if ready[first_check + n] {
@@ -533,12 +546,6 @@ impl Supervisor {
                     self.check_ready(k);
                 }
             }
-        }
-        if listening && ready[1] {
-            self.read_requests();
-        }
-        if ready[0] {
-            self.read_signals();
         }
         if self.deadline.is_some_and(|d| now_ms() >= d) && !self.stopped {
             self.deadline_exceeded = true;

@@ -46,9 +46,11 @@ use rustix::thread::LinkNameSpaceType;
 use crate::process::go_desc;
 use crate::sys::{self, Errno};
 
-/// The `User-Agent` the kubelet sends (`kube-probe/MAJOR.MINOR`): the
-/// Kubernetes version whose Pod API pod1 follows.
-const USER_AGENT: &str = "kube-probe/1.34";
+/// The `User-Agent` the kubelet's probes send (`kube-probe/MAJOR.MINOR`):
+/// the Kubernetes version whose Pod API pod1 follows.
+pub const PROBE_AGENT: &str = "kube-probe/1.34";
+/// The `User-Agent` of the kubelet's HTTP lifecycle hooks.
+pub const HOOK_AGENT: &str = "kube-lifecycle/1.34";
 /// The most of the answer kept while looking for the end of its status
 /// line (the kubelet allows 10 MB of headers; a status line is a few
 /// dozen bytes).
@@ -104,7 +106,9 @@ impl NetCheck {
     /// other namespace meanwhile. `Err` ends the check at once as a
     /// failure, with its message (a host that is not an IPv4 address,
     /// socket(2) failing, a connection refused at once).
-    pub fn start(handler: &Handler, netns: Option<&str>) -> Result<NetCheck, String> {
+    /// `agent` is the default `User-Agent` ([`PROBE_AGENT`] or
+    /// [`HOOK_AGENT`]).
+    pub fn start(handler: &Handler, netns: Option<&str>, agent: &str) -> Result<NetCheck, String> {
         let (host, port, http) = match handler {
             Handler::Tcp { host, port } => (host, *port, None),
             Handler::Http {
@@ -129,7 +133,7 @@ impl NetCheck {
                 // Go's URL shows no path when the manifest gives none.
                 let shown = if path.is_empty() { "" } else { target.as_str() };
                 let url = format!("http://{addr}{shown}");
-                match request(&target, &addr, headers) {
+                match request(&target, &addr, headers, agent) {
                     Ok(r) => (Some(url), r),
                     Err(e) => return Err(with_url(Some(&url), e)),
                 }
@@ -475,7 +479,12 @@ fn trim(s: &str) -> &str {
 /// value is trimmed of spaces and tabs; a name that is not a token or a
 /// value with a control byte (CR, LF, ...) is an error, so the request
 /// cannot be split.
-fn request(target: &str, addr: &str, headers: &[(String, String)]) -> Result<Vec<u8>, String> {
+fn request(
+    target: &str,
+    addr: &str,
+    headers: &[(String, String)],
+    default_agent: &str,
+) -> Result<Vec<u8>, String> {
     let mut named = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let name = canonical(name)?;
@@ -486,7 +495,7 @@ fn request(target: &str, addr: &str, headers: &[(String, String)]) -> Result<Vec
     }
     let first = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, v)| *v);
     let host = first("Host").filter(|h| !h.is_empty()).unwrap_or(addr);
-    let agent = first("User-Agent").unwrap_or(USER_AGENT);
+    let agent = first("User-Agent").unwrap_or(default_agent);
     let accept = first("Accept");
     let mut r = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n");
     if !agent.is_empty() {

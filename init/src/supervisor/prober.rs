@@ -33,6 +33,8 @@ pub struct Prober {
     next_at: u64,
     /// No more checks this run.
     stopped: bool,
+    /// A check could not run (said once a run).
+    errored: bool,
 }
 
 impl Prober {
@@ -52,6 +54,7 @@ impl Prober {
             run: 0,
             next_at: started_ms.saturating_add(u64::from(plan.initial_delay_seconds) * 1000),
             stopped: false,
+            errored: false,
         }
     }
 
@@ -68,6 +71,12 @@ impl Prober {
     /// The probe's current result.
     pub fn result(&self) -> Option<bool> {
         self.result
+    }
+
+    /// A check could not run at all: true the first time in the run (to
+    /// say so once; the kubelet drops such a result).
+    pub fn errored(&mut self) -> bool {
+        !core::mem::replace(&mut self.errored, true)
     }
 
     /// A check ended with `ok`; returns the new result when it changed.
@@ -181,6 +190,15 @@ mod tests {
         let mut p = Prober::new(ProbeKind::Readiness, &plan(0, 1, 1, 1), 0);
         assert_eq!(p.record(false), None);
         assert_eq!(p.result(), Some(false));
+    }
+
+    #[test]
+    fn an_error_is_told_once_and_counts_for_nothing() {
+        let mut p = Prober::new(ProbeKind::Liveness, &plan(0, 1, 1, 1), 0);
+        assert!(p.errored());
+        assert!(!p.errored());
+        assert_eq!(p.result(), Some(true));
+        assert_eq!(p.record(false), Some(false));
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl Supervisor {
             _ => false,
         });
         let Some(i) = found else {
+            self.unclaimed_exit(pid, code, signal);
             self.orphans += 1;
             console::debug(&format!("reaped orphan {pid} (exit {code})"));
             return;

@@ -12,8 +12,9 @@
 //! its condition rules (`pkg/kubelet/status/generate.go`), its reasons, and
 //! its `TerminatePod` rule that a container still running when the pod ends
 //! is `terminated` with reason `ContainerStatusUnknown` and exit code 137.
-//! Such a container keeps its `started` and `ready` as they were then, as
-//! `TerminatePod` replaces only the state. Where pod1 knows more than the
+//! Like every container that is not running, it is neither `started` nor
+//! `ready` (the prober's rule for any container whose state is not
+//! `running`). Where pod1 knows more than the
 //! kubelet would, it says so: the container keeps its `startedAt`, ends
 //! when the VM did, and its message says why; a container that never
 //! started stays `waiting` with the kubelet's reason for it
@@ -521,16 +522,13 @@ fn container_status(
         last_state: t.last.as_ref().map(terminated).unwrap_or_default(),
         name: t.name.clone(),
         // An init container (not a sidecar) is ready once it completed;
-        // the others are ready and started only while they run. The only
-        // ones still running are those the pod's end cut short (above):
-        // they keep what they were then, as the kubelet's `TerminatePod`
-        // replaces only the state.
-        ready: match init && !t.sidecar {
-            true => t.completed(),
-            false => t.ready(),
-        },
+        // the others are ready and started only while they run, and none
+        // runs in a final status (those the pod's end cut short are
+        // terminated above): the prober sets both false for any container
+        // whose state is not `running`.
+        ready: init && !t.sidecar && t.completed(),
         restart_count: t.restarts,
-        started: t.started(),
+        started: false,
         state,
     }
 }

@@ -736,11 +736,12 @@ fn without_probes_a_container_is_started_and_ready_while_it_runs() {
     assert_eq!(live(&fold(&p, &events[..2]), "web"), (false, false));
     assert_eq!(live(&fold(&p, &events[..3]), "web"), (true, true));
     assert_eq!(live(&fold(&p, &events), "web"), (false, false));
-    // Cut short while it ran: it keeps what it was, and the pod was ready
-    // until the end.
+    // Cut short while it ran: terminated, so neither started nor ready
+    // (the prober's rule for a container not running), and the pod was
+    // ready until the end.
     let s = status(&fold(&p, &events[..3]), 9_000, Some(Cut::Interrupted));
     let c = &s["containerStatuses"][0];
-    assert_eq!((&c["started"], &c["ready"]), (&json!(true), &json!(true)));
+    assert_eq!((&c["started"], &c["ready"]), (&json!(false), &json!(false)));
     assert_eq!(c["state"]["terminated"]["reason"], "ContainerStatusUnknown");
     assert_eq!(ready_since(&p, &events, 3, 9_000), json!(ts(9)));
     // Ended: neither, and the pod stopped being ready when it exited.
@@ -786,7 +787,7 @@ fn a_readiness_probe_makes_a_container_ready_and_unready() {
     assert_eq!(ready_since(&p, &events, 5, 9_000), json!(ts(9)));
     let s = status(&fold(&p, &events[..4]), 9_000, Some(Cut::Interrupted));
     let c = &s["containerStatuses"][0];
-    assert_eq!((&c["started"], &c["ready"]), (&json!(true), &json!(false)));
+    assert_eq!((&c["started"], &c["ready"]), (&json!(false), &json!(false)));
     // To the end: ready until it exited at 11 s.
     let s = status(&fold(&p, &events), 14_000, None);
     assert_eq!(condition(&s, "Ready")["lastTransitionTime"], ts(11));
@@ -867,7 +868,7 @@ fn a_sidecar_initializes_the_pod_once_started_and_counts_for_readiness() {
     let proxy = &s["initContainerStatuses"][1];
     assert_eq!(
         (&proxy["ready"], &proxy["started"]),
-        (&json!(false), &json!(true))
+        (&json!(false), &json!(false))
     );
 }
 

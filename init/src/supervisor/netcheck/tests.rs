@@ -33,7 +33,7 @@ fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
 /// Starts `handler` and drives it to the end (a failure `start`
 /// reports at once counts as the outcome).
 fn outcome(handler: &Handler, netns: Option<&str>) -> Result<(), String> {
-    match NetCheck::start(handler, netns) {
+    match NetCheck::start(handler, netns, PROBE_AGENT) {
         Ok(mut check) => run(&mut check, 5000).expect("the check finished"),
         Err(e) => Err(e),
     }
@@ -122,7 +122,7 @@ fn answer(status: &str) -> Vec<u8> {
 fn tcp_connected_is_success() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut check = NetCheck::start(&tcp(port), None).unwrap();
+    let mut check = NetCheck::start(&tcp(port), None, PROBE_AGENT).unwrap();
     assert_eq!(run(&mut check, 5000), Some(Ok(())));
     // It really connected: the listener has the connection, which
     // ends as soon as the check goes.
@@ -279,7 +279,7 @@ fn request_rules() {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        request(target, "10.0.2.15:80", &headers).map(|r| String::from_utf8(r).unwrap())
+        request(target, "10.0.2.15:80", &headers, PROBE_AGENT).map(|r| String::from_utf8(r).unwrap())
     };
     const TAIL: &str = "Connection: close\r\n\r\n";
     // An empty Accept removes every Accept, an empty User-Agent the
@@ -321,7 +321,7 @@ fn request_rules() {
     );
     // An invalid header ends the check at once, with the URL.
     assert_eq!(
-        NetCheck::start(&http(1, &[("bad:name", "1")]), None).unwrap_err(),
+        NetCheck::start(&http(1, &[("bad:name", "1")]), None, PROBE_AGENT).unwrap_err(),
         "Get \"http://127.0.0.1:1/healthz\": net/http: invalid header field name \"bad:name\""
     );
 }
@@ -359,7 +359,7 @@ fn a_large_request_goes_out_in_several_writes() {
         conn.write_all(&answer("200 OK")).unwrap();
         request.len()
     });
-    let mut check = NetCheck::start(&http(port, &headers), None).unwrap();
+    let mut check = NetCheck::start(&http(port, &headers), None, PROBE_AGENT).unwrap();
     rustix::net::sockopt::set_socket_send_buffer_size(&check.sock, 4096).unwrap();
     let len = check.request.len();
     assert!(len > 16 * 64 * 1024);
@@ -370,7 +370,7 @@ fn a_large_request_goes_out_in_several_writes() {
 #[test]
 fn a_server_that_never_answers() {
     let (port, server) = serve(&[], Then::Hold);
-    let mut check = NetCheck::start(&http(port, &[]), None).unwrap();
+    let mut check = NetCheck::start(&http(port, &[]), None, PROBE_AGENT).unwrap();
     // Connected and sent, then nothing more comes: poll times out.
     assert_eq!(run(&mut check, 300), None);
     assert!(matches!(check.stage, Stage::Receiving));
@@ -400,7 +400,7 @@ fn a_connection_still_under_way() {
         .unwrap()
         .port();
     let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut check = NetCheck::start(&tcp(port), None).unwrap();
+    let mut check = NetCheck::start(&tcp(port), None, PROBE_AGENT).unwrap();
     assert_eq!(run(&mut check, 300), None);
     // Called without poll's word (as after a spurious wake-up), it
     // finds the connection still under way.
@@ -433,7 +433,7 @@ fn only_ipv4_hosts_and_network_handlers() {
             format!("{host}:80")
         };
         assert_eq!(
-            NetCheck::start(&handler, None).unwrap_err(),
+            NetCheck::start(&handler, None, PROBE_AGENT).unwrap_err(),
             format!(
                 "dial tcp {shown}: the host is not an IPv4 address (pod1 connects to IPv4 addresses only)"
             ),
@@ -446,7 +446,7 @@ fn only_ipv4_hosts_and_network_handlers() {
         path: "/".into(),
         headers: Vec::new(),
     };
-    assert!(NetCheck::start(&handler, None)
+    assert!(NetCheck::start(&handler, None, PROBE_AGENT)
         .unwrap_err()
         .starts_with("Get \"http://web:8080/\": dial tcp web:8080: the host is not"));
     assert_eq!(ipv4("0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
@@ -457,7 +457,7 @@ fn only_ipv4_hosts_and_network_handlers() {
         },
         Handler::Sleep { seconds: 1 },
     ] {
-        assert!(NetCheck::start(&other, None).is_err());
+        assert!(NetCheck::start(&other, None, PROBE_AGENT).is_err());
     }
 }
 
@@ -588,7 +588,7 @@ fn the_socket_is_made_in_the_pinned_namespace() {
     );
     // A namespace that is not there ends the check at once.
     assert_eq!(
-        NetCheck::start(&tcp(port), Some("/nonexistent/ns/net")).unwrap_err(),
+        NetCheck::start(&tcp(port), Some("/nonexistent/ns/net"), PROBE_AGENT).unwrap_err(),
         "opening the network namespace /nonexistent/ns/net: No such file or directory (os error 2)"
     );
     drop(child);
