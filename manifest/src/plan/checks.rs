@@ -49,14 +49,31 @@ fn probe(c: &Container, pod_ip: &str, p: &Probe) -> Option<ProbePlan> {
             .filter(|n| *n > 0)
             .unwrap_or(default)
     };
+    let handler = match handler(
+        c,
+        pod_ip,
+        p.exec.as_ref(),
+        p.http_get.as_ref(),
+        p.tcp_socket.as_ref(),
+    )? {
+        // The kubelet expands a probe's command (not a hook's) with the
+        // container's `env` values alone (`ExpandContainerCommandOnlyStatic`):
+        // a `valueFrom` variable is empty there, an unknown one stays.
+        Handler::Exec { command } => {
+            let values: alloc::collections::BTreeMap<&str, &str> = c
+                .env
+                .iter()
+                .map(|e| (e.name.as_str(), e.value.as_str()))
+                .collect();
+            let lookup = |name: &str| values.get(name).map(|v| v.to_string());
+            Handler::Exec {
+                command: command.iter().map(|a| crate::env::expand(a, lookup)).collect(),
+            }
+        }
+        other => other,
+    };
     Some(ProbePlan {
-        handler: handler(
-            c,
-            pod_ip,
-            p.exec.as_ref(),
-            p.http_get.as_ref(),
-            p.tcp_socket.as_ref(),
-        )?,
+        handler,
         initial_delay_seconds: or(p.initial_delay_seconds, 0),
         period_seconds: or(p.period_seconds, 10),
         timeout_seconds: or(p.timeout_seconds, 1),
@@ -331,6 +348,25 @@ mod tests {
             get("/".into(), headers).1,
             [pair("User-Agent", "me"), pair("X-B", "2"), pair("X-A", "1")]
         );
+    }
+
+    #[test]
+    fn a_probes_command_is_expanded_with_the_env_values_and_a_hooks_is_not() {
+        let c = one(
+            json!({"env": [{"name": "F", "value": "/ready"}, {"name": "S", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "livenessProbe": {"exec": {"command": ["test", "-f", "$(F)", "$(S)", "$(NONE)", "$$(F)"]}},
+                "lifecycle": {"preStop": {"exec": {"command": ["rm", "$(F)"]}}}}),
+            true,
+        );
+        let command = |h: &Option<Handler>| match h {
+            Some(Handler::Exec { command }) => command.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            command(&c.liveness.map(|p| p.handler)),
+            ["test", "-f", "/ready", "", "$(NONE)", "$(F)"]
+        );
+        assert_eq!(command(&c.pre_stop), ["rm", "$(F)"]);
     }
 
     #[test]
