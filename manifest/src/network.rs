@@ -210,7 +210,7 @@ fn protocol(at: &str, protocol: Option<&str>) -> Result<(), Error> {
 
 /// An IANA service name as Kubernetes checks a port's name
 /// (`IsValidPortName`).
-fn is_service_name(name: &str) -> bool {
+pub(crate) fn is_service_name(name: &str) -> bool {
     (1..=15).contains(&name.len())
         && name
             .bytes()

@@ -245,7 +245,7 @@ fn port(at: &str, c: &Container, port: &IntOrString) -> Result<(), Error> {
             Err(Error::new(at, format!("{n} must be between 1 and 65535, inclusive")))
         }
         IntOrString::Int(_) => Ok(()),
-        IntOrString::String(name) if !is_port_name(name) => Err(Error::new(
+        IntOrString::String(name) if !crate::network::is_service_name(name) => Err(Error::new(
             at,
             format!("{name:?} must be a port number, or a name of at most 15 lowercase letters, digits and '-', with a letter, not starting or ending with '-' nor with '--'"),
         )),
@@ -266,18 +266,6 @@ fn host(at: &str, host: Option<&str>) -> Result<(), Error> {
         )),
         _ => Ok(()),
     }
-}
-
-/// An IANA service name as Kubernetes checks a port's name (`IsValidPortName`).
-fn is_port_name(name: &str) -> bool {
-    (1..=15).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.bytes().any(|b| b.is_ascii_lowercase())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
 }
 
 #[cfg(test)]

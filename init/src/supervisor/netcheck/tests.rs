@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 
 use rustix::event::PollFd;
 
+/// What a client sent, up to the end of its request's head.
+fn read_request(conn: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut buf).unwrap() {
+            0 => break,
+            n => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    request
+}
+
 /// Drives `check` with poll(2) until it finishes; `None` if `ms` pass
 /// first.
 fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
@@ -85,14 +98,7 @@ fn serve_on(listener: TcpListener, pieces: Vec<Vec<u8>>, then: Then) -> JoinHand
         let (mut conn, _) = listener.accept().unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         conn.set_nodelay(true).unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            match conn.read(&mut buf).unwrap() {
-                0 => break,
-                n => request.extend_from_slice(&buf[..n]),
-            }
-        }
+        let request = read_request(&mut conn);
         for (i, p) in pieces.iter().enumerate() {
             if i > 0 {
                 thread::sleep(Duration::from_millis(30));
@@ -101,7 +107,7 @@ fn serve_on(listener: TcpListener, pieces: Vec<Vec<u8>>, then: Then) -> JoinHand
         }
         if let Then::Hold = then {
             // Until the client closes (or the read times out).
-            let _ = conn.read(&mut buf);
+            let _ = conn.read(&mut [0u8; 4096]);
         }
         request
     })
@@ -348,14 +354,7 @@ fn a_large_request_goes_out_in_several_writes() {
         thread::sleep(Duration::from_millis(200));
         let mut conn = conn;
         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            match conn.read(&mut buf).unwrap() {
-                0 => break,
-                n => request.extend_from_slice(&buf[..n]),
-            }
-        }
+        let request = read_request(&mut conn);
         conn.write_all(&answer("200 OK")).unwrap();
         request.len()
     });
