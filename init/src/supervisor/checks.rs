@@ -340,7 +340,7 @@ impl Supervisor {
                 match outcome {
                     Outcome::Success => self.running(i),
                     Outcome::Failure(message) | Outcome::Error(message) => {
-                        console::log(&format!("container {name}: postStart hook failed: {message}"));
+                        console::debug(&format!("container {name}: postStart hook failed: {message}"));
                         channel::event(Event::HookFailed {
                             container: name.clone(),
                             hook: HookKind::PostStart,
@@ -357,7 +357,7 @@ impl Supervisor {
             }
             Purpose::PreStop => {
                 if let Outcome::Failure(message) | Outcome::Error(message) = outcome {
-                    console::log(&format!("container {name}: preStop hook failed: {message}"));
+                    console::debug(&format!("container {name}: preStop hook failed: {message}"));
                     channel::event(Event::HookFailed {
                         container: name,
                         hook: HookKind::PreStop,
@@ -430,7 +430,7 @@ impl Supervisor {
         };
         let tail = if restart { ", will be restarted" } else { "" };
         let message = format!("Container {} failed {what} probe{tail}", c.plan.name);
-        console::log(&message);
+        console::debug(&message);
         channel::event(Event::ContainerKilling {
             container: c.plan.name.clone(),
             message,
