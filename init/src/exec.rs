@@ -123,13 +123,13 @@ pub fn spawn(t: &Target, argv: &[String]) -> Result<Exec, String> {
             power::set_role(Role::Child);
             crate::channel::forget();
             let msg = match helper_main(t, argv, &pidfd, out_w, &failure_w) {
-                Ok(pid) => format!("P{pid}\n"),
-                Err(e) => format!("E{}\n", e.replace('\n', " ")),
+                Ok(pid) => format!("P{pid}"),
+                Err(e) => format!("E{}", e.replace('\n', " ")),
             };
-            // One write of at most PIPE_BUF bytes into an empty pipe: whole.
-            let msg = cut(&msg, rustix::pipe::PIPE_BUF - 1);
-            let _ = sys::write_fd(&report_w, msg.as_bytes());
-            let _ = sys::write_fd(&report_w, b"\n");
+            // One line in one write of at most PIPE_BUF bytes into an empty
+            // pipe: whole.
+            let line = format!("{}\n", process::cut(&msg, rustix::pipe::PIPE_BUF - 1));
+            let _ = sys::write_fd(&report_w, line.as_bytes());
             power::end_now(0)
         }
     };
@@ -140,17 +140,6 @@ pub fn spawn(t: &Target, argv: &[String]) -> Result<Exec, String> {
         output: out_r,
         failure: failure_r,
     })
-}
-
-/// `msg` without its newline, cut to at most `max` bytes at a character
-/// boundary.
-fn cut(msg: &str, max: usize) -> &str {
-    let msg = msg.trim_end_matches('\n');
-    let mut end = msg.len().min(max);
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    &msg[..end]
 }
 
 /// The helper: join, then clone the command's process as the init's
@@ -222,7 +211,7 @@ fn command_main(t: &Target, argv: &[String], failure: &OwnedFd) -> ! {
         Err((code, msg)) => {
             // SAFETY: FAILURE_FD is open (above) and stays ours until exit.
             let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(FAILURE_FD) };
-            let _ = sys::write_fd(fd, cut(&msg, rustix::pipe::PIPE_BUF).as_bytes());
+            let _ = sys::write_fd(fd, process::cut(&msg, rustix::pipe::PIPE_BUF).as_bytes());
             code
         }
     };

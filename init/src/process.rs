@@ -228,7 +228,7 @@ pub fn exec_failure(exec: &OwnedFd) -> Option<String> {
 }
 
 /// `msg` cut to at most `max` bytes, at a character boundary.
-fn cut(msg: &str, max: usize) -> &str {
+pub(crate) fn cut(msg: &str, max: usize) -> &str {
     let mut end = msg.len().min(max);
     while !msg.is_char_boundary(end) {
         end -= 1;

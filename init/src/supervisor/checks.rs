@@ -44,6 +44,13 @@ pub(super) enum Purpose {
     PreStop,
 }
 
+impl Purpose {
+    /// A lifecycle hook's (not a probe's).
+    fn is_hook(self) -> bool {
+        !matches!(self, Purpose::Probe(_))
+    }
+}
+
 #[derive(Debug)]
 enum Work {
     /// A command in the container.
@@ -204,9 +211,9 @@ impl Supervisor {
                 }
             }
             Handler::Http { .. } | Handler::Tcp { .. } => {
-                let agent = match purpose {
-                    Purpose::Probe(_) => netcheck::PROBE_AGENT,
-                    _ => netcheck::HOOK_AGENT,
+                let agent = match purpose.is_hook() {
+                    true => netcheck::HOOK_AGENT,
+                    false => netcheck::PROBE_AGENT,
                 };
                 match NetCheck::start(handler, self.pod.sandbox.net.as_deref(), agent) {
                     Ok(n) => Work::Net(n),
@@ -238,7 +245,7 @@ impl Supervisor {
 
     /// Check `k`'s descriptor was ready.
     pub(super) fn check_ready(&mut self, k: usize) {
-        let hook = !matches!(self.checks[k].purpose, Purpose::Probe(_));
+        let hook = self.checks[k].purpose.is_hook();
         let unclaimed = &mut self.unclaimed;
         let outcome = match &mut self.checks[k].work {
             // A hook's request succeeds once answered, whatever the status

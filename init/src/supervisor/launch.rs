@@ -20,6 +20,7 @@ impl Supervisor {
     /// Clones and prepares container `i`; a preparation failure counts as
     /// an exit (with the reason) and goes through the restart policy.
     pub(super) fn create(&mut self, i: usize) -> Result<(), Error> {
+        let oom_score_adj = self.oom_score_adj(i);
         let pod = &self.pod;
         let c = &mut self.ctrs[i];
         c.attempt += 1;
@@ -43,7 +44,7 @@ impl Supervisor {
                 privileged: c.plan.privileged,
                 working_dir: &c.plan.working_dir,
             },
-            oom_score_adj: oom_score_adj(pod.plan.qos_class, c.plan.memory_request_bytes, memory_capacity()),
+            oom_score_adj,
         };
         // A new run: an empty termination message file, as the kubelet
         // gives each instance its own, and a new log tail when one is kept.
