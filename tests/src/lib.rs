@@ -65,7 +65,15 @@ pub fn fixtures() -> &'static Path {
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let name = exe.file_name().unwrap().to_string_lossy().into_owned();
-        let dir = std::env::temp_dir().join(format!("pod1-fixtures-{name}-{}", std::process::id()));
+        // The pid and the time: a directory left by an earlier run (a pid
+        // reused after a reboot) is never shared.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "pod1-fixtures-{name}-{}-{nanos}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         sh(&format!(
