@@ -23,7 +23,7 @@
 //! No std either (`no_std` + `alloc`), to stay small: std's panic machinery
 //! alone (its backtrace symbolizer) was a third of the binary. glibc is
 //! still linked statically and still starts the process; memory comes from
-//! its malloc, files and system calls go through `sys` (rustix and libc),
+//! dlmalloc (`runtime`), files and system calls go through `sys` (rustix and libc),
 //! and a panic takes the same fatal path as any error. The unit tests are
 //! built with std and its test harness.
 #![cfg_attr(not(test), no_std)]
@@ -50,6 +50,7 @@ mod net;
 mod power;
 mod process;
 mod rootfs;
+mod runtime;
 mod seccomp;
 mod signals;
 mod supervisor;
@@ -111,94 +112,6 @@ enum Error {
     /// A hostPath volume could not be mounted.
     #[error(transparent)]
     HostPath(Box<hostpath::Error>),
-}
-
-// Static glibc's cleanup paths (fwrite, pthread_once, ...) call
-// _Unwind_Resume; std's `unwind` crate linked libgcc_eh for it, so a no_std
-// binary names it itself. Nothing unwinds through Rust code (panic=abort).
-#[cfg(not(test))]
-#[link(name = "gcc_eh", kind = "static", modifiers = "-bundle")]
-extern "C" {}
-
-/// The unwinding personality the precompiled core and alloc (built with
-/// panic=unwind) refer to from their cleanup tables. Nothing here unwinds
-/// (both profiles abort on panic), so it is never called; if it were, an
-/// unwind would have begun where none can be handled.
-#[cfg(not(test))]
-#[no_mangle]
-extern "C" fn rust_eh_personality() {
-    // SAFETY: abort(3) takes no arguments and never returns.
-    unsafe { libc::abort() }
-}
-
-/// Memory comes from glibc's malloc (linked anyway).
-#[cfg(not(test))]
-#[global_allocator]
-static ALLOCATOR: Malloc = Malloc;
-
-/// A `GlobalAlloc` over glibc's malloc, free and realloc; alignments above
-/// what malloc guarantees (16 bytes on x86-64) go through posix_memalign.
-#[cfg(not(test))]
-#[derive(Debug)]
-struct Malloc;
-
-/// What malloc's results are always aligned to on x86-64.
-#[cfg(not(test))]
-const MALLOC_ALIGN: usize = 16;
-
-// SAFETY: malloc/posix_memalign return memory of at least the requested
-// size and alignment or NULL, realloc keeps the contents, and free takes
-// exactly the pointers these returned (GlobalAlloc's caller contract).
-#[cfg(not(test))]
-unsafe impl core::alloc::GlobalAlloc for Malloc {
-    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
-        if layout.align() <= MALLOC_ALIGN && layout.align() <= layout.size() {
-            // SAFETY: malloc takes any size; layout.size() is non-zero.
-            unsafe { libc::malloc(layout.size()).cast() }
-        } else {
-            let mut p = core::ptr::null_mut();
-            let align = layout.align().max(core::mem::size_of::<usize>());
-            // SAFETY: align is a power of two and a multiple of
-            // sizeof(void *), as posix_memalign requires; p is writable.
-            let r = unsafe { libc::posix_memalign(&mut p, align, layout.size()) };
-            if r == 0 {
-                p.cast()
-            } else {
-                core::ptr::null_mut()
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: core::alloc::Layout) {
-        // SAFETY: ptr came from malloc, posix_memalign or realloc above.
-        unsafe { libc::free(ptr.cast()) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: core::alloc::Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= MALLOC_ALIGN && layout.align() <= new_size {
-            // SAFETY: ptr came from this allocator with malloc's alignment,
-            // which realloc keeps.
-            unsafe { libc::realloc(ptr.cast(), new_size).cast() }
-        } else {
-            // Over-aligned: allocate, copy, free (realloc would lose the
-            // alignment).
-            let new_layout = core::alloc::Layout::from_size_align(new_size, layout.align());
-            let Ok(new_layout) = new_layout else {
-                return core::ptr::null_mut();
-            };
-            // SAFETY: new_layout has a non-zero size (GlobalAlloc::realloc's contract).
-            let new = unsafe { self.alloc(new_layout) };
-            if !new.is_null() {
-                // SAFETY: both blocks are valid for the smaller size and
-                // distinct; the old one is freed once.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                    self.dealloc(ptr, layout);
-                }
-            }
-            new
-        }
-    }
 }
 
 /// A panic takes the fatal path (error event, console line, sync, power

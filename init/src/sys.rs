@@ -430,20 +430,20 @@ pub fn chmod(path: &str, mode: u32) -> IoResult<()> {
     Ok(rfs::chmod(path, Mode::from_raw_mode(mode))?)
 }
 
-/// `fs::canonicalize`: the absolute path with every symlink resolved.
+/// `fs::canonicalize`: the absolute path with every symlink resolved, as
+/// the kernel names the directory opened at `path` (through /proc, which a
+/// host has; glibc's realpath would link its locale machinery in).
 pub fn canonicalize(path: &str) -> IoResult<String> {
-    let c = CString::new(path).map_err(|_| IoError::Other("file name contained an unexpected NUL byte"))?;
-    // SAFETY: c is a valid C string; with a NULL buffer realpath returns a
-    // malloc'ed string (freed below) or NULL with errno set.
-    let p = unsafe { libc::realpath(c.as_ptr(), core::ptr::null_mut()) };
-    if p.is_null() {
-        return Err(Errno::last().into());
-    }
-    // SAFETY: p is the NUL-terminated string realpath returned.
-    let s = String::from_utf8_lossy(unsafe { CStr::from_ptr(p) }.to_bytes()).into_owned();
-    // SAFETY: p came from malloc (realpath) and is freed once.
-    unsafe { libc::free(p.cast()) };
-    Ok(s)
+    let dir = rfs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let link = rfs::readlink(
+        format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&dir)),
+        Vec::new(),
+    )?;
+    Ok(String::from_utf8_lossy(link.as_bytes()).into_owned())
 }
 
 // ---- process -------------------------------------------------------------
@@ -612,14 +612,30 @@ pub fn waitpid(pid: Option<i32>, nohang: bool) -> Result<WaitStatus, Errno> {
     })
 }
 
-/// `fork(2)` through glibc (which resets its own state in the child):
-/// `Some(child)` in the parent, `None` in the child.
+/// `fork(2)` as the raw system call, as containers are cloned
+/// (process.rs): `Some(child)` in the parent, `None` in the child. glibc's
+/// fork would also lock and reset its stdio, which the init does not use
+/// (and which would then be linked in); its other child-side work (malloc
+/// and atfork handlers) has nothing to do in a single-threaded process
+/// with its own heap.
 ///
 /// # Safety
 /// The caller must be single-threaded (the child may then run any code).
 pub unsafe fn fork() -> Result<Option<i32>, Errno> {
-    // SAFETY: the caller guarantees no other thread exists.
-    match unsafe { libc::fork() } {
+    // SAFETY: clone without CLONE_VM and without a new stack behaves as
+    // fork(2); the caller guarantees no other thread exists, so no lock is
+    // held in the copy.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret as i32 {
         -1 => Err(Errno::last()),
         0 => Ok(None),
         pid => Ok(Some(pid)),
