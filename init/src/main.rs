@@ -125,6 +125,10 @@ enum Error {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     use core::sync::atomic::{AtomicBool, Ordering};
     static PANICKING: AtomicBool = AtomicBool::new(false);
+    if runtime::heap_busy() {
+        // The heap stopped midway: nothing more may be allocated.
+        power::die("panic inside the heap")
+    }
     if PANICKING.swap(true, Ordering::SeqCst) {
         power::end_now(power::INIT_FAILED)
     }

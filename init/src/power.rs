@@ -44,6 +44,21 @@ fn role() -> Role {
 /// The pod's exit code when the init itself failed (DESIGN's table).
 pub const INIT_FAILED: i32 = 125;
 
+/// An internal error with no heap left to report it (a fault inside the
+/// allocator, glibc's assertion, an unwind): the console line, then the
+/// end as `end_now` ends, except that a host process or a forked child
+/// leaves with _exit (exit's handlers free memory). The host gets no
+/// event: an event needs memory.
+pub fn die(message: &str) -> ! {
+    console::log_static(message);
+    match role() {
+        Role::Vm => end_now(INIT_FAILED),
+        // SAFETY: _exit ends the process at once, touching no memory of
+        // the process's own.
+        Role::Host | Role::Child => unsafe { libc::_exit(INIT_FAILED) },
+    }
+}
+
 /// An internal error: tell the console and the host, then end. The panic
 /// handler (main.rs) comes here too.
 pub fn fatal(message: &str) -> ! {

@@ -430,20 +430,17 @@ pub fn chmod(path: &str, mode: u32) -> IoResult<()> {
     Ok(rfs::chmod(path, Mode::from_raw_mode(mode))?)
 }
 
-/// `fs::canonicalize`: the absolute path with every symlink resolved, as
-/// the kernel names the directory opened at `path` (through /proc, which a
-/// host has; glibc's realpath would link its locale machinery in).
+/// `fs::canonicalize` for a directory: the absolute path with every
+/// symlink resolved, as the kernel names it: getcwd(2) from inside it,
+/// then back (glibc's realpath would link its locale machinery in).
 pub fn canonicalize(path: &str) -> IoResult<String> {
-    let dir = rfs::open(
-        path,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let link = rfs::readlink(
-        format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&dir)),
-        Vec::new(),
-    )?;
-    Ok(String::from_utf8_lossy(link.as_bytes()).into_owned())
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = rfs::open(path, flags, Mode::empty())?;
+    let back = rfs::open(".", flags, Mode::empty())?;
+    rustix::process::fchdir(&dir)?;
+    let cwd = rustix::process::getcwd(Vec::new());
+    rustix::process::fchdir(&back)?;
+    Ok(String::from_utf8_lossy(cwd?.as_bytes()).into_owned())
 }
 
 // ---- process -------------------------------------------------------------
@@ -614,10 +611,8 @@ pub fn waitpid(pid: Option<i32>, nohang: bool) -> Result<WaitStatus, Errno> {
 
 /// `fork(2)` as the raw system call, as containers are cloned
 /// (process.rs): `Some(child)` in the parent, `None` in the child. glibc's
-/// fork would also lock and reset its stdio, which the init does not use
-/// (and which would then be linked in); its other child-side work (malloc
-/// and atfork handlers) has nothing to do in a single-threaded process
-/// with its own heap.
+/// fork adds what a single-threaded process with its own heap does not
+/// need (stdio's and malloc's locks, atfork handlers) and 4 KB to the init.
 ///
 /// # Safety
 /// The caller must be single-threaded (the child may then run any code).
