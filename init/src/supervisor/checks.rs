@@ -211,11 +211,11 @@ impl Supervisor {
                 }
             }
             Handler::Http { .. } | Handler::Tcp { .. } => {
-                let agent = match purpose.is_hook() {
-                    true => netcheck::HOOK_AGENT,
-                    false => netcheck::PROBE_AGENT,
+                let client = match purpose.is_hook() {
+                    true => netcheck::Client::Hook,
+                    false => netcheck::Client::Probe,
                 };
-                match NetCheck::start(handler, self.pod.sandbox.net.as_deref(), agent) {
+                match NetCheck::start(handler, self.pod.sandbox.net.as_deref(), client) {
                     Ok(n) => Work::Net(n),
                     Err(why) => return self.finished(i, purpose, Outcome::Failure(why)),
                 }

@@ -11,11 +11,11 @@
 //!   line decides: 200..=399 is success, anything else fails with
 //!   `HTTP probe failed with statuscode: N`. Only the status line is read
 //!   (the kubelet reads headers and up to 10 KiB of body, which it only
-//!   logs). A redirect is not followed: any 3xx is success (the kubelet
-//!   follows a redirect to the same host and judges the answer it ends
-//!   at; one to another host it reports as a warning, which also counts as
-//!   success). A 1xx answer fails (Go's client skips 100..=199 but 101 and
-//!   reads the next answer).
+//!   logs), and the head of a redirect a probe follows: one to the same
+//!   host is followed and the answer it ends at decides, one to another
+//!   host (or to https) is a success, as the kubelet's warning is (see
+//!   `redirect`); a hook's request is not redirected. A 1xx answer fails
+//!   (Go's client skips 100..=199 but 101 and reads the next answer).
 //! - The request carries the kubelet's headers (`Host`, `User-Agent:
 //!   kube-probe/1.34`, `Accept: */*`, `Connection: close`) and then the
 //!   handler's, in the manifest's order (Go's client sorts them by name;
@@ -44,6 +44,11 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use rustix::thread::LinkNameSpaceType;
 
 use crate::process::go_desc;
+use redirect::Redirect;
+use wire::{request, request_target, status_code};
+
+mod redirect;
+mod wire;
 use crate::sys::{self, Errno};
 
 /// The `User-Agent` the kubelet's probes send (`kube-probe/MAJOR.MINOR`):
@@ -52,15 +57,32 @@ pub const PROBE_AGENT: &str = "kube-probe/1.34";
 /// The `User-Agent` of the kubelet's HTTP lifecycle hooks.
 pub const HOOK_AGENT: &str = "kube-lifecycle/1.34";
 /// The most of the answer kept while looking for the end of its status
-/// line (the kubelet allows 10 MB of headers; a status line is a few
-/// dozen bytes).
-const MAX_STATUS_LINE: usize = 4096;
+/// line, or of a redirect's head (the kubelet allows 10 MB of headers; a
+/// status line is a few dozen bytes, a redirect's head a few hundred).
+const MAX_HEAD: usize = 8192;
 /// What an answer that has been read but not needed may still give at
 /// the end (see [`NetCheck::drain`]).
 const DRAIN: usize = 16 * 1024;
 /// Go's prefix for an error after the request went out on a connection
 /// that then broke.
 const BROKEN: &str = "net/http: HTTP/1.x transport connection broken: ";
+
+/// Who makes the request: the `User-Agent`, and whether redirects are
+/// followed (the kubelet's hook handler does not look at the answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Probe,
+    Hook,
+}
+
+impl Client {
+    fn agent(self) -> &'static str {
+        match self {
+            Client::Probe => PROBE_AGENT,
+            Client::Hook => HOOK_AGENT,
+        }
+    }
+}
 
 /// Where a check is.
 #[derive(Debug)]
@@ -88,13 +110,30 @@ pub struct NetCheck {
     /// The request, and how much of it has gone out.
     request: Vec<u8>,
     sent: usize,
-    /// The answer's first bytes ([`MAX_STATUS_LINE`] of room), and how
+    /// The answer's first bytes ([`MAX_HEAD`] of room), and how
     /// many have come.
     answer: Vec<u8>,
     got: usize,
     stage: Stage,
     /// The answer's status code, once read.
     status: Option<u16>,
+    /// What a redirect needs to make the next request: the namespace, the
+    /// handler's headers, the first URL's host, the current URL's
+    /// authority and target, how many requests were made; `None` when
+    /// redirects are not followed (tcp, hooks).
+    follow: Option<Follow>,
+}
+
+/// See [`NetCheck::follow`].
+#[derive(Debug)]
+struct Follow {
+    netns: Option<String>,
+    headers: Vec<(String, String)>,
+    agent: &'static str,
+    host: String,
+    authority: String,
+    target: String,
+    requests: usize,
 }
 
 impl NetCheck {
@@ -106,9 +145,9 @@ impl NetCheck {
     /// other namespace meanwhile. `Err` ends the check at once as a
     /// failure, with its message (a host that is not an IPv4 address,
     /// socket(2) failing, a connection refused at once).
-    /// `agent` is the default `User-Agent` ([`PROBE_AGENT`] or
-    /// [`HOOK_AGENT`]).
-    pub fn start(handler: &Handler, netns: Option<&str>, agent: &str) -> Result<NetCheck, String> {
+    /// `client` decides the default `User-Agent` and whether redirects
+    /// are followed (see the `redirect` module).
+    pub fn start(handler: &Handler, netns: Option<&str>, client: Client) -> Result<NetCheck, String> {
         let (host, port, http) = match handler {
             Handler::Tcp { host, port } => (host, *port, None),
             Handler::Http {
@@ -126,15 +165,25 @@ impl NetCheck {
         } else {
             format!("{host}:{}", u32::from(port))
         };
-        let (url, request) = match http {
-            None => (None, Vec::new()),
+        let agent = client.agent();
+        let (url, request, follow) = match http {
+            None => (None, Vec::new(), None),
             Some((path, headers)) => {
                 let target = request_target(path);
                 // Go's URL shows no path when the manifest gives none.
                 let shown = if path.is_empty() { "" } else { target.as_str() };
                 let url = format!("http://{addr}{shown}");
+                let follow = (client == Client::Probe).then(|| Follow {
+                    netns: netns.map(str::to_string),
+                    headers: headers.clone(),
+                    agent,
+                    host: host.clone(),
+                    authority: addr.clone(),
+                    target: target.clone(),
+                    requests: 1,
+                });
                 match request(&target, &addr, headers, agent) {
-                    Ok(r) => (Some(url), r),
+                    Ok(r) => (Some(url), r, follow),
                     Err(e) => return Err(with_url(Some(&url), e)),
                 }
             }
@@ -154,10 +203,10 @@ impl NetCheck {
             }
         };
         let answer = match url {
-            Some(_) => alloc::vec![0; MAX_STATUS_LINE],
+            Some(_) => alloc::vec![0; MAX_HEAD],
             None => Vec::new(),
         };
-        let check = NetCheck {
+        let mut check = NetCheck {
             sock,
             addr,
             url,
@@ -167,12 +216,22 @@ impl NetCheck {
             got: 0,
             stage: Stage::Connecting,
             status: None,
+            follow,
         };
-        match rustix::net::connect(&check.sock, &SocketAddrV4::new(ip, port)) {
+        match check.connect(ip, port) {
+            Stage::Done(Err(e)) => Err(e),
+            _ => Ok(check),
+        }
+    }
+
+    /// Starts connecting this check's socket: `Connecting`, or the
+    /// failure.
+    fn connect(&mut self, ip: Ipv4Addr, port: u16) -> Stage {
+        match rustix::net::connect(&self.sock, &SocketAddrV4::new(ip, port)) {
             // Connected (or under way): `advance` finds out which, the
             // same way in both cases.
-            Ok(()) | Err(RawErrno::INPROGRESS) | Err(RawErrno::INTR) => Ok(check),
-            Err(e) => Err(check.fail(check.dial_error(e))),
+            Ok(()) | Err(RawErrno::INPROGRESS) | Err(RawErrno::INTR) => Stage::Connecting,
+            Err(e) => Stage::Done(Err(self.fail(self.dial_error(e)))),
         }
     }
 
@@ -254,8 +313,9 @@ impl NetCheck {
         Some(Stage::Receiving)
     }
 
-    /// Reads the answer: the outcome once its status line is complete (or
-    /// the answer fails), `None` while more is to come.
+    /// Reads the answer: the outcome (or the next request's stage) once
+    /// what decides it has come (or the answer fails), `None` while more
+    /// is to come.
     fn receiving(&mut self) -> Option<Stage> {
         loop {
             let start = self.got;
@@ -265,23 +325,16 @@ impl NetCheck {
                 Ok((0, _)) => format!("{BROKEN}unexpected EOF"),
                 Ok((n, _)) => {
                     self.got += n;
-                    let Some(end) = self.answer[start..self.got].iter().position(|b| *b == b'\n') else {
-                        if self.got < self.answer.len() {
-                            continue;
-                        }
-                        let cause =
-                            format!("{BROKEN}net/http: server response headers exceeded {MAX_STATUS_LINE} bytes; aborted");
-                        return Some(Stage::Done(Err(self.fail(cause))));
-                    };
-                    let code = status_code(&self.answer[..start + end]);
-                    self.status = code.as_ref().ok().and_then(|c| u16::try_from(*c).ok());
-                    let outcome = match code {
-                        Ok(code) if (200..=399).contains(&code) => Ok(()),
-                        Ok(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
-                        Err(e) => Err(self.fail(format!("{BROKEN}{e}"))),
-                    };
-                    self.drain();
-                    return Some(Stage::Done(outcome));
+                    if let Some(stage) = self.judge() {
+                        return Some(stage);
+                    }
+                    if self.got < self.answer.len() {
+                        continue;
+                    }
+                    let cause = format!(
+                        "{BROKEN}net/http: server response headers exceeded {MAX_HEAD} bytes; aborted"
+                    );
+                    return Some(Stage::Done(Err(self.fail(cause))));
                 }
                 Err(RawErrno::AGAIN) => return None,
                 Err(RawErrno::INTR) => continue,
@@ -292,6 +345,94 @@ impl NetCheck {
             };
             return Some(Stage::Done(Err(self.fail(cause))));
         }
+    }
+
+    /// What the answer read so far decides: its status line does (200..=399
+    /// succeeds), except that a redirect a probe follows needs the whole
+    /// head (for its `Location`). `None`: more is needed.
+    fn judge(&mut self) -> Option<Stage> {
+        let got = &self.answer[..self.got];
+        let eol = got.iter().position(|b| *b == b'\n')?;
+        let code = status_code(&got[..eol]);
+        self.status = code.as_ref().ok().and_then(|c| u16::try_from(*c).ok());
+        let outcome = match code {
+            Ok(code) if self.follow.is_some() && redirect::follows(code) => {
+                let rest = &got[eol + 1..];
+                let end = find(rest, b"\r\n\r\n").or_else(|| find(rest, b"\n\n"))?;
+                let location = redirect::location(&rest[..end]);
+                self.drain();
+                return Some(match location {
+                    Some(location) => self.redirect(&location),
+                    // Go keeps a redirect without a Location as the answer.
+                    None => Stage::Done(Ok(())),
+                });
+            }
+            Ok(code) if (200..=399).contains(&code) => Ok(()),
+            Ok(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
+            Err(e) => Err(self.fail(format!("{BROKEN}{e}"))),
+        };
+        self.drain();
+        Some(Stage::Done(outcome))
+    }
+
+    /// Follows a redirect to `location` (see the `redirect` module): the
+    /// next request's first stage, or the outcome.
+    fn redirect(&mut self, location: &str) -> Stage {
+        let Some(f) = &self.follow else {
+            return Stage::Done(Ok(()));
+        };
+        let next = match redirect::resolve(location, &f.authority, &f.host, &f.target) {
+            // Another host (or https): the redirect is the answer, which
+            // the kubelet counts as a success (with a warning).
+            Redirect::Stop => return Stage::Done(Ok(())),
+            Redirect::Invalid(e) => return Stage::Done(Err(self.fail(e))),
+            Redirect::Follow(next) => next,
+        };
+        if f.requests >= redirect::MAX_REQUESTS {
+            return Stage::Done(Err(with_url(
+                Some(location),
+                "stopped after 10 redirects".to_string(),
+            )));
+        }
+        // Go's client sends the first request's headers again, the Host
+        // the handler named only for a relative Location, and the URL it
+        // comes from as the Referer.
+        let mut headers: Vec<(String, String)> = f
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("referer"))
+            .filter(|(n, _)| next.relative || !n.eq_ignore_ascii_case("host"))
+            .cloned()
+            .collect();
+        headers.push(("Referer".to_string(), self.url.clone().unwrap_or_default()));
+        let request = match request(&next.target, &next.authority, &headers, f.agent) {
+            Ok(r) => r,
+            Err(e) => return Stage::Done(Err(with_url(Some(&next.url), e))),
+        };
+        let sock = match socket_in(f.netns.as_deref()) {
+            Ok(s) => s,
+            Err(Failure::Setup(e)) => return Stage::Done(Err(e)),
+            Err(Failure::Socket(e)) => {
+                let cause = format!("dial tcp {}: socket: {}", next.addr, go_desc(e));
+                return Stage::Done(Err(with_url(Some(&next.url), cause)));
+            }
+        };
+        let Some(ip) = ipv4(&next.host) else {
+            return Stage::Done(Ok(()));
+        };
+        if let Some(f) = &mut self.follow {
+            f.authority = next.authority;
+            f.target = next.target;
+            f.requests += 1;
+        }
+        self.sock = sock;
+        self.addr = next.addr;
+        self.url = Some(next.url);
+        self.request = request;
+        self.sent = 0;
+        self.got = 0;
+        self.status = None;
+        self.connect(ip, next.port)
     }
 
     /// Reads (and drops) what has already come of the rest of the answer,
@@ -337,6 +478,11 @@ impl NetCheck {
             None => format!("{op} tcp {}: {op}: {desc}", self.addr),
         }
     }
+}
+
+/// Where `needle` begins in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `cause` behind `Get "URL": ` (Go's url.Error) when there is a URL.
@@ -409,147 +555,8 @@ fn ipv4(s: &str) -> Option<Ipv4Addr> {
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
-/// The request target for `path`: with a leading `/` if it has none (Go
-/// adds it in the URL), cut at a fragment (`#`, never sent), and with the
-/// bytes a request line cannot carry percent-encoded (control bytes,
-/// space, non-ASCII and `"<>\^`{|}`, which Go's URL escapes too).
-fn request_target(path: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let path = path.split('#').next().unwrap_or_default();
-    let mut t = String::with_capacity(path.len() + 1);
-    if !path.starts_with('/') {
-        t.push('/');
-    }
-    for b in path.bytes() {
-        if b <= b' ' || b >= 0x7f || b"\"<>\\^`{|}".contains(&b) {
-            t.push('%');
-            t.push(char::from(HEX[usize::from(b >> 4)]));
-            t.push(char::from(HEX[usize::from(b & 15)]));
-        } else {
-            t.push(char::from(b));
-        }
-    }
-    t
-}
-
-/// A header name in Go's canonical form (`x-request-id` →
-/// `X-Request-Id`), or Go's error for a name that is not an HTTP token.
-fn canonical(name: &str) -> Result<String, String> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
-        return Err(format!("net/http: invalid header field name {name:?}"));
-    }
-    let mut upper = true;
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        out.push(char::from(if upper {
-            b.to_ascii_uppercase()
-        } else {
-            b.to_ascii_lowercase()
-        }));
-        upper = b == b'-';
-    }
-    Ok(out)
-}
-
-/// `s` without leading and trailing spaces and tabs (Go's
-/// textproto.TrimString), by bytes.
-fn trim(s: &str) -> &str {
-    let ws = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.bytes().take_while(ws).count();
-    let end = s.len() - s.bytes().rev().take_while(ws).count();
-    s.get(start..end).unwrap_or_default()
-}
-
-/// The request, as the kubelet's prober sends it:
-///
-/// ```text
-/// GET {target} HTTP/1.1
-/// Host: {host:port, or the handler's Host}
-/// User-Agent: kube-probe/1.34      (or the handler's; none if it is empty)
-/// Accept: */*                      (unless the handler has an Accept)
-/// Connection: close
-/// {the handler's other headers, in order}
-/// ```
-///
-/// As Go's client: the first `Host` and `User-Agent` win and are sent in
-/// their place (an empty `Host` leaves the default); an `Accept` whose
-/// first value is empty removes every `Accept`; `Content-Length`,
-/// `Transfer-Encoding` and `Trailer` are never sent from the headers; a
-/// value is trimmed of spaces and tabs; a name that is not a token or a
-/// value with a control byte (CR, LF, ...) is an error, so the request
-/// cannot be split.
-fn request(
-    target: &str,
-    addr: &str,
-    headers: &[(String, String)],
-    default_agent: &str,
-) -> Result<Vec<u8>, String> {
-    let mut named = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = canonical(name)?;
-        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
-            return Err(format!("net/http: invalid header field value for {name:?}"));
-        }
-        named.push((name, trim(value)));
-    }
-    let first = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, v)| *v);
-    let host = first("Host").filter(|h| !h.is_empty()).unwrap_or(addr);
-    let agent = first("User-Agent").unwrap_or(default_agent);
-    let accept = first("Accept");
-    let mut r = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n");
-    if !agent.is_empty() {
-        r.push_str(&format!("User-Agent: {agent}\r\n"));
-    }
-    if accept.is_none() {
-        r.push_str("Accept: */*\r\n");
-    }
-    r.push_str("Connection: close\r\n");
-    for (name, value) in &named {
-        let skip = match name.as_str() {
-            "Host" | "User-Agent" | "Content-Length" | "Transfer-Encoding" | "Trailer" => true,
-            "Accept" => accept == Some(""),
-            _ => false,
-        };
-        if !skip {
-            r.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    r.push_str("\r\n");
-    Ok(r.into_bytes())
-}
-
-/// The status code in an answer's status line (`line`, without its
-/// `\n`), parsed by hand as Go's http.ReadResponse does, in its order:
-/// `PROTO SP CODE [SP REASON]`, the code exactly three digits, the
-/// protocol `HTTP/d.d`; the error is Go's (`malformed HTTP status code
-/// "OK"`).
-fn status_code(line: &[u8]) -> Result<u32, String> {
-    // What Go quotes of the line; cut short (a server may send anything).
-    let quoted = |what: &str, bytes: &[u8]| {
-        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(100)]);
-        format!("{what} {shown:?}")
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(sp) = line.iter().position(|b| *b == b' ') else {
-        return Err(quoted("malformed HTTP response", line));
-    };
-    let (proto, rest) = (&line[..sp], &line[sp + 1..]);
-    let status = &rest[rest.iter().take_while(|b| **b == b' ').count()..];
-    let code = status.split(|b| *b == b' ').next().unwrap_or_default();
-    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
-        return Err(quoted("malformed HTTP status code", code));
-    }
-    let version = proto.len() == 8
-        && proto.starts_with(b"HTTP/")
-        && proto[5].is_ascii_digit()
-        && proto[6] == b'.'
-        && proto[7].is_ascii_digit();
-    if !version {
-        return Err(quoted("malformed HTTP version", proto));
-    }
-    Ok(code.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-}
-
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod redirect_tests;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rustix::event::PollFd;
 
 /// What a client sent, up to the end of its request's head.
-fn read_request(conn: &mut std::net::TcpStream) -> Vec<u8> {
+pub(super) fn read_request(conn: &mut std::net::TcpStream) -> Vec<u8> {
     let mut request = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     while !request.ends_with(b"\r\n\r\n") {
@@ -24,7 +24,7 @@ fn read_request(conn: &mut std::net::TcpStream) -> Vec<u8> {
 
 /// Drives `check` with poll(2) until it finishes; `None` if `ms` pass
 /// first.
-fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
+pub(super) fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
     let deadline = Instant::now() + Duration::from_millis(ms);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -46,7 +46,7 @@ fn run(check: &mut NetCheck, ms: u64) -> Option<Result<(), String>> {
 /// Starts `handler` and drives it to the end (a failure `start`
 /// reports at once counts as the outcome).
 fn outcome(handler: &Handler, netns: Option<&str>) -> Result<(), String> {
-    match NetCheck::start(handler, netns, PROBE_AGENT) {
+    match NetCheck::start(handler, netns, Client::Probe) {
         Ok(mut check) => run(&mut check, 5000).expect("the check finished"),
         Err(e) => Err(e),
     }
@@ -128,7 +128,7 @@ fn answer(status: &str) -> Vec<u8> {
 fn tcp_connected_is_success() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut check = NetCheck::start(&tcp(port), None, PROBE_AGENT).unwrap();
+    let mut check = NetCheck::start(&tcp(port), None, Client::Probe).unwrap();
     assert_eq!(run(&mut check, 5000), Some(Ok(())));
     // It really connected: the listener has the connection, which
     // ends as soon as the check goes.
@@ -204,12 +204,12 @@ fn a_server_that_closes_before_the_status_line() {
 }
 
 #[test]
-fn a_status_line_over_4_kib() {
-    // One that just fits (its \n is the 4096th byte) passes...
-    let reason = "x".repeat(MAX_STATUS_LINE - "HTTP/1.1 200 \r\n".len());
+fn a_status_line_over_the_head_bound() {
+    // One that just fits (its \n is the last byte of the room) passes...
+    let reason = "x".repeat(MAX_HEAD - "HTTP/1.1 200 \r\n".len());
     let fits = format!("HTTP/1.1 200 {reason}\r\n\r\n");
     // (In two pieces, the first leaving room for one byte only.)
-    let (first, rest) = fits.as_bytes().split_at(MAX_STATUS_LINE - 1);
+    let (first, rest) = fits.as_bytes().split_at(MAX_HEAD - 1);
     let (port, server) = serve(&[first, rest], Then::Hold);
     assert_eq!(outcome(&http(port, &[]), None), Ok(()));
     server.join().unwrap();
@@ -219,7 +219,7 @@ fn a_status_line_over_4_kib() {
     assert_eq!(
         outcome(&http(port, &[]), None),
         Err(format!(
-            "Get \"http://127.0.0.1:{port}/healthz\": {BROKEN}net/http: server response headers exceeded 4096 bytes; aborted"
+            "Get \"http://127.0.0.1:{port}/healthz\": {BROKEN}net/http: server response headers exceeded {MAX_HEAD} bytes; aborted"
         ))
     );
     server.join().unwrap();
@@ -327,7 +327,7 @@ fn request_rules() {
     );
     // An invalid header ends the check at once, with the URL.
     assert_eq!(
-        NetCheck::start(&http(1, &[("bad:name", "1")]), None, PROBE_AGENT).unwrap_err(),
+        NetCheck::start(&http(1, &[("bad:name", "1")]), None, Client::Probe).unwrap_err(),
         "Get \"http://127.0.0.1:1/healthz\": net/http: invalid header field name \"bad:name\""
     );
 }
@@ -358,7 +358,7 @@ fn a_large_request_goes_out_in_several_writes() {
         conn.write_all(&answer("200 OK")).unwrap();
         request.len()
     });
-    let mut check = NetCheck::start(&http(port, &headers), None, PROBE_AGENT).unwrap();
+    let mut check = NetCheck::start(&http(port, &headers), None, Client::Probe).unwrap();
     rustix::net::sockopt::set_socket_send_buffer_size(&check.sock, 4096).unwrap();
     let len = check.request.len();
     assert!(len > 16 * 64 * 1024);
@@ -369,7 +369,7 @@ fn a_large_request_goes_out_in_several_writes() {
 #[test]
 fn a_server_that_never_answers() {
     let (port, server) = serve(&[], Then::Hold);
-    let mut check = NetCheck::start(&http(port, &[]), None, PROBE_AGENT).unwrap();
+    let mut check = NetCheck::start(&http(port, &[]), None, Client::Probe).unwrap();
     // Connected and sent, then nothing more comes: poll times out.
     assert_eq!(run(&mut check, 300), None);
     assert!(matches!(check.stage, Stage::Receiving));
@@ -399,7 +399,7 @@ fn a_connection_still_under_way() {
         .unwrap()
         .port();
     let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut check = NetCheck::start(&tcp(port), None, PROBE_AGENT).unwrap();
+    let mut check = NetCheck::start(&tcp(port), None, Client::Probe).unwrap();
     assert_eq!(run(&mut check, 300), None);
     // Called without poll's word (as after a spurious wake-up), it
     // finds the connection still under way.
@@ -432,7 +432,7 @@ fn only_ipv4_hosts_and_network_handlers() {
             format!("{host}:80")
         };
         assert_eq!(
-            NetCheck::start(&handler, None, PROBE_AGENT).unwrap_err(),
+            NetCheck::start(&handler, None, Client::Probe).unwrap_err(),
             format!(
                 "dial tcp {shown}: the host is not an IPv4 address (pod1 connects to IPv4 addresses only)"
             ),
@@ -445,7 +445,7 @@ fn only_ipv4_hosts_and_network_handlers() {
         path: "/".into(),
         headers: Vec::new(),
     };
-    assert!(NetCheck::start(&handler, None, PROBE_AGENT)
+    assert!(NetCheck::start(&handler, None, Client::Probe)
         .unwrap_err()
         .starts_with("Get \"http://web:8080/\": dial tcp web:8080: the host is not"));
     assert_eq!(ipv4("0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
@@ -456,7 +456,7 @@ fn only_ipv4_hosts_and_network_handlers() {
         },
         Handler::Sleep { seconds: 1 },
     ] {
-        assert!(NetCheck::start(&other, None, PROBE_AGENT).is_err());
+        assert!(NetCheck::start(&other, None, Client::Probe).is_err());
     }
 }
 
@@ -587,7 +587,7 @@ fn the_socket_is_made_in_the_pinned_namespace() {
     );
     // A namespace that is not there ends the check at once.
     assert_eq!(
-        NetCheck::start(&tcp(port), Some("/nonexistent/ns/net"), PROBE_AGENT).unwrap_err(),
+        NetCheck::start(&tcp(port), Some("/nonexistent/ns/net"), Client::Probe).unwrap_err(),
         "opening the network namespace /nonexistent/ns/net: No such file or directory (os error 2)"
     );
     drop(child);
