@@ -11,11 +11,13 @@
 //!   line decides: 200..=399 is success, anything else fails with
 //!   `HTTP probe failed with statuscode: N`. Only the status line is read
 //!   (the kubelet reads headers and up to 10 KiB of body, which it only
-//!   logs), and the head of a redirect a probe follows: one to the same
-//!   host is followed and the answer it ends at decides, one to another
-//!   host (or to https) is a success, as the kubelet's warning is (see
-//!   `redirect`); a hook's request is not redirected. A 1xx answer fails
-//!   (Go's client skips 100..=199 but 101 and reads the next answer).
+//!   logs), and the head of a redirect (see `redirect`, `head`): one to
+//!   the same host is followed and the answer it ends at decides, one to
+//!   another host is a success, as the kubelet's warning is, and so is
+//!   one to https (the kubelet would follow it over TLS). Hooks follow
+//!   redirects as probes do (the kubelet's hook client has the prober's
+//!   redirect check). A 1xx answer fails (Go's client skips 100..=199 but
+//!   101 and reads the next answer).
 //! - The request carries the kubelet's headers (`Host`, `User-Agent:
 //!   kube-probe/1.34`, `Accept: */*`, `Connection: close`) and then the
 //!   handler's, in the manifest's order (Go's client sorts them by name;
@@ -44,9 +46,11 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use rustix::thread::LinkNameSpaceType;
 
 use crate::process::go_desc;
+use head::{Head, Scan};
 use redirect::Redirect;
 use wire::{request, request_target, status_code};
 
+mod head;
 mod redirect;
 mod wire;
 use crate::sys::{self, Errno};
@@ -67,8 +71,7 @@ const DRAIN: usize = 16 * 1024;
 /// that then broke.
 const BROKEN: &str = "net/http: HTTP/1.x transport connection broken: ";
 
-/// Who makes the request: the `User-Agent`, and whether redirects are
-/// followed (the kubelet's hook handler does not look at the answer).
+/// Who makes the request: the `User-Agent` it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Client {
     Probe,
@@ -117,22 +120,30 @@ pub struct NetCheck {
     stage: Stage,
     /// The answer's status code, once read.
     status: Option<u16>,
-    /// What a redirect needs to make the next request: the namespace, the
-    /// handler's headers, the first URL's host, the current URL's
-    /// authority and target, how many requests were made; `None` when
-    /// redirects are not followed (tcp, hooks).
-    follow: Option<Follow>,
+    /// How far the status line has been looked for in `answer`.
+    scanned: usize,
+    /// A redirect's status code and head, while the head is read.
+    head: Option<(u16, Head)>,
+    /// What a redirect needs to make the next request; `None` for tcp.
+    follow: Option<alloc::boxed::Box<Follow>>,
 }
 
-/// See [`NetCheck::follow`].
+/// What a redirect needs to make the next request.
 #[derive(Debug)]
 struct Follow {
+    /// Where to make the next socket.
     netns: Option<String>,
+    /// The handler's headers (Go's client sends the first request's again).
     headers: Vec<(String, String)>,
     agent: &'static str,
+    /// The first URL's host: a redirect elsewhere is not followed.
     host: String,
+    /// The current request's URL authority and target.
     authority: String,
     target: String,
+    /// The `Host` the current request sent in place of its authority.
+    host_override: Option<String>,
+    /// Requests made so far.
     requests: usize,
 }
 
@@ -173,15 +184,22 @@ impl NetCheck {
                 // Go's URL shows no path when the manifest gives none.
                 let shown = if path.is_empty() { "" } else { target.as_str() };
                 let url = format!("http://{addr}{shown}");
-                let follow = (client == Client::Probe).then(|| Follow {
+                // (The first Host wins, as in `request`.)
+                let host_override = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                    .map(|(_, v)| v.trim_matches([' ', '\t']).to_string())
+                    .filter(|h| !h.is_empty());
+                let follow = Some(alloc::boxed::Box::new(Follow {
                     netns: netns.map(str::to_string),
                     headers: headers.clone(),
                     agent,
                     host: host.clone(),
                     authority: addr.clone(),
                     target: target.clone(),
+                    host_override,
                     requests: 1,
-                });
+                }));
                 match request(&target, &addr, headers, agent) {
                     Ok(r) => (Some(url), r, follow),
                     Err(e) => return Err(with_url(Some(&url), e)),
@@ -216,6 +234,8 @@ impl NetCheck {
             got: 0,
             stage: Stage::Connecting,
             status: None,
+            scanned: 0,
+            head: None,
             follow,
         };
         match check.connect(ip, port) {
@@ -318,17 +338,25 @@ impl NetCheck {
     /// is to come.
     fn receiving(&mut self) -> Option<Stage> {
         loop {
-            let start = self.got;
+            // A redirect's head is read through the buffer's start.
+            let in_head = self.head.is_some();
+            let start = if in_head { 0 } else { self.got };
             let room = &mut self.answer[start..];
             let cause = match rustix::net::recv(&self.sock, room, RecvFlags::empty()) {
-                Ok((0, _)) if start == 0 => "EOF".to_string(),
+                Ok((0, _)) if start == 0 && !in_head => "EOF".to_string(),
                 Ok((0, _)) => format!("{BROKEN}unexpected EOF"),
                 Ok((n, _)) => {
-                    self.got += n;
-                    if let Some(stage) = self.judge() {
+                    let decided = match in_head {
+                        true => self.read_head(0, n),
+                        false => {
+                            self.got += n;
+                            self.judge()
+                        }
+                    };
+                    if let Some(stage) = decided {
                         return Some(stage);
                     }
-                    if self.got < self.answer.len() {
+                    if self.head.is_some() || self.got < self.answer.len() {
                         continue;
                     }
                     let cause = format!(
@@ -340,7 +368,7 @@ impl NetCheck {
                 Err(RawErrno::INTR) => continue,
                 // Go reports a read error before the first byte as it is,
                 // one after it as a broken connection.
-                Err(e) if start == 0 => self.io_error("read", e),
+                Err(e) if start == 0 && !in_head => self.io_error("read", e),
                 Err(e) => format!("{BROKEN}{}", self.io_error("read", e)),
             };
             return Some(Stage::Done(Err(self.fail(cause))));
@@ -348,43 +376,77 @@ impl NetCheck {
     }
 
     /// What the answer read so far decides: its status line does (200..=399
-    /// succeeds), except that a redirect a probe follows needs the whole
-    /// head (for its `Location`). `None`: more is needed.
+    /// succeeds), except that a redirect to follow needs its head (for the
+    /// `Location`). `None`: more is needed.
     fn judge(&mut self) -> Option<Stage> {
-        let got = &self.answer[..self.got];
-        let eol = got.iter().position(|b| *b == b'\n')?;
-        let code = status_code(&got[..eol]);
-        self.status = code.as_ref().ok().and_then(|c| u16::try_from(*c).ok());
-        let outcome = match code {
-            Ok(code) if self.follow.is_some() && redirect::follows(code) => {
-                let rest = &got[eol + 1..];
-                let end = find(rest, b"\r\n\r\n").or_else(|| find(rest, b"\n\n"))?;
-                let location = redirect::location(&rest[..end]);
-                self.drain();
-                return Some(match location {
-                    Some(location) => self.redirect(&location),
-                    // Go keeps a redirect without a Location as the answer.
-                    None => Stage::Done(Ok(())),
-                });
+        let from = self.scanned;
+        let Some(eol) = self.answer[from..self.got].iter().position(|b| *b == b'\n') else {
+            self.scanned = self.got;
+            return None;
+        };
+        let eol = from + eol;
+        let code = status_code(&self.answer[..eol]);
+        let outcome = match &code {
+            &Ok(code) if self.follow.is_some() && redirect::follows(code) => {
+                // (follows() is true for three-digit codes only.)
+                self.head = Some((code as u16, Head::default()));
+                return self.read_head(eol + 1, self.got);
             }
-            Ok(code) if (200..=399).contains(&code) => Ok(()),
+            Ok(code) if (200..=399).contains(code) => Ok(()),
             Ok(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
             Err(e) => Err(self.fail(format!("{BROKEN}{e}"))),
         };
+        self.status = code.ok().and_then(|c| u16::try_from(c).ok());
         self.drain();
         Some(Stage::Done(outcome))
     }
 
-    /// Follows a redirect to `location` (see the `redirect` module): the
-    /// next request's first stage, or the outcome.
-    fn redirect(&mut self, location: &str) -> Stage {
+    /// Reads `answer[from..to]` into the redirect's head: once it is
+    /// complete, the next request's first stage or the outcome.
+    fn read_head(&mut self, from: usize, to: usize) -> Option<Stage> {
+        let (code, head) = self.head.as_mut()?;
+        let code = *code;
+        let too_big = match head.feed(&self.answer[from..to]) {
+            Scan::More => return None,
+            Scan::End => None,
+            Scan::TooBig => Some(format!(
+                "server response headers exceeded {} bytes; aborted",
+                head::MAX_BYTES
+            )),
+            Scan::LongLocation => Some(format!(
+                "a Location header over {} bytes (pod1's bound)",
+                head::MAX_LINE
+            )),
+        };
+        let location = head.location().map(str::to_string);
+        self.head = None;
+        if let Some(e) = too_big {
+            return Some(Stage::Done(Err(self.fail(format!("{BROKEN}net/http: {e}")))));
+        }
+        self.drain();
+        Some(match location {
+            Some(location) => self.redirect(code, &location),
+            // Go keeps a redirect without a Location as the answer.
+            None => self.answered(code),
+        })
+    }
+
+    /// The check ends with a redirect's answer: a success (the kubelet's
+    /// warning), and the status a hook looks at.
+    fn answered(&mut self, code: u16) -> Stage {
+        self.status = Some(code);
+        Stage::Done(Ok(()))
+    }
+
+    /// Follows a redirect (answered with `code`) to `location` (see the
+    /// `redirect` module): the next request's first stage, or the outcome.
+    fn redirect(&mut self, code: u16, location: &str) -> Stage {
         let Some(f) = &self.follow else {
-            return Stage::Done(Ok(()));
+            return Stage::Done(Err("a redirect without what following it needs".to_string()));
         };
         let next = match redirect::resolve(location, &f.authority, &f.host, &f.target) {
-            // Another host (or https): the redirect is the answer, which
-            // the kubelet counts as a success (with a warning).
-            Redirect::Stop => return Stage::Done(Ok(())),
+            // Another host (or https): the redirect is the answer.
+            Redirect::Stop => return self.answered(code),
             Redirect::Invalid(e) => return Stage::Done(Err(self.fail(e))),
             Redirect::Follow(next) => next,
         };
@@ -394,18 +456,31 @@ impl NetCheck {
                 "stopped after 10 redirects".to_string(),
             )));
         }
-        // Go's client sends the first request's headers again, the Host
-        // the handler named only for a relative Location, and the URL it
-        // comes from as the Referer.
+        let Some(ip) = ipv4(&next.host) else {
+            return Stage::Done(Err(with_url(Some(&next.url), "not an IPv4 address".to_string())));
+        };
+        // Go's client sends the first request's headers again (a Host
+        // among them is never sent as such), a custom Host only while the
+        // Locations name no scheme, and the URL it comes from as the
+        // Referer unless the handler set one.
+        let host_override = f
+            .host_override
+            .clone()
+            .filter(|h| next.schemeless && *h != f.authority);
         let mut headers: Vec<(String, String)> = f
             .headers
             .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("referer"))
-            .filter(|(n, _)| next.relative || !n.eq_ignore_ascii_case("host"))
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
             .cloned()
             .collect();
-        headers.push(("Referer".to_string(), self.url.clone().unwrap_or_default()));
-        let request = match request(&next.target, &next.authority, &headers, f.agent) {
+        if !headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("referer") && !v.is_empty())
+        {
+            headers.push(("Referer".to_string(), self.url.clone().unwrap_or_default()));
+        }
+        let host_header = host_override.as_deref().unwrap_or(&next.authority);
+        let request = match request(&next.target, host_header, &headers, f.agent) {
             Ok(r) => r,
             Err(e) => return Stage::Done(Err(with_url(Some(&next.url), e))),
         };
@@ -417,12 +492,10 @@ impl NetCheck {
                 return Stage::Done(Err(with_url(Some(&next.url), cause)));
             }
         };
-        let Some(ip) = ipv4(&next.host) else {
-            return Stage::Done(Ok(()));
-        };
         if let Some(f) = &mut self.follow {
             f.authority = next.authority;
             f.target = next.target;
+            f.host_override = host_override;
             f.requests += 1;
         }
         self.sock = sock;
@@ -431,6 +504,7 @@ impl NetCheck {
         self.request = request;
         self.sent = 0;
         self.got = 0;
+        self.scanned = 0;
         self.status = None;
         self.connect(ip, next.port)
     }
@@ -478,11 +552,6 @@ impl NetCheck {
             None => format!("{op} tcp {}: {op}: {desc}", self.addr),
         }
     }
-}
-
-/// Where `needle` begins in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `cause` behind `Get "URL": ` (Go's url.Error) when there is a URL.

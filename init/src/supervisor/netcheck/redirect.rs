@@ -1,10 +1,11 @@
-//! Where an HTTP probe's redirect leads, as the kubelet's prober decides
-//! (pkg/probe/http's RedirectChecker with followNonLocalRedirects false,
-//! over Go's client): a 301, 302, 303, 307 or 308 with a `Location` is
-//! followed when the new URL names the same host (the port may differ),
-//! up to 10 requests in all; a redirect to another host ends the probe with
-//! the redirect's answer, which the kubelet counts as a success with a
-//! warning. Pure code: the answer's head in, the next request's parts out.
+//! Where an HTTP check's redirect leads, as the kubelet decides for its
+//! probes and HTTP hooks (pkg/probe/http's RedirectChecker with
+//! followNonLocalRedirects false, over Go's client): a 301, 302, 303, 307
+//! or 308 with a `Location` is followed when the new URL names the same
+//! host (the port may differ), up to 10 requests in all; a redirect to
+//! another host ends the check with the redirect's answer, which the
+//! kubelet counts as a success with a warning. Pure code: the `Location`
+//! in, the next request's parts out.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -20,21 +21,6 @@ pub fn follows(code: u32) -> bool {
     matches!(code, 301 | 302 | 303 | 307 | 308)
 }
 
-/// The `Location` of an answer's head (the bytes after the status line
-/// up to the blank line): the first such header, trimmed; `None` without
-/// one or when the first is empty (Go then keeps the answer as it is).
-pub fn location(head: &[u8]) -> Option<String> {
-    let value = head.split(|b| *b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|b| *b == b':')?;
-        let name = &line[..colon];
-        name.eq_ignore_ascii_case(b"location").then(|| &line[colon + 1..])
-    })?;
-    let value = String::from_utf8_lossy(value);
-    let value = value.trim_matches([' ', '\t']);
-    (!value.is_empty()).then(|| value.to_string())
-}
-
 /// The request a redirect leads to.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Next {
@@ -44,11 +30,11 @@ pub struct Next {
     pub host: String,
     pub port: u16,
     /// The URL's authority as written (`10.0.2.15:8080`): the `Host`
-    /// header, unless the redirect was relative and the probe named its
-    /// own `Host`.
+    /// header, unless a custom one is kept (see `schemeless`).
     pub authority: String,
-    /// Whether the `Location` named no authority (relative).
-    pub relative: bool,
+    /// Whether the `Location` named no scheme (Go's `!IsAbs()`: relative,
+    /// or `//host/path`): the only case where Go keeps a custom `Host`.
+    pub schemeless: bool,
     /// The request target: path (at least `/`) and `?query`, no fragment.
     pub target: String,
     /// The URL as Go prints it (errors, the next `Referer`).
@@ -71,12 +57,12 @@ pub enum Redirect {
 /// host without the port, and `target`) as Go's URL.ResolveReference does,
 /// and decides whether to follow it.
 pub fn resolve(location: &str, authority: &str, host: &str, target: &str) -> Redirect {
-    if location.bytes().any(|b| b < b' ' || b == 0x7f) {
+    let reference = location.split('#').next().unwrap_or_default();
+    if reference.bytes().any(|b| b < b' ' || b == 0x7f) {
         return Redirect::Invalid(format!(
-            "failed to parse Location header {location:?}: net/url: invalid control character in URL"
+            "failed to parse Location header {location:?}: parse {reference:?}: net/url: invalid control character in URL"
         ));
     }
-    let reference = location.split('#').next().unwrap_or_default();
     // A scheme: letters, digits, `+-.`, starting with a letter, before ':'.
     let scheme_end = reference.find(':').filter(|&i| {
         let s = &reference.as_bytes()[..i];
@@ -88,9 +74,12 @@ pub fn resolve(location: &str, authority: &str, host: &str, target: &str) -> Red
         Some(i) => (Some(reference[..i].to_ascii_lowercase()), &reference[i + 1..]),
         None => (None, reference),
     };
-    if scheme.as_deref().is_some_and(|s| s != "http") {
+    // Another scheme, or one without an authority (`http:/x`: Go's URL
+    // then has an empty host, which is not the probe's).
+    if scheme.as_deref().is_some_and(|s| s != "http") || (scheme.is_some() && !rest.starts_with("//")) {
         return Redirect::Stop;
     }
+    let schemeless = scheme.is_none();
     let (new_authority, path_query) = match rest.strip_prefix("//") {
         Some(r) => {
             let end = r.find(['/', '?']).unwrap_or(r.len());
@@ -111,13 +100,13 @@ pub fn resolve(location: &str, authority: &str, host: &str, target: &str) -> Red
     } else if path.is_empty() {
         // Only a query (or nothing): the same path; the query is the new
         // one if given, else the current one.
-        return finish(authority, host, true, base_path, query.or(base_query));
+        return finish(authority, host, schemeless, base_path, query.or(base_query));
     } else {
         let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
         remove_dots(&format!("{dir}{path}"))
     };
     match new_authority {
-        None => finish(authority, host, true, &new_path, query),
+        None => finish(authority, host, schemeless, &new_path, query),
         Some(a) => {
             // Userinfo is not part of the host.
             let a = a.rsplit('@').next().unwrap_or_default();
@@ -131,7 +120,7 @@ pub fn resolve(location: &str, authority: &str, host: &str, target: &str) -> Red
             if !h.eq_ignore_ascii_case(host) {
                 return Redirect::Stop;
             }
-            finish(a, host, false, &new_path, query)
+            finish(a, host, schemeless, &new_path, query)
         }
     }
 }
@@ -139,7 +128,12 @@ pub fn resolve(location: &str, authority: &str, host: &str, target: &str) -> Red
 /// The host and the port of an authority (80 when none is written);
 /// `None` for the port when it is not a number from 1 to 65535.
 fn split_port(authority: &str) -> (&str, Option<u16>) {
-    match authority.rsplit_once(':') {
+    // An IPv6 literal's colons are inside its brackets.
+    let after = authority.rfind(']').map_or(0, |i| i + 1);
+    let split = authority[after..]
+        .rfind(':')
+        .map(|i| (&authority[..after + i], &authority[after + i + 1..]));
+    match split {
         Some((h, "")) => (h, Some(80)),
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, p.parse().ok().filter(|p| *p > 0)),
         Some((h, _)) => (h, None),
@@ -148,20 +142,24 @@ fn split_port(authority: &str) -> (&str, Option<u16>) {
 }
 
 /// The next request, for `authority` (already checked) and the path.
-fn finish(authority: &str, host: &str, relative: bool, path: &str, query: Option<&str>) -> Redirect {
+fn finish(authority: &str, host: &str, schemeless: bool, path: &str, query: Option<&str>) -> Redirect {
     let port = split_port(authority).1.unwrap_or(80);
-    let mut target = wire::escape(if path.is_empty() { "/" } else { path });
-    if let Some(q) = query {
-        target.push('?');
-        target.push_str(&wire::escape(q));
-    }
+    let path = wire::escape(path);
+    let query = query.map(|q| format!("?{}", wire::escape(q))).unwrap_or_default();
+    // Go's URL.String shows an empty path as nothing; the request line
+    // needs at least `/`.
+    let url = format!("http://{authority}{path}{query}");
+    let target = match path.is_empty() {
+        true => format!("/{query}"),
+        false => format!("{path}{query}"),
+    };
     Redirect::Follow(Next {
         addr: format!("{host}:{}", u32::from(port)),
         host: host.to_string(),
         port,
         authority: authority.to_string(),
-        relative,
-        url: format!("http://{authority}{target}"),
+        schemeless,
+        url,
         target,
     })
 }
@@ -233,7 +231,7 @@ mod tests {
                 (target, url),
                 "{location} from {base}"
             );
-            assert!(n.relative && n.addr == "10.0.2.15:8080", "{location}");
+            assert!(n.schemeless && n.addr == "10.0.2.15:8080", "{location}");
         }
         // Absolute: the same host on another port, or on the default one.
         let n = follow("http://10.0.2.15:9090/ok", "/");
@@ -241,14 +239,17 @@ mod tests {
             (n.addr.as_str(), n.port, n.target.as_str()),
             ("10.0.2.15:9090", 9090, "/ok")
         );
-        assert!(!n.relative && n.authority == "10.0.2.15:9090");
+        assert!(!n.schemeless && n.authority == "10.0.2.15:9090");
         let n = follow("HTTP://10.0.2.15", "/x");
         assert_eq!(
             (n.addr.as_str(), n.target.as_str(), n.authority.as_str()),
             ("10.0.2.15:80", "/", "10.0.2.15")
         );
+        assert_eq!(n.url, "http://10.0.2.15");
+        // Scheme-relative: no scheme, so a custom Host may be kept.
         let n = follow("//user@10.0.2.15:81/p?q#f", "/x");
         assert_eq!((n.addr.as_str(), n.target.as_str()), ("10.0.2.15:81", "/p?q"));
+        assert!(n.schemeless);
     }
 
     #[test]
@@ -258,6 +259,10 @@ mod tests {
         assert_eq!(r("http://example.com/health"), Redirect::Stop);
         assert_eq!(r("https://10.0.2.15:8443/"), Redirect::Stop);
         assert_eq!(r("mailto:x@y"), Redirect::Stop);
+        assert_eq!(r("http:/x"), Redirect::Stop);
+        assert_eq!(r("http:g"), Redirect::Stop);
+        assert_eq!(r("http://[::1]/"), Redirect::Stop);
+        assert_eq!(r("http://[::1]:8080/"), Redirect::Stop);
         assert_eq!(
             r("http://10.0.2.15:x/"),
             Redirect::Invalid(
@@ -265,15 +270,18 @@ mod tests {
                     .into()
             )
         );
-        assert!(matches!(r("/a\nb"), Redirect::Invalid(m) if m.contains("invalid control character")));
+        assert_eq!(
+            r("/a\tb#f"),
+            Redirect::Invalid(
+                "failed to parse Location header \"/a\\tb#f\": parse \"/a\\tb\": net/url: invalid control character in URL"
+                    .into()
+            )
+        );
     }
 
     #[test]
-    fn the_location_is_the_first_header_of_that_name() {
-        let head = b"Content-Type: text/plain\r\nlocation:  /next \r\nLocation: /other\r\n";
-        assert_eq!(location(head).as_deref(), Some("/next"));
-        assert_eq!(location(b"Location:\r\nLocation: /x\r\n"), None);
-        assert_eq!(location(b"X-Location: /no\r\n"), None);
-        assert!(follows(302) && follows(308) && !follows(300) && !follows(304));
+    fn the_codes_go_follows() {
+        assert!(follows(301) && follows(302) && follows(303) && follows(307) && follows(308));
+        assert!(!follows(300) && !follows(304) && !follows(305) && !follows(200));
     }
 }
