@@ -1,6 +1,6 @@
 //! Redirects against real servers (see `redirect`).
 
-use super::tests::{read_request, run};
+use super::tests::{read_request, refusing_port, run};
 use super::*;
 use std::io::Write;
 use std::net::TcpListener;
@@ -61,16 +61,6 @@ fn check(
 
 fn probe(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<(), String> {
     check(port, path, headers, Client::Probe).0
-}
-
-/// A port of 127.0.0.1 that refuses connections while the socket lives.
-fn refusing() -> (OwnedFd, u16) {
-    let s = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
-    rustix::net::bind(&s, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let p = SocketAddrV4::try_from(rustix::net::getsockname(&s).unwrap())
-        .unwrap()
-        .port();
-    (s, p)
 }
 
 #[test]
@@ -167,7 +157,7 @@ fn another_host_ends_the_probe_as_a_success_and_ten_requests_are_the_most() {
     );
     assert_eq!(requests.join().unwrap().len(), 10);
     // A redirect to a port that refuses: the failure names the new URL.
-    let (dead, dead_port) = refusing();
+    let (dead, dead_port) = refusing_port();
     let (port, requests) = server(
         1,
         Arc::new(move |_| to("302 Found", &format!("//127.0.0.1:{dead_port}/x"))),
@@ -209,7 +199,7 @@ fn hooks_follow_redirects_too_and_any_final_answer_is_theirs() {
     // The kubelet's hook client checks redirects as its prober: a hook
     // redirected to a port that refuses fails; one that ends at a 404 was
     // answered (the hook succeeds on any answer: status() says one came).
-    let (dead, dead_port) = refusing();
+    let (dead, dead_port) = refusing_port();
     let (port, requests) = server(
         1,
         Arc::new(move |_| to("302 Found", &format!("http://127.0.0.1:{dead_port}/"))),

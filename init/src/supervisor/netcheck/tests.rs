@@ -73,7 +73,7 @@ fn http(port: u16, headers: &[(&str, &str)]) -> Handler {
 
 /// A port of 127.0.0.1 that refuses connections: bound, never
 /// listening (nothing else can take it while the socket lives).
-fn refusing_port() -> (OwnedFd, u16) {
+pub(super) fn refusing_port() -> (OwnedFd, u16) {
     let s = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
     rustix::net::bind(&s, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = SocketAddrV4::try_from(rustix::net::getsockname(&s).unwrap())
