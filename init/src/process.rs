@@ -142,40 +142,30 @@ pub fn create(ctx: &Context) -> Result<Child, Error> {
     if !ctx.share_pid {
         flags |= libc::CLONE_NEWPID;
     }
-    // SAFETY: a raw clone without CLONE_VM and without a new stack behaves
-    // as fork(2): the child gets a copy of the address space and continues
-    // here with the return value 0. The init is single-threaded, so no lock
-    // can be held by another thread in the copy.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+    // SAFETY: the init is single-threaded.
+    let pid = match unsafe { sys::fork_with(flags) } {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            power::set_role(Role::Child);
+            // The child reports through its sync pipe, never the channel:
+            // the parent's queued bytes must not be written twice.
+            crate::channel::forget();
+            drop((sync_r, start_w, out_r, err_r, exec_r));
+            child(ctx, sync_w, start_r, out_w, err_w, exec_w)
+        }
+        Err(source) => {
+            return Err(Error::Clone {
+                container: name.clone(),
+                flags: CloneFlags(flags),
+                source,
+            })
+        }
     };
-    if ret < 0 {
-        return Err(Error::Clone {
-            container: name.clone(),
-            flags: CloneFlags(flags),
-            source: Errno::last(),
-        });
-    }
-    if ret == 0 {
-        power::set_role(Role::Child);
-        // The child reports through its sync pipe, never the channel: the
-        // parent's queued bytes must not be written twice.
-        crate::channel::forget();
-        drop((sync_r, start_w, out_r, err_r, exec_r));
-        child(ctx, sync_w, start_r, out_w, err_w, exec_w)
-    }
     // The child's ends go now: a later clone must not inherit them, and a
     // failed exec's EOF must come when the child ends.
     drop((sync_w, start_r, out_w, err_w, exec_w));
     Ok(Child {
-        pid: ret as i32,
+        pid,
         sync: sync_r,
         start: start_w,
         stdout: out_r,

@@ -609,21 +609,22 @@ pub fn waitpid(pid: Option<i32>, nohang: bool) -> Result<WaitStatus, Errno> {
     })
 }
 
-/// `fork(2)` as the raw system call, as containers are cloned
-/// (process.rs): `Some(child)` in the parent, `None` in the child. glibc's
-/// fork adds what a single-threaded process with its own heap does not
-/// need (stdio's and malloc's locks, atfork handlers) and 4 KB to the init.
+/// `fork(2)` as the raw clone system call, with `flags` (new namespaces)
+/// besides: `Some(child)` in the parent, `None` in the child. glibc's fork
+/// adds what a single-threaded process with its own heap does not need
+/// (stdio's and malloc's locks, atfork handlers) and 4 KB to the init.
 ///
 /// # Safety
 /// The caller must be single-threaded (the child may then run any code).
-pub unsafe fn fork() -> Result<Option<i32>, Errno> {
+pub unsafe fn fork_with(flags: c_int) -> Result<Option<i32>, Errno> {
     // SAFETY: clone without CLONE_VM and without a new stack behaves as
-    // fork(2); the caller guarantees no other thread exists, so no lock is
-    // held in the copy.
+    // fork(2): the child gets a copy of the address space and continues
+    // here with 0; the caller guarantees no other thread exists, so no
+    // lock is held in the copy.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
             0usize,
             0usize,
             0usize,
@@ -635,6 +636,15 @@ pub unsafe fn fork() -> Result<Option<i32>, Errno> {
         0 => Ok(None),
         pid => Ok(Some(pid)),
     }
+}
+
+/// [`fork_with`] with no new namespace: `fork(2)`.
+///
+/// # Safety
+/// As [`fork_with`].
+pub unsafe fn fork() -> Result<Option<i32>, Errno> {
+    // SAFETY: the caller's guarantee, passed on.
+    unsafe { fork_with(0) }
 }
 
 #[cfg(test)]

@@ -124,6 +124,9 @@ pub struct NetCheck {
     scanned: usize,
     /// A redirect's status code and head, while the head is read.
     head: Option<(u16, Head)>,
+    /// The address every request goes to (a redirect is followed on the
+    /// same host only).
+    ip: Ipv4Addr,
     /// What a redirect needs to make the next request; `None` for tcp.
     follow: Option<alloc::boxed::Box<Follow>>,
 }
@@ -212,14 +215,7 @@ impl NetCheck {
             );
             return Err(with_url(url.as_deref(), cause));
         };
-        let sock = match socket_in(netns) {
-            Ok(s) => s,
-            Err(Failure::Setup(e)) => return Err(e),
-            Err(Failure::Socket(e)) => {
-                let cause = format!("dial tcp {addr}: socket: {}", go_desc(e));
-                return Err(with_url(url.as_deref(), cause));
-            }
-        };
+        let sock = new_socket(netns, &addr, url.as_deref())?;
         let answer = match url {
             Some(_) => alloc::vec![0; MAX_HEAD],
             None => Vec::new(),
@@ -236,6 +232,7 @@ impl NetCheck {
             status: None,
             scanned: 0,
             head: None,
+            ip,
             follow,
         };
         match check.connect(ip, port) {
@@ -456,9 +453,6 @@ impl NetCheck {
                 "stopped after 10 redirects".to_string(),
             )));
         }
-        let Some(ip) = ipv4(&next.host) else {
-            return Stage::Done(Err(with_url(Some(&next.url), "not an IPv4 address".to_string())));
-        };
         // Go's client sends the first request's headers again (a Host
         // among them is never sent as such), a custom Host only while the
         // Locations name no scheme, and the URL it comes from as the
@@ -484,13 +478,9 @@ impl NetCheck {
             Ok(r) => r,
             Err(e) => return Stage::Done(Err(with_url(Some(&next.url), e))),
         };
-        let sock = match socket_in(f.netns.as_deref()) {
+        let sock = match new_socket(f.netns.as_deref(), &next.addr, Some(&next.url)) {
             Ok(s) => s,
-            Err(Failure::Setup(e)) => return Stage::Done(Err(e)),
-            Err(Failure::Socket(e)) => {
-                let cause = format!("dial tcp {}: socket: {}", next.addr, go_desc(e));
-                return Stage::Done(Err(with_url(Some(&next.url), cause)));
-            }
+            Err(e) => return Stage::Done(Err(e)),
         };
         if let Some(f) = &mut self.follow {
             f.authority = next.authority;
@@ -506,7 +496,7 @@ impl NetCheck {
         self.got = 0;
         self.scanned = 0;
         self.status = None;
-        self.connect(ip, next.port)
+        self.connect(self.ip, next.port)
     }
 
     /// Reads (and drops) what has already come of the rest of the answer,
@@ -560,6 +550,15 @@ fn with_url(url: Option<&str>, cause: String) -> String {
         Some(url) => format!("Get {url:?}: {cause}"),
         None => cause,
     }
+}
+
+/// A socket for dialling `addr` (for `url`), made in the namespace pinned
+/// at `netns`; the error as the check reports it.
+fn new_socket(netns: Option<&str>, addr: &str, url: Option<&str>) -> Result<OwnedFd, String> {
+    socket_in(netns).map_err(|f| match f {
+        Failure::Setup(e) => e,
+        Failure::Socket(e) => with_url(url, format!("dial tcp {addr}: socket: {}", go_desc(e))),
+    })
 }
 
 /// Why no socket was made.

@@ -26,8 +26,6 @@ pub fn follows(code: u32) -> bool {
 pub struct Next {
     /// `host:port` to connect to (the port 80 when the URL names none).
     pub addr: String,
-    /// The host (an address literal here) without the port.
-    pub host: String,
     pub port: u16,
     /// The URL's authority as written (`10.0.2.15:8080`): the `Host`
     /// header, unless a custom one is kept (see `schemeless`).
@@ -155,7 +153,6 @@ fn finish(authority: &str, host: &str, schemeless: bool, path: &str, query: Opti
     };
     Redirect::Follow(Next {
         addr: format!("{host}:{}", u32::from(port)),
-        host: host.to_string(),
         port,
         authority: authority.to_string(),
         schemeless,
